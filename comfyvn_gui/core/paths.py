@@ -1,0 +1,127 @@
+"""Where the application keeps its files (DESIGN.md, "Storage").
+
+``COMFYVN_GUI_HOME=DIR`` puts everything under DIR (``config/``, ``data/``, ``logs/``);
+otherwise platformdirs' user folders for the app name ``comfyvn-gui`` are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from filelock import FileLock
+
+from .errors import OperationError
+
+APP_NAME = "comfyvn-gui"
+HOME_ENV = "COMFYVN_GUI_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The set of folders one installation writes to."""
+
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+
+    @property
+    def registry_file(self) -> Path:
+        return self.config_dir / "providers.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.config_dir / ".registry.lock"
+
+    @property
+    def journal_file(self) -> Path:
+        return self.config_dir / "registry-journal.json"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.config_dir / "backups"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.json"
+
+    @property
+    def home_file(self) -> Path:
+        return self.config_dir / "home.json"
+
+    @property
+    def qt_settings_file(self) -> Path:
+        return self.config_dir / "gui.ini"
+
+    @property
+    def advisor_log(self) -> Path:
+        return self.log_dir / "compute_advisor.log"
+
+    def ensure(self) -> None:
+        """Create the folders (private to the user) if they are missing."""
+        try:
+            for d in (self.config_dir, self.data_dir, self.log_dir):
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise OperationError(
+                f"cannot create the application folders ({exc.strerror}: {exc.filename}); "
+                f"check the permissions or set {HOME_ENV} to a writable folder"
+            ) from exc
+
+    def home_id(self) -> str:
+        """The random id of this home, made once; it namespaces the keyring entries."""
+        try:
+            return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self.ensure()
+        with FileLock(str(self.config_dir / ".home.lock"), timeout=30):
+            try:
+                return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
+            except (OSError, ValueError, KeyError, TypeError):
+                home_id = _random.token_hex(8)
+                atomic_write_text(self.home_file, json.dumps({"home_id": home_id}) + "\n")
+                return home_id
+
+
+def resolve_home(env: dict[str, str] | None = None) -> Home:
+    env = dict(os.environ) if env is None else env
+    root = env.get(HOME_ENV)
+    if root:
+        base = Path(root).expanduser().resolve()
+        return Home(base / "config", base / "data", base / "logs")
+    return Home(
+        Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
+    )
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise OperationError(
+            f"could not write {path} ({exc.strerror or exc}); nothing was changed"
+        ) from exc
