@@ -1,0 +1,267 @@
+"""The desktop entry point: ``comfyvn-gui`` with no subcommand.
+
+``main(argv)`` boots a QApplication with a qasync event loop, shows :class:`MainWindow` and
+returns the exit code. ``--screenshot PNG [--page ...]`` renders the window offscreen to a PNG
+and exits (DESIGN.md "Command line"). Qt is imported only once we know it can start, so a
+machine without a display gets a short hint instead of Qt's abort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from comfyvn_gui import __version__
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from .mainwindow import MainWindow
+
+log = logging.getLogger(__name__)
+
+PROG = "comfyvn-gui"
+PAGE_CHOICES = ("remote-gpu", "jobs", "advisor")  # == mainwindow.PAGE_IDS (a test checks)
+NO_DISPLAY_MESSAGE = (
+    f"{PROG}: no display found. Run headless with QT_QPA_PLATFORM=offscreen {PROG}, "
+    f"or save a picture with {PROG} --screenshot window.png; "
+    f"the command-line tools ({PROG} providers ...) need no display."
+)
+EXPOSE_TIMEOUT_S = 10.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="ComfyVN GPU Manager: the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="render the main window offscreen to this PNG file and exit",
+    )
+    parser.add_argument(
+        "--page",
+        choices=PAGE_CHOICES,
+        default="remote-gpu",
+        help="the page to show (default: %(default)s)",
+    )
+    return parser
+
+
+def display_available(env: dict[str, str] | None = None, platform: str = sys.platform) -> bool:
+    """False only where Qt would abort for want of a display (X11/Wayland systems)."""
+    env = dict(os.environ) if env is None else env
+    if platform in ("win32", "cygwin", "darwin"):
+        return True
+    return any(env.get(k) for k in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"))
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def _check_screenshot_target(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None (checked before Qt starts, to fail fast)."""
+    if path.is_dir():
+        return f"cannot write the screenshot to {path}: it is a folder; give a file name"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"cannot write the screenshot to {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write the screenshot to {path}: the folder {folder} is not writable"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Run the desktop app (or take a screenshot); returns the process exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version or bad input: argparse already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+    screenshot: Path | None = None
+    if args.screenshot is not None:
+        screenshot = Path(args.screenshot).expanduser().absolute()
+        problem = _check_screenshot_target(screenshot)
+        if problem:
+            return _fail(problem)
+        if not os.environ.get("QT_QPA_PLATFORM"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if not display_available():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 1
+    _configure_logging()
+    return _run(args.page, screenshot)
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:  # the caller (e.g. the CLI) may have set logging up already
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+def _log_to_file() -> Path | None:
+    """Also write warnings and errors to ``logs/gui.log`` in the home; None if impossible."""
+    from comfyvn_gui.core.errors import OperationError
+    from comfyvn_gui.core.paths import resolve_home
+
+    home = resolve_home()
+    try:
+        home.ensure()
+    except OperationError as exc:
+        log.warning("not writing a log file: %s", exc.message)
+        return None
+    path = home.log_dir / "gui.log"
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return path
+
+
+def _create_application() -> QApplication:
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.setApplicationName(PROG)
+    QApplication.setOrganizationName("ComfyVN")
+    QApplication.setApplicationVersion(__version__)
+    QApplication.setDesktopFileName(PROG)
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication([PROG])
+    app.setQuitOnLastWindowClosed(True)
+    return app
+
+
+def _run(page: str, screenshot: Path | None) -> int:
+    from qasync import QEventLoop
+
+    from .errors import ErrorReporter
+    from .mainwindow import MainWindow
+
+    app = _create_application()
+    loop = QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    closing = asyncio.Event()
+    app.aboutToQuit.connect(closing.set)
+
+    sigint = _QuitOnSigint(app)
+    log_file = None if screenshot else _log_to_file()
+    reporter = ErrorReporter(log_file=log_file)
+    reporter.install()
+    loop.set_exception_handler(reporter.asyncio_handler)
+    result = 0
+    try:
+        window = MainWindow(remember_geometry=screenshot is None)
+        reporter.error_reported.connect(window.notify_error)
+        window.show_page(page)
+        window.show()
+        shot: asyncio.Task[int] | None = None
+        if screenshot is not None:
+            shot = loop.create_task(_take_screenshot(window, screenshot))
+        with loop:
+            loop.run_until_complete(closing.wait())
+        if shot is not None:
+            result = shot.result() if shot.done() and not shot.cancelled() else 1
+    finally:
+        sigint.close()
+        reporter.uninstall()
+        asyncio.set_event_loop(None)
+    return result
+
+
+async def _take_screenshot(window: MainWindow, path: Path) -> int:
+    """Wait until the window is on screen, save it as PNG, print the path, close the window."""
+    try:
+        deadline = time.monotonic() + EXPOSE_TIMEOUT_S
+        handle = window.windowHandle()
+        while handle is None or not handle.isExposed():
+            if time.monotonic() > deadline:
+                return _fail(f"the window was not shown within {EXPOSE_TIMEOUT_S:g} s")
+            await asyncio.sleep(0.01)
+            handle = window.windowHandle()
+        await asyncio.sleep(0.05)  # let layouts and the first paint settle
+        if not window.grab().save(str(path), "PNG"):
+            return _fail(f"cannot write the screenshot to {path}")
+        print(path)
+        return 0
+    finally:
+        window.close()
+
+
+class _QuitOnSigint:
+    """Ctrl+C in the terminal quits cleanly (geometry saved) instead of being ignored.
+
+    Qt's event loop runs in C++, so Python would only see the signal at the next Python
+    callback; a wakeup socket watched by a QSocketNotifier makes that happen at once.
+    """
+
+    def __init__(self, app: QApplication) -> None:
+        from PySide6.QtCore import QSocketNotifier
+
+        self._app = app
+        self._old_handler: object = None
+        self._old_fd = -1
+        self._notifier: QSocketNotifier | None = None
+        self._socks: tuple[socket.socket, socket.socket] | None = None
+        try:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            self._socks = (reader, writer)
+            self._old_fd = signal.set_wakeup_fd(writer.fileno())
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        except (OSError, ValueError):  # not the main thread, or no socketpair
+            self.close()
+            return
+        self._notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)
+
+    def _on_sigint(self, _signum: int, _frame: object) -> None:
+        from PySide6.QtCore import QTimer
+
+        # Deferred to the event loop: the signal may arrive before the loop runs.
+        QTimer.singleShot(0, self._quit)
+
+    def _quit(self) -> None:
+        self._app.closeAllWindows()  # each window saves its geometry
+        self._app.quit()
+
+    def _drain(self) -> None:  # running Python here lets the signal handler run
+        if self._socks is not None:
+            try:
+                self._socks[0].recv(512)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.deleteLater()
+            self._notifier = None
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)  # type: ignore[arg-type]
+            self._old_handler = None
+        if self._socks is not None:
+            signal.set_wakeup_fd(self._old_fd)
+            for sock in self._socks:
+                sock.close()
+            self._socks = None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

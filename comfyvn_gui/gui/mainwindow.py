@@ -1,0 +1,325 @@
+"""The main window: a navigation list on the left, one page per feature on the right.
+
+This release ships the plain shell: each page is a placeholder that says what will live there
+and which command-line tool does the job meanwhile. The window touches no keyring, network or
+cloud SDK, so it opens fast; only its geometry is remembered (an ini file in the home's config
+folder, DESIGN.md "Storage").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QGuiApplication, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QSizeGrip,
+    QStackedWidget,
+    QStatusBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfyvn_gui import __version__
+from comfyvn_gui.core.paths import resolve_home
+
+log = logging.getLogger(__name__)
+
+WINDOW_TITLE = "ComfyVN GPU Manager"
+DEFAULT_SIZE = (1000, 650)
+GEOMETRY_KEY = "mainwindow/geometry"
+STATE_KEY = "mainwindow/state"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One entry of the navigation: its stable id (``--page``), title and placeholder text."""
+
+    id: str
+    title: str
+    summary: str
+    meanwhile: str
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        "remote-gpu",
+        "Remote GPU",
+        "Register remote GPU providers (RunPod, Vast.ai, Lambda, AWS, Azure, Google Cloud, "
+        "CoreWeave, Paperspace, LAN and SSH nodes), store their keys in the OS keyring and "
+        "validate them.",
+        "Coming in the next release; meanwhile use <code>comfyvn-gui providers</code> on the "
+        "command line.",
+    ),
+    PageSpec(
+        "jobs",
+        "Jobs",
+        "The ComfyVN importer jobs (voice synthesis, CG remix and super-resolution, "
+        "translation, ComfyUI workflows), where each one would run and what it would cost.",
+        "Coming in a later release; meanwhile use <code>comfyvn-gui jobs</code> on the "
+        "command line.",
+    ),
+    PageSpec(
+        "advisor",
+        "Advisor",
+        "Ask the compute advisor where a workload should run, what it would cost, why, and "
+        "which legal or residency warnings apply before anything is uploaded.",
+        "Coming in a later release; meanwhile use <code>comfyvn-gui advise</code> on the "
+        "command line.",
+    ),
+)
+PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
+
+
+class PlaceholderPage(QWidget):
+    """A heading and what the page will hold."""
+
+    def __init__(self, spec: PageSpec, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spec = spec
+        self.setObjectName(f"page-{spec.id}")
+        self.setAccessibleName(f"{spec.title} page")
+
+        self.heading = QLabel(spec.title, self)
+        self.heading.setObjectName(f"page-{spec.id}-heading")
+        self.heading.setAccessibleName(f"{spec.title} heading")
+        font = QFont(self.heading.font())
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setWeight(QFont.Weight.DemiBold)
+        self.heading.setFont(font)
+
+        self.summary = QLabel(spec.summary, self)
+        self.summary.setObjectName(f"page-{spec.id}-summary")
+        self.summary.setAccessibleName(f"{spec.title}: what this page is for")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.meanwhile = QLabel(spec.meanwhile, self)
+        self.meanwhile.setObjectName(f"page-{spec.id}-meanwhile")
+        self.meanwhile.setAccessibleName(f"{spec.title}: availability")
+        self.meanwhile.setTextFormat(Qt.TextFormat.RichText)
+        self.meanwhile.setWordWrap(True)
+        self.meanwhile.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        # The content sits on the palette's Base colour, the navigation on Window: a sidebar.
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self.setAutoFillBackground(True)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(32, 28, 32, 28)
+        layout.setSpacing(12)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.meanwhile)
+        layout.addStretch(1)
+
+
+class MainWindow(QMainWindow):
+    """The application window.
+
+    ``settings_file``: the ini file that remembers the window geometry (default: the home's
+    ``config/gui.ini``); ``remember_geometry=False`` neither reads nor writes it (screenshots).
+    """
+
+    def __init__(
+        self,
+        settings_file: Path | None = None,
+        *,
+        remember_geometry: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("main-window")
+        self.setWindowTitle(WINDOW_TITLE)
+        self.setAccessibleName(WINDOW_TITLE)
+        self._about: QMessageBox | None = None
+        self._settings: QSettings | None = None
+        if remember_geometry:
+            path = settings_file or resolve_home().qt_settings_file
+            self._settings = QSettings(str(path), QSettings.Format.IniFormat, self)
+
+        self.nav = QListWidget(self)
+        self.nav.setObjectName("navigation")
+        self.nav.setAccessibleName("Navigation")
+        self.nav.setAccessibleDescription("Choose a page; the arrow keys move between pages.")
+        self.nav.setFrameShape(QListWidget.Shape.NoFrame)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav.setUniformItemSizes(True)
+        self.nav.setSpacing(3)
+        self.nav.setContentsMargins(6, 10, 6, 10)
+        # Padding only: every colour still comes from the palette.
+        self.nav.setStyleSheet("QListWidget#navigation::item { padding-left: 12px; }")
+        self.nav.setFixedWidth(200)
+        # The list blends into the window, like a sidebar; the palette gives every colour.
+        self.nav.viewport().setBackgroundRole(QPalette.ColorRole.Window)
+
+        self.stack = QStackedWidget(self)
+        self.stack.setObjectName("pages")
+        self.stack.setAccessibleName("Pages")
+        self.pages: dict[str, PlaceholderPage] = {}
+        for spec in PAGES:
+            page = PlaceholderPage(spec, self.stack)
+            self.pages[spec.id] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(spec.title, self.nav)
+            item.setData(Qt.ItemDataRole.UserRole, spec.id)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, spec.title)
+            item.setToolTip(spec.summary)
+            item.setSizeHint(QSize(0, self.nav.fontMetrics().height() + 16))
+        self.nav.currentRowChanged.connect(self._on_nav_row_changed)
+
+        central = QWidget(self)
+        central.setObjectName("central")
+        central.setAccessibleName("Main area")
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self._build_menus()
+        status = QStatusBar(self)
+        status.setObjectName("status-bar")
+        status.setAccessibleName("Status")
+        self.setStatusBar(status)
+        for grip in status.findChildren(QSizeGrip):
+            grip.setAccessibleName("Resize the window")
+
+        self.resize(*DEFAULT_SIZE)
+        self.setMinimumSize(640, 400)
+        self.nav.setCurrentRow(0)
+        self.nav.setFocus()
+        self._restore_geometry()
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        bar.setObjectName("menu-bar")
+        bar.setAccessibleName("Main menu")
+
+        file_menu = bar.addMenu("&File")
+        file_menu.setAccessibleName("File menu")
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        if self.quit_action.shortcut().isEmpty():  # no platform default (e.g. Windows)
+            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.setStatusTip("Close the window and quit")
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
+
+        view_menu = bar.addMenu("&View")
+        view_menu.setAccessibleName("View menu")
+        self.page_actions: dict[str, QAction] = {}
+        for number, spec in enumerate(PAGES, start=1):
+            action = QAction(spec.title, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.setStatusTip(f"Show the {spec.title} page")
+            action.triggered.connect(lambda _checked=False, page=spec.id: self.show_page(page))
+            view_menu.addAction(action)
+            self.page_actions[spec.id] = action
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.setAccessibleName("Help menu")
+        self.about_action = QAction("&About", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.setStatusTip("Version and licence of ComfyVN GPU Manager")
+        self.about_action.triggered.connect(self.show_about)
+        help_menu.addAction(self.about_action)
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def show_page(self, name: str) -> None:
+        """Select a page by its id: ``remote-gpu``, ``jobs`` or ``advisor``."""
+        try:
+            row = PAGE_IDS.index(name)
+        except ValueError:
+            raise ValueError(
+                f"unknown page {name!r}; choose one of {', '.join(PAGE_IDS)}"
+            ) from None
+        self.nav.setCurrentRow(row)
+
+    def current_page(self) -> str:
+        return PAGE_IDS[self.stack.currentIndex()]
+
+    @Slot(int)
+    def _on_nav_row_changed(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            self.stack.setCurrentIndex(row)
+
+    # -- notifications -------------------------------------------------------------------------
+
+    @Slot(str)
+    def notify_error(self, message: str) -> None:
+        """Say, without blocking, that something went wrong (the details are in the log)."""
+        self.statusBar().showMessage(message)
+
+    @Slot()
+    def show_about(self) -> None:
+        """A non-modal About box; a second request raises the one already open."""
+        if self._about is None:
+            box = QMessageBox(self)
+            box.setObjectName("about-box")
+            box.setAccessibleName(f"About {WINDOW_TITLE}")
+            box.setWindowTitle(f"About {WINDOW_TITLE}")
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            box.setIcon(QMessageBox.Icon.Information)
+            box.setTextFormat(Qt.TextFormat.RichText)
+            box.setText(f"<b>{WINDOW_TITLE}</b> {__version__}")
+            box.setInformativeText(
+                "Registers remote GPU providers, keeps their credentials in the OS keyring, "
+                "and shows where the compute advisor would run each ComfyVN importer job, "
+                "what it would cost and why.<br><br>MIT licence."
+            )
+            box.setStandardButtons(QMessageBox.StandardButton.Close)
+            box.finished.connect(self._on_about_finished)
+            self._about = box
+        already_open = self._about.isVisible()
+        self._about.show()
+        if already_open and QGuiApplication.platformName() not in ("offscreen", "minimal"):
+            self._about.raise_()  # (headless platforms cannot raise, and warn)
+            self._about.activateWindow()
+
+    @Slot()
+    def _on_about_finished(self) -> None:
+        if self._about is not None:
+            self._about.deleteLater()
+            self._about = None
+
+    # -- geometry ------------------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        if self._settings is None:
+            return
+        geometry = self._settings.value(GEOMETRY_KEY)
+        if isinstance(geometry, QByteArray | bytes) and not self.restoreGeometry(geometry):
+            log.warning("ignoring the saved window geometry in %s", self._settings.fileName())
+        state = self._settings.value(STATE_KEY)
+        if isinstance(state, QByteArray | bytes):
+            self.restoreState(state)
+
+    def save_geometry(self) -> None:
+        if self._settings is None:
+            return
+        self._settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self._settings.setValue(STATE_KEY, self.saveState())
+        self._settings.sync()
+        if self._settings.status() != QSettings.Status.NoError:
+            log.warning("could not save the window geometry to %s", self._settings.fileName())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_geometry()
+        if self._about is not None:
+            self._about.close()
+        self.statusBar().clearMessage()  # stops the status bar's timer, if any
+        super().closeEvent(event)
