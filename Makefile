@@ -1,0 +1,58 @@
+# The two commands a new user needs: `make run` (the app) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+APT_PACKAGES := gnome-keyring dbus dbus-x11 libsecret-tools fonts-dejavu-core \
+                libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+
+.PHONY: run test lint system-deps schemas bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/comfyvn-gui $(ARGS)
+
+# Installs what the tests need (apt packages when root), then runs the suite and the linters.
+test: system-deps $(VENV)/.test-installed lint
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check comfyvn_gui tests benchmarks
+	$(BIN)/mypy comfyvn_gui
+	$(BIN)/lint-imports
+	$(BIN)/comfyvn-gui schemas --check --out docs/schemas
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "The tests need these packages:$$missing"; \
+	    echo "Install them (e.g. sudo apt-get install$$missing) and run make test again."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+schemas: $(VENV)/.run-installed
+	$(BIN)/comfyvn-gui schemas --out docs/schemas
+
+bench: $(VENV)/.run-installed
+	$(BIN)/python benchmarks/registry_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,520 @@
+"""``comfyvn-gui`` command line: a thin skin over :mod:`comfyvn_gui.service`.
+
+Exit codes: 0 ok, 1 the operation failed, 2 bad input (a one-line reason on stderr).
+``--json`` prints machine-readable JSON on stdout. Secrets are read only from a file, stdin
+or a prompt — never from the command line, where other users and shell history see them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .core.audit import RedactingFilter, redact
+from .core.errors import ComfyVNError, InputError
+from .core.models import ProviderInput
+from .service import Service
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+COMMANDS = ("providers", "settings", "schemas")
+PAGES = ("remote-gpu", "jobs", "advisor")
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout"
+    )
+
+    p = argparse.ArgumentParser(
+        prog="comfyvn-gui",
+        description=(
+            "Run ComfyVN importer work on the right GPU. With no command, opens the desktop app."
+        ),
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"comfyvn-gui {__version__}")
+    p.add_argument("--screenshot", metavar="PNG", help="render the main window to PNG and exit")
+    p.add_argument("--page", choices=PAGES, help="page to show (with --screenshot)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    prov = sub.add_parser("providers", help="manage GPU providers", parents=[common])
+    ps = prov.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ps.add_parser("templates", help="the curated provider catalog", parents=[common])
+    ps.add_parser("list", help="registered providers", parents=[common])
+    show = ps.add_parser("show", help="one provider in full", parents=[common])
+    show.add_argument("id")
+
+    create = ps.add_parser(
+        "create",
+        help="add a provider from a template",
+        parents=[common],
+        description=(
+            "Add a provider from a curated template. Secrets come from --config-file (a JSON "
+            'object of settings and secrets, e.g. {"api_key": "..."}), or from a prompt '
+            "when run in a terminal."
+        ),
+    )
+    create.add_argument("template_id", metavar="TEMPLATE_ID")
+    create.add_argument("--id", dest="provider_id", metavar="ID")
+    create.add_argument("--name")
+    create.add_argument("--base-url", metavar="URL")
+    create.add_argument("--gpu", help="GPU catalog name (default: the template's)")
+    create.add_argument("--config-file", metavar="FILE|-", help="JSON config, '-' for stdin")
+    create.add_argument("--no-prompt", action="store_true", help="never prompt, even in a terminal")
+
+    register = ps.add_parser(
+        "register",
+        help="create or update from a provider entry",
+        parents=[common],
+        description=(
+            "Create or update a provider from a provider entry (JSON). A secret field set to "
+            "null clears it; an absent one keeps the stored value."
+        ),
+    )
+    register.add_argument("--config-file", metavar="FILE|-", required=True)
+
+    remove = ps.add_parser("remove", help="remove a provider and its secrets", parents=[common])
+    target = remove.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?")
+    target.add_argument(
+        "--all", action="store_true", help="remove every provider and keyring entry of the home"
+    )
+    remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    export = ps.add_parser("export", help="export the registry as JSON", parents=[common])
+    export.add_argument("--include-secrets", action="store_true")
+    export.add_argument("-o", "--output", metavar="FILE")
+
+    imp = ps.add_parser("import", help="import an export or a list of providers", parents=[common])
+    imp.add_argument("file", metavar="FILE|-")
+    imp.add_argument(
+        "--replace", action="store_true", help="delete every provider first (after a backup)"
+    )
+    imp.add_argument("--no-overwrite", action="store_true", help="skip providers whose id exists")
+    imp.add_argument("--dry-run", action="store_true", help="say what it would do; change nothing")
+    imp.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    st = sub.add_parser("settings", help="read or change settings", parents=[common])
+    ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = ss.add_parser("get", help="all settings, or one", parents=[common])
+    get.add_argument("key", nargs="?")
+    set_ = ss.add_parser("set", help="change a setting", parents=[common])
+    set_.add_argument("key")
+    set_.add_argument("value")
+    unset = ss.add_parser("unset", help="back to the default", parents=[common])
+    unset.add_argument("key")
+
+    sch = sub.add_parser(
+        "schemas", help="write the JSON Schemas of the public objects", parents=[common]
+    )
+    sch.add_argument("--out", metavar="DIR", default="docs/schemas")
+    sch.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    return p
+
+
+# -- output helpers -------------------------------------------------------------------------
+
+
+class Output:
+    def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
+        self.as_json = as_json
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+    def line(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        cells = [[str(c) for c in r] for r in rows]
+        widths = [len(h) for h in headers]
+        for r in cells:
+            widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        self.line(fmt.format(*headers).rstrip())
+        self.line(fmt.format(*("-" * w for w in widths)).rstrip())
+        for r in cells:
+            self.line(fmt.format(*r).rstrip())
+
+
+def _read_json_source(source: str, stdin: TextIO, what: str) -> Any:
+    try:
+        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {source!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {source!r} is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{what} {source!r} is not valid JSON ({exc})") from None
+
+
+def _confirm(question: str, stdin: TextIO, out: Output) -> bool:
+    out.stderr.write(f"{question} [y/N] ")
+    out.stderr.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _entry_row(svc: Service, p: Any) -> list[Any]:
+    missing = svc.missing_fields(p)
+    if not p.enabled:
+        state = "disabled"
+    elif missing:
+        state = "needs " + ", ".join(missing)
+    elif p.active:
+        state = "active"
+    else:
+        state = "not validated"
+    return [p.id, p.template_id, p.name, p.gpu or svc.template(p.template_id).default_gpu, state]
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) -> int:
+    action = args.action
+    if action == "templates":
+        profiles = svc.templates()
+        if out.as_json:
+            out.json([p.model_dump(mode="json") for p in profiles])
+            return EXIT_OK
+        rows = []
+        for p in profiles:
+            gpu = svc.catalog.gpu(p.default_gpu)
+            vram = f"{gpu.vram_gb:g} GB" if gpu else f"{p.vram_floor_gb:g} GB"
+            rows.append(
+                [
+                    p.id,
+                    p.name,
+                    p.kind,
+                    p.default_gpu,
+                    vram,
+                    p.pricing.hint,
+                    ", ".join(f.name for f in p.auth_fields) or "-",
+                ]
+            )
+        out.table(["ID", "NAME", "KIND", "GPU", "VRAM", "COST", "AUTH FIELDS"], rows)
+        return EXIT_OK
+
+    if action == "list":
+        entries = svc.list_providers()
+        if out.as_json:
+            out.json([p.model_dump(mode="json") for p in entries])
+            return EXIT_OK
+        out.table(["ID", "TEMPLATE", "NAME", "GPU", "STATE"], [_entry_row(svc, p) for p in entries])
+        return EXIT_OK
+
+    if action == "show":
+        entry = svc.get_provider(args.id)
+        if out.as_json:
+            out.json(entry.model_dump(mode="json"))
+            return EXIT_OK
+        profile = svc.template(entry.template_id)
+        out.line(f"{entry.name} ({entry.id})")
+        out.line(f"  template:  {profile.name} [{entry.template_id}]")
+        out.line(f"  enabled:   {'yes' if entry.enabled else 'no'}")
+        out.line(f"  active:    {'yes' if entry.active else 'no (not validated here yet)'}")
+        out.line(f"  gpu:       {entry.gpu or profile.default_gpu}")
+        if entry.base_url:
+            out.line(f"  base url:  {entry.base_url}")
+        for k, v in sorted(entry.config.items()):
+            out.line(f"  {k + ':':<10} {json.dumps(v) if not isinstance(v, str) else v}")
+        secrets = [f.name for f in profile.all_fields if f.secret]
+        for name in secrets:
+            state = "stored in the OS keyring" if name in entry.secrets_set else "not set"
+            out.line(f"  {name + ':':<10} {state}")
+        missing = svc.missing_fields(entry)
+        if missing:
+            out.line(f"  missing:   {', '.join(missing)}")
+        for k, v in sorted(entry.meta.items()):
+            out.line(f"  meta.{k}: {v}")
+        return EXIT_OK
+
+    if action == "create":
+        payload: dict[str, Any] = {}
+        if args.config_file:
+            data = _read_json_source(args.config_file, stdin, "config file")
+            if not isinstance(data, dict):
+                raise InputError("the config file must hold a JSON object")
+            if data and set(data) <= set(ProviderInput.model_fields):
+                payload.update(data)  # a partial provider entry
+            else:
+                payload["config"] = data  # the provider's config (settings and secrets)
+        elif not args.no_prompt and stdin.isatty():
+            payload["config"] = _prompt_fields(svc, args.template_id, out, stdin)
+        for key, value in (
+            ("id", args.provider_id),
+            ("name", args.name),
+            ("base_url", args.base_url),
+            ("gpu", args.gpu),
+        ):
+            if value is not None:
+                payload[key] = value
+        entry = svc.create_provider(args.template_id, payload)
+        if out.as_json:
+            out.json(entry.model_dump(mode="json"))
+        else:
+            stored = ", ".join(entry.secrets_set) or "no secrets"
+            out.line(f"created {entry.id} ({stored} stored in the OS keyring)")
+            missing = svc.missing_fields(entry)
+            if missing:
+                out.note(f"still missing: {', '.join(missing)} (use `providers register`)")
+        return EXIT_OK
+
+    if action == "register":
+        data = _read_json_source(args.config_file, stdin, "provider entry")
+        entry, created = svc.register_provider(data)
+        if out.as_json:
+            out.json(entry.model_dump(mode="json"))
+        else:
+            out.line(f"{'created' if created else 'updated'} {entry.id}")
+        return EXIT_OK
+
+    if action == "remove":
+        if args.all:
+            victims = [p.id for p in svc.list_providers() if p.id != "local"]
+            if (
+                stdin.isatty()
+                and not args.yes
+                and not _confirm(
+                    f"Remove {len(victims)} provider(s) ({', '.join(victims) or 'none'}) and every "
+                    "stored credential of this home?",
+                    stdin,
+                    out,
+                )
+            ):
+                out.note("nothing was removed")
+                return EXIT_FAILED
+            gone = svc.remove_all_providers()
+            if out.as_json:
+                out.json({"removed": gone})
+            else:
+                out.line(f"removed {len(gone)} provider(s); the keyring holds nothing of this home")
+            return EXIT_OK
+        entry = svc.remove_provider(args.id)
+        if out.as_json:
+            out.json({"removed": [entry.id]})
+        else:
+            out.line(f"removed {entry.id} and its stored credentials")
+        return EXIT_OK
+
+    if action == "export":
+        doc = svc.export_providers(include_secrets=args.include_secrets)
+        text = json.dumps(doc, indent=2) + "\n"
+        if args.output:
+            from .core.paths import atomic_write_text
+
+            atomic_write_text(Path(args.output), text, mode=0o600)
+            out.note(f"exported {len(doc['providers'])} provider(s) to {args.output}")
+        else:
+            out.stdout.write(text)
+        if args.include_secrets:
+            out.note("warning: this export holds credentials in plain text; keep it private")
+        return EXIT_OK
+
+    if action == "import":
+        data = _read_json_source(args.file, stdin, "import file")
+        overwrite = not args.no_overwrite
+        plan = svc.plan_import(data, replace=args.replace, overwrite=overwrite)
+        lines = plan.describe()
+        if args.dry_run:
+            if out.as_json:
+                out.json(plan.model_dump(mode="json"))
+            else:
+                for line in lines or ["nothing to import"]:
+                    out.line(line)
+            return EXIT_OK
+        if args.replace:
+            for line in lines:
+                out.note(line)
+            if (
+                stdin.isatty()
+                and not args.yes
+                and plan.delete
+                and not _confirm("Go ahead?", stdin, out)
+            ):
+                out.note("nothing was imported")
+                return EXIT_FAILED
+        report = svc.import_providers(data, replace=args.replace, overwrite=overwrite)
+        if out.as_json:
+            out.json(report.plan.model_dump(mode="json"))
+        else:
+            out.line(
+                f"imported {len(report.imported)} provider(s): "
+                f"{', '.join(report.imported) or 'none'}"
+                + (f"; skipped {', '.join(report.plan.skip)}" if report.plan.skip else "")
+            )
+            if report.imported:
+                out.note("imported providers are not active until validated on this machine")
+            if report.plan.backup:
+                out.note(f"the previous registry was saved to {report.plan.backup}")
+        return EXIT_OK
+    raise AssertionError(action)
+
+
+def _prompt_fields(svc: Service, template_id: str, out: Output, stdin: TextIO) -> dict[str, Any]:
+    """Ask for each auth field in a terminal; secrets are read without echo."""
+    profile = svc.template(template_id)
+    config: dict[str, Any] = {}
+    for f in profile.auth_fields:
+        label = f"{f.label} ({f.name}{', optional' if not f.required else ''})"
+        if f.kind == "json_file":
+            path = _ask(f"{label} - path to the JSON key file: ", out, stdin)
+            if path:
+                try:
+                    config[f.name] = Path(path).expanduser().read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise InputError(
+                        f"cannot read {path!r}: {exc.strerror}", fields=[f.name]
+                    ) from None
+        elif f.secret:
+            value = getpass.getpass(f"{label} (hidden): ", stream=out.stderr)
+            if value:
+                config[f.name] = value
+        else:
+            hint = (
+                f" [{'/'.join(f.choices[:6])}{'...' if len(f.choices) > 6 else ''}]"
+                if f.choices
+                else ""
+            )
+            value = _ask(f"{label}{hint}: ", out, stdin)
+            if value:
+                config[f.name] = value
+    return config
+
+
+def _ask(question: str, out: Output, stdin: TextIO) -> str:
+    out.stderr.write(question)
+    out.stderr.flush()
+    return stdin.readline().strip()
+
+
+def _settings(args: argparse.Namespace, svc: Service, out: Output) -> int:
+    from .core.settings import SETTINGS
+
+    if args.action == "get":
+        if args.key:
+            value = svc.get_setting(args.key)
+            if out.as_json:
+                out.json({args.key: value})
+            else:
+                out.line(json.dumps(value) if not isinstance(value, str) else value)
+            return EXIT_OK
+        values = svc.get_settings()
+        if out.as_json:
+            out.json(values)
+        else:
+            out.table(
+                ["KEY", "VALUE", "DESCRIPTION"],
+                [
+                    [k, json.dumps(v), SETTINGS[k].help if k in SETTINGS else ""]
+                    for k, v in values.items()
+                ],
+            )
+        return EXIT_OK
+    if args.action == "set":
+        value = svc.set_setting(args.key, args.value)
+        if out.as_json:
+            out.json({args.key: value})
+        else:
+            out.line(f"{args.key} = {json.dumps(value)}")
+        return EXIT_OK
+    svc.settings.unset(args.key)
+    if out.as_json:
+        out.json({args.key: svc.get_setting(args.key)})
+    else:
+        out.line(f"{args.key} reset to {json.dumps(svc.get_setting(args.key))}")
+    return EXIT_OK
+
+
+def _schemas(args: argparse.Namespace, out: Output) -> int:
+    from .core.schemas import stale_schemas, write_schemas
+
+    folder = Path(args.out)
+    if args.check:
+        stale = stale_schemas(folder)
+        if stale:
+            out.note(f"stale schemas in {folder}: {', '.join(stale)}; run `comfyvn-gui schemas`")
+            return EXIT_FAILED
+        out.line(f"schemas in {folder} are current")
+        return EXIT_OK
+    for path in write_schemas(folder):
+        out.line(str(path))
+    return EXIT_OK
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    stdin = stdin or sys.stdin
+    out = Output(getattr(args, "json", False), stdout or sys.stdout, stderr or sys.stderr)
+    logger = logging.getLogger("comfyvn_gui")
+    handler = _log_handler(out.stderr)
+    logger.addHandler(handler)
+    try:
+        if args.command == "schemas":
+            return _schemas(args, out)
+        svc = Service()
+        if args.command == "providers":
+            return _providers(args, svc, out, stdin)
+        if args.command == "settings":
+            return _settings(args, svc, out)
+        raise AssertionError(args.command)
+    except ComfyVNError as exc:
+        code = EXIT_BAD_INPUT if isinstance(exc, InputError) else EXIT_FAILED
+        message = str(redact(exc.message))
+        out.note(f"comfyvn-gui: {message}")
+        if out.as_json:
+            out.json({"error": {"code": exc.code, "message": message, "fields": exc.fields}})
+        return code
+    except KeyboardInterrupt:
+        out.note("comfyvn-gui: interrupted; nothing further was changed")
+        return 130
+    except Exception as exc:
+        logging.getLogger("comfyvn_gui").debug("internal error", exc_info=True)
+        out.note(
+            f"comfyvn-gui: internal error ({type(exc).__name__}: {redact(str(exc))}); "
+            "please report it"
+        )
+        return EXIT_FAILED
+    finally:
+        logger.removeHandler(handler)
+
+
+def _log_handler(stream: TextIO) -> logging.Handler:
+    """Warnings (everything with COMFYVN_GUI_DEBUG=1) on stderr, secrets redacted."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setLevel(logging.DEBUG if os.environ.get("COMFYVN_GUI_DEBUG") else logging.WARNING)
+    handler.setFormatter(logging.Formatter("comfyvn-gui: %(levelname)s: %(message)s"))
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.error("a command is needed here (the desktop app starts from `comfyvn-gui`)")
+    return run(args)

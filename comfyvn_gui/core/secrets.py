@@ -1,0 +1,254 @@
+"""The secret store: the OS keyring through ``keyring``, and nothing else (DESIGN.md, "Storage").
+
+Entries live under the service ``comfyvn-gui/<home_id>`` with the username
+``<provider_id>/<field>``, so two homes never see each other's secrets. A value longer than
+:data:`CHUNK_SIZE` characters (a Google service-account JSON is ~2,300; Windows Credential
+Manager holds ~1,280) is stored as parts ``<provider_id>/<field>#1..N`` and the main entry
+holds ``comfyvn-chunks:N``.
+
+There is no plaintext fallback of any kind: when no secure backend is available, or it is
+locked, or it refuses, a typed :class:`SecretStoreError` says so and how to fix it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .audit import register_secret
+from .errors import OperationError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+CHUNK_SIZE = 1000
+CHUNK_MARK = "comfyvn-chunks:"
+SERVICE_PREFIX = "comfyvn-gui"
+
+# Backends that do not protect a secret: never used, whatever the user's keyring config says.
+_INSECURE_BACKEND_MODULES = ("keyrings.alt", "keyring.backends.fail", "keyring.backends.null")
+
+_FIX_HINT = (
+    "comfyvn-gui keeps credentials only in the OS keyring, never in files. On Linux install and "
+    "start a Secret Service (gnome-keyring or KWallet) in your desktop session; on macOS and "
+    "Windows the system keychain / Credential Manager is used."
+)
+
+
+class SecretStoreError(OperationError):
+    """The keyring could not be used. Nothing was written."""
+
+    code = "keyring_error"
+
+
+class KeyringUnavailableError(SecretStoreError):
+    code = "keyring_unavailable"
+
+
+class KeyringLockedError(SecretStoreError):
+    code = "keyring_locked"
+
+
+class KeyringDeniedError(SecretStoreError):
+    code = "keyring_denied"
+
+
+def username(provider_id: str, field: str) -> str:
+    return f"{provider_id}/{field}"
+
+
+class SecretStore:
+    """Typed access to one home's keyring entries. The backend is resolved lazily."""
+
+    def __init__(
+        self, home_id: str | Callable[[], str], backend: KeyringBackend | None = None
+    ) -> None:
+        # The home id may be given lazily, so that a missing or locked keyring is reported
+        # before anything (even the home's id file) is written.
+        self._home_id = home_id
+        self._service: str | None = None
+        self._backend = backend
+        self._lock = threading.RLock()
+
+    @property
+    def service(self) -> str:
+        with self._lock:
+            if self._service is None:
+                if callable(self._home_id):
+                    self.backend  # noqa: B018 - resolve (and probe) the backend first
+                    home_id = self._home_id()
+                else:
+                    home_id = self._home_id
+                self._service = f"{SERVICE_PREFIX}/{home_id}"
+            return self._service
+
+    # -- backend -------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> KeyringBackend:
+        with self._lock:
+            if self._backend is None:
+                backend = _resolve_backend()
+                with _translate("read"):  # a locked keyring says so here, before any write
+                    backend.get_password(f"{SERVICE_PREFIX}/probe", "probe")
+                self._backend = backend
+            return self._backend
+
+    @property
+    def backend_name(self) -> str:
+        """Which backend holds the secrets, e.g. ``keyring.backends.SecretService.Keyring``."""
+        try:
+            b = self.backend
+        except SecretStoreError:
+            return "none"
+        return f"{type(b).__module__}.{type(b).__qualname__}"
+
+    def check(self) -> None:
+        """Raise a typed error unless the keyring can be read now (it may be locked)."""
+        with _translate("read"):
+            self.backend.get_password(f"{SERVICE_PREFIX}/probe", "probe")
+
+    # -- logical values (chunked transparently) --------------------------------------------
+
+    def get(self, provider_id: str, field: str) -> str | None:
+        return self.get_raw(username(provider_id, field))
+
+    def set(self, provider_id: str, field: str, value: str) -> None:
+        self.set_raw(username(provider_id, field), value)
+
+    def delete(self, provider_id: str, field: str) -> None:
+        self.delete_raw(username(provider_id, field))
+
+    def get_raw(self, user: str) -> str | None:
+        with _translate("read"):
+            main = self.backend.get_password(self.service, user)
+            if main is None or not main.startswith(CHUNK_MARK):
+                if main is not None:
+                    register_secret(main)
+                return main
+            n = _chunk_count(main)
+            parts = []
+            for i in range(1, n + 1):
+                part = self.backend.get_password(self.service, f"{user}#{i}")
+                if part is None:
+                    raise SecretStoreError(
+                        f"the keyring entry {self.service} {user} is incomplete (part {i} of "
+                        f"{n} is missing); enter the credential again"
+                    )
+                parts.append(part)
+        value = "".join(parts)
+        register_secret(value)
+        return value
+
+    def set_raw(self, user: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("secret values are strings")
+        register_secret(value)
+        with _translate("write"):
+            old = self.backend.get_password(self.service, user)
+            old_n = _chunk_count(old) if old and old.startswith(CHUNK_MARK) else 0
+            if len(value) <= CHUNK_SIZE and not value.startswith(CHUNK_MARK):
+                self.backend.set_password(self.service, user, value)
+                new_n = 0
+            else:
+                parts = [value[i : i + CHUNK_SIZE] for i in range(0, len(value), CHUNK_SIZE)]
+                for i, part in enumerate(parts, 1):  # parts first: the marker completes it
+                    self.backend.set_password(self.service, f"{user}#{i}", part)
+                new_n = len(parts)
+                self.backend.set_password(self.service, user, f"{CHUNK_MARK}{new_n}")
+            for i in range(new_n + 1, old_n + 1):
+                self._delete_quiet(f"{user}#{i}")
+
+    def delete_raw(self, user: str) -> None:
+        with _translate("delete"):
+            if self.backend.get_password(self.service, user) is not None:
+                self._delete_quiet(user)
+            # Parts are written 1..N before the main entry, so a writer that died half-way
+            # leaves a run of parts without a main entry: sweep them all.
+            i = 1
+            while self.backend.get_password(self.service, f"{user}#{i}") is not None:
+                self._delete_quiet(f"{user}#{i}")
+                i += 1
+
+    def _delete_quiet(self, user: str) -> None:
+        import keyring.errors
+
+        try:
+            self.backend.delete_password(self.service, user)
+        except keyring.errors.PasswordDeleteError:
+            # Missing already; a real refusal shows up when the entry is read back.
+            if self.backend.get_password(self.service, user) is not None:
+                raise
+
+
+def _chunk_count(main: str) -> int:
+    try:
+        n = int(main[len(CHUNK_MARK) :])
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SecretStoreError(
+            "a keyring entry of comfyvn-gui is damaged; enter the credential again"
+        )
+    return n
+
+
+def _resolve_backend() -> KeyringBackend:
+    import keyring
+    from keyring.backends import chainer
+
+    with _translate("open"):
+        backend = keyring.get_keyring()
+    candidates = (
+        list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    )
+    secure = [b for b in candidates if not type(b).__module__.startswith(_INSECURE_BACKEND_MODULES)]
+    if not secure:
+        name = ", ".join(f"{type(b).__module__}.{type(b).__name__}" for b in candidates)
+        raise KeyringUnavailableError(
+            f"No usable OS keyring was found (backend: {name or 'none'}). {_FIX_HINT} "
+            "Nothing was saved.",
+        )
+    if len(secure) == 1 or not isinstance(backend, chainer.ChainerBackend):
+        return secure[0]
+    return backend
+
+
+@contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """Turn keyring's and the backends' exceptions into our typed errors (no values in them)."""
+    import keyring.errors as kerr
+
+    try:
+        yield
+    except SecretStoreError:
+        raise
+    except kerr.KeyringLocked as exc:
+        raise KeyringLockedError(
+            f"The OS keyring is locked, so the credential could not be {_past(action)}. Unlock "
+            "it (log in to your desktop session, or open your keyring manager) and try again; "
+            "nothing was changed."
+        ) from exc
+    except (kerr.NoKeyringError, kerr.InitError) as exc:
+        raise KeyringUnavailableError(
+            f"The OS keyring could not be opened ({type(exc).__name__}). {_FIX_HINT} "
+            "Nothing was changed."
+        ) from exc
+    except (kerr.PasswordSetError, kerr.PasswordDeleteError) as exc:
+        raise KeyringDeniedError(
+            f"The OS keyring refused to {action} the credential ({type(exc).__name__}). "
+            "Check that comfyvn-gui may use your keyring; nothing else was changed."
+        ) from exc
+    except Exception as exc:  # backend-specific (D-Bus, Win32 ...): report, never leak
+        raise SecretStoreError(
+            f"The OS keyring failed to {action} a credential ({type(exc).__name__}). "
+            "Check that your keyring service is running and unlocked."
+        ) from exc
+
+
+def _past(action: str) -> str:
+    return {"read": "read", "write": "saved", "delete": "deleted", "open": "opened"}.get(
+        action, action
+    )

@@ -1,0 +1,317 @@
+"""Typed application settings in ``config/settings.json``.
+
+Each setting is ONE ``SettingSpec`` in ``_SPECS`` below: its dotted key, type, default, help
+text, a phrase saying what it accepts, and a parser that turns a typed value or a command-line
+string (``"600"``, ``"null"``, ``"eu,us"``, ``'["eu"]'``) into the typed value or raises
+``ValueError``.
+
+The file holds ``{"schema_version": 1, "values": {KEY: VALUE, ...}}`` with only the keys the
+user set (so an unset key follows the default of the running version). Writes happen under a
+file lock (``config/.settings.lock``) held across read-modify-write, and are atomic. Keys and
+top-level members this version does not know (written by a newer one) are kept on write.
+
+A settings file that cannot be read or parsed is never overwritten or silently ignored: every
+operation raises ``OperationError`` naming the file and saying to fix or delete it (deleting
+it returns every setting to its default). A known key whose stored value is invalid raises
+``OperationError`` when it is read, naming the key; ``set`` or ``unset`` of that key repairs it.
+
+Settings never hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .errors import InputError, OperationError
+from .paths import Home, atomic_write_text
+
+__all__ = ["SETTINGS", "SettingSpec", "SettingsStore", "specs"]
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 10.0
+_NULL_WORDS = frozenset({"null", "none"})
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its dotted ``key``, ``type_name`` (for help and schemas), ``default``,
+    ``help`` text, ``accepts`` (what valid values look like, used in error messages) and
+    ``parse`` (typed value or command-line string -> typed value; ``ValueError`` if bad)."""
+
+    key: str
+    type_name: str
+    default: Any
+    help: str
+    accepts: str = ""
+    parse: Callable[[Any], Any] = field(default=lambda v: v, repr=False, compare=False)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _int_between(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        if isinstance(value, str):
+            number = int(value.strip(), 10)  # ValueError on "abc", "1.5", ""
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        else:
+            raise ValueError("not an integer")
+        if not low <= number <= high:
+            raise ValueError("out of range")
+        return number
+
+    return parse
+
+
+def _optional_money(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an amount")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _NULL_WORDS or text == "":
+            return None
+        number = float(text.removeprefix("$"))
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        raise ValueError("not a number")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("out of range")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise ValueError("not one of the choices")
+        return value.strip().lower()
+
+    return parse
+
+
+_ZONE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _zones(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)  # JSONDecodeError is a ValueError
+        elif text.lower() in _NULL_WORDS | {"any"}:
+            return []
+        else:  # "eu,us"; empty items ("eu,,us", a trailing comma, "") are dropped
+            value = [item for item in text.split(",") if item.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError("not a list")
+    zones: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError("a zone is not a string")
+        zone = item.strip().lower()
+        if not _ZONE.match(zone):
+            raise ValueError(f"bad zone {item!r}")
+        if zone not in zones:
+            zones.append(zone)
+    return zones
+
+
+# --------------------------------------------------------------------------- the settings
+
+_SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        key="health.interval_s",
+        type_name="integer",
+        default=300,
+        help="How often enabled providers are health-checked, in seconds.",
+        accepts="an integer between 15 and 86400 seconds",
+        parse=_int_between(15, 86400),
+    ),
+    SettingSpec(
+        key="advisor.budget_usd",
+        type_name="number or null",
+        default=None,
+        help="Default budget of one job in US dollars; providers estimated above it are "
+        "skipped. null: no budget.",
+        accepts="a number of US dollars >= 0, or null for no budget",
+        parse=_optional_money,
+    ),
+    SettingSpec(
+        key="advisor.latency",
+        type_name="interactive|batch",
+        default="batch",
+        help="Default latency preference of jobs: interactive favours a fast start, batch "
+        "the lowest cost.",
+        accepts="one of interactive, batch",
+        parse=_choice("interactive", "batch"),
+    ),
+    SettingSpec(
+        key="advisor.residency",
+        type_name="list of zones",
+        default=[],
+        help="Zones the data of jobs may be processed in (e.g. eu, us); empty: any zone. "
+        "Local and on-prem nodes always satisfy it.",
+        accepts='a list of zone names such as eu,us or ["eu"] (lower-case letters, digits, '
+        "- and _), or an empty list for any zone",
+        parse=_zones,
+    ),
+)
+
+SETTINGS: dict[str, SettingSpec] = {spec.key: spec for spec in _SPECS}
+
+
+def specs() -> list[SettingSpec]:
+    """Every setting, sorted by key."""
+    return [SETTINGS[key] for key in sorted(SETTINGS)]
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _spec(key: Any) -> SettingSpec:
+    spec = SETTINGS.get(key) if isinstance(key, str) else None
+    if spec is None:
+        raise InputError(
+            f"unknown setting {key!r}; known settings: {', '.join(sorted(SETTINGS))}",
+            fields=[str(key)],
+        )
+    return spec
+
+
+def _parse(spec: SettingSpec, value: Any) -> Any:
+    try:
+        return spec.parse(value)
+    except (ValueError, TypeError):
+        raise InputError(
+            f"{spec.key} must be {spec.accepts}, got {_shown(value)}", fields=[spec.key]
+        ) from None
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SettingsStore:
+    """Reads and writes ``home.settings_file``. Safe to share between processes."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.path = home.settings_file
+        self.lock_path = home.config_dir / ".settings.lock"
+
+    # ----------------------------------------------------------------- reading
+
+    def _fix_hint(self) -> str:
+        return (
+            f"fix it or delete it (deleting {self.path.name} returns every setting to its default)"
+        )
+
+    def _load(self) -> dict[str, Any]:
+        """The whole document, ``{"schema_version": 1, "values": {}}`` if there is none."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"schema_version": SCHEMA_VERSION, "values": {}}
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OperationError(
+                f"cannot read the settings file {self.path} ({reason}); {self._fix_hint()}"
+            ) from exc
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise OperationError(
+                f"the settings file {self.path} is not valid JSON ({exc}); {self._fix_hint()}"
+            ) from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("values", {}), dict):
+            raise OperationError(
+                f"the settings file {self.path} is not a settings document (expected "
+                f'{{"schema_version": {SCHEMA_VERSION}, "values": {{...}}}}); '
+                f"{self._fix_hint()}"
+            )
+        doc.setdefault("values", {})
+        return doc
+
+    def _effective(self, spec: SettingSpec, values: dict[str, Any]) -> Any:
+        if spec.key not in values:
+            return _copy(spec.default)
+        try:
+            return spec.parse(values[spec.key])
+        except (ValueError, TypeError):
+            raise OperationError(
+                f"the settings file {self.path} holds an invalid {spec.key} "
+                f"({_shown(values[spec.key])}; it must be {spec.accepts}); run "
+                f"`comfyvn-gui settings set {spec.key} VALUE` or `comfyvn-gui settings unset "
+                f"{spec.key}`, or edit the file",
+                fields=[spec.key],
+            ) from None
+
+    def all(self) -> dict[str, Any]:
+        """Every known setting with its effective value (defaults filled in), sorted by key."""
+        values = self._load()["values"]
+        return {spec.key: self._effective(spec, values) for spec in specs()}
+
+    def get(self, key: str) -> Any:
+        spec = _spec(key)
+        return self._effective(spec, self._load()["values"])
+
+    # ----------------------------------------------------------------- writing
+
+    def set(self, key: str, value: Any) -> Any:
+        """Validate ``value`` (typed, or a command-line string), store it, return it typed."""
+        spec = _spec(key)
+        typed = _parse(spec, value)
+        self._update(spec.key, typed, remove=False)
+        return _copy(typed)
+
+    def unset(self, key: str) -> None:
+        """Return ``key`` to its default."""
+        spec = _spec(key)
+        self._update(spec.key, None, remove=True)
+
+    def _update(self, key: str, value: Any, *, remove: bool) -> None:
+        self.home.ensure()
+        try:
+            with FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S):
+                doc = self._load()
+                values: dict[str, Any] = doc["values"]
+                if remove:
+                    if key not in values:
+                        return
+                    del values[key]
+                else:
+                    if key in values and values[key] == value and type(values[key]) is type(value):
+                        return
+                    values[key] = value
+                doc["schema_version"] = max(SCHEMA_VERSION, _int_or(doc.get("schema_version")))
+                atomic_write_text(self.path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        except Timeout as exc:
+            raise OperationError(
+                f"another comfyvn-gui process holds the settings lock {self.lock_path} for more "
+                f"than {LOCK_TIMEOUT_S:.0f} s; try again, or delete the lock file if no other "
+                "process is running"
+            ) from exc
+
+
+def _int_or(value: Any, default: int = SCHEMA_VERSION) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
