@@ -24,7 +24,6 @@ from .core.models import ProviderInput
 from .service import Service
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-COMMANDS = ("providers", "settings", "schemas")
 PAGES = ("remote-gpu", "jobs", "advisor")
 
 
@@ -115,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("value")
     unset = ss.add_parser("unset", help="back to the default", parents=[common])
     unset.add_argument("key")
+
+    sub.add_parser(
+        "about", help="version, folders and which keyring holds the secrets", parents=[common]
+    )
 
     sch = sub.add_parser(
         "schemas", help="write the JSON Schemas of the public objects", parents=[common]
@@ -481,6 +484,15 @@ def run(
             return _providers(args, svc, out, stdin)
         if args.command == "settings":
             return _settings(args, svc, out)
+        if args.command == "about":
+            info = svc.about()
+            if out.as_json:
+                out.json(info)
+            else:
+                width = max(len(k) for k in info) + 1
+                for key, value in info.items():
+                    out.line(f"{key + ':':<{width}} {value}")
+            return EXIT_OK
         raise AssertionError(args.command)
     except ComfyVNError as exc:
         code = EXIT_BAD_INPUT if isinstance(exc, InputError) else EXIT_FAILED

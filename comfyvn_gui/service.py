@@ -17,7 +17,7 @@ from .core.catalog import Catalog, ProviderProfile, load_catalog
 from .core.models import ImportPlan, ProviderEntry
 from .core.paths import Home, resolve_home
 from .core.registry import ImportReport, Registry
-from .core.secrets import SecretStore
+from .core.secrets import SecretStore, SecretStoreError
 from .core.settings import SettingsStore
 
 
@@ -111,11 +111,22 @@ class Service:
 
     # -- about -----------------------------------------------------------------------------
 
+    def keyring_status(self) -> tuple[str, str | None]:
+        """(backend name, None) when the keyring works now, else ("none", why and how to fix)."""
+        try:
+            self.secrets.check()
+        except SecretStoreError as exc:
+            return self.secrets.backend_name, exc.message
+        return self.secrets.backend_name, None
+
     def about(self) -> dict[str, Any]:
+        backend, problem = self.keyring_status()
         return {
             "version": __version__,
             "catalog_version": self.catalog.version,
             "config_dir": str(self.home.config_dir),
             "data_dir": str(self.home.data_dir),
             "log_dir": str(self.home.log_dir),
+            "keyring_backend": backend,
+            "keyring_problem": problem,
         }

@@ -346,3 +346,55 @@ def test_no_secret_anywhere_on_disk_after_a_session(app_home: Path, tmp_path: Pa
         assert "CANARY" not in text, f"a canary secret leaked into {where}"
         for value in secret_values:
             assert value not in text, f"a secret leaked into {where}"
+
+
+def test_about_reports_the_keyring_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    info = jcli(capsys, "about")
+    assert info["keyring_backend"] == "keyring.backends.SecretService.Keyring"
+    assert info["keyring_problem"] is None
+    assert info["config_dir"].endswith("home/config")
+
+
+def test_about_without_a_keyring_says_what_to_do(app_home: Path) -> None:
+    env = dict(os.environ, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    res = subprocess.run(
+        [sys.executable, "-m", "comfyvn_gui", "about", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    info = json.loads(res.stdout)
+    assert info["keyring_backend"] == "none"
+    assert "Secret Service" in info["keyring_problem"]
+
+
+def test_registry_changes_are_logged_without_values(
+    capsys: pytest.CaptureFixture[str], app_home: Path
+) -> None:
+    cli(
+        capsys,
+        "providers",
+        "create",
+        "runpod",
+        "--id",
+        "rp",
+        "--config-file",
+        "-",
+        stdin=json.dumps({"api_key": "CANARY-runpod-0000000001"}),
+    )
+    cli(
+        capsys,
+        "providers",
+        "register",
+        "--config-file",
+        "-",
+        stdin=json.dumps({"id": "rp", "secrets": {"api_key": "CANARY-runpod-0000000002"}}),
+    )
+    cli(capsys, "providers", "remove", "rp")
+    log = app_home / "logs" / "compute_advisor.log"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds == ["provider.created", "provider.updated", "provider.removed"]
+    assert events[1]["secrets_changed"] == ["api_key"]
+    assert "CANARY" not in log.read_text()

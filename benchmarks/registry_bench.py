@@ -1,0 +1,171 @@
+"""Registry benchmark: load, export and import of a registry of 1,000 providers.
+
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/registry_bench.py [N]``).
+
+Prints wall times and, so that a machine's speed does not decide, ratios against the bare
+``json.loads`` + ``json.dumps`` of the same registry file. A second part stores one secret for
+each of 100 providers in a private gnome-keyring (started here when gnome-keyring and
+dbus-daemon are installed) to show what the OS keyring adds per secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from comfyvn_gui.core.paths import Home
+from comfyvn_gui.service import Service
+
+TEMPLATES = ["runpod", "vast", "lambda", "aws", "azure", "coreweave", "gcp", "paperspace", "lan"]
+
+
+def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def make_home(root: Path) -> Service:
+    return Service(Home(root / "config", root / "data", root / "logs"))
+
+
+def entries(n: int) -> list[dict[str, object]]:
+    out = []
+    for i in range(n):
+        t = TEMPLATES[i % len(TEMPLATES)]
+        out.append(
+            {
+                "id": f"{t}-{i}",
+                "template_id": t,
+                "name": f"{t} node {i}",
+                "meta": {"notes": "benchmark", "price_ceiling_usd": 0.5},
+            }
+        )
+    return out
+
+
+def start_keyring(base: Path) -> int | None:
+    if not (shutil.which("dbus-daemon") and shutil.which("gnome-keyring-daemon")):
+        return None
+    env = dict(
+        os.environ, XDG_DATA_HOME=str(base / "d"), XDG_RUNTIME_DIR=str(base / "r"), HOME=str(base)
+    )
+    for d in ("d", "r"):
+        (base / d).mkdir(mode=0o700, parents=True)
+    addr, pid = subprocess.check_output(
+        ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+        env=env,
+        text=True,
+    ).split()
+    env["DBUS_SESSION_BUS_ADDRESS"] = addr
+    subprocess.run(
+        ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
+        input="bench",
+        env=env,
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    for k in ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"):
+        os.environ[k] = env[k]
+    return int(pid)
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    data = entries(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        # import into an empty home (no secrets: no keyring involved)
+        homes = iter(range(100))
+        import_s = best_of(
+            lambda: make_home(root / f"i{next(homes)}").import_providers(
+                data, replace=False, overwrite=True
+            ),
+            repeat=3,
+        )
+        svc = make_home(root / "i0")
+        reg_file = svc.home.registry_file
+        size_kb = reg_file.stat().st_size / 1024
+
+        def load() -> object:
+            return make_home(root / "i0").list_providers()
+
+        load_s = best_of(load)
+        export_s = best_of(lambda: make_home(root / "i0").export_providers())
+        export = make_home(root / "i0").export_providers()
+        reimport_s = best_of(
+            lambda: make_home(root / "i0").import_providers(export, replace=False, overwrite=True),
+            repeat=3,
+        )
+        raw = reg_file.read_text()
+        json_s = best_of(lambda: json.dumps(json.loads(raw)), repeat=20)
+
+        print(f"registry of {n} providers ({size_kb:.0f} KiB on disk)")
+        print(f"  load                {load_s * 1000:8.1f} ms   {load_s / json_s:6.1f}x raw JSON")
+        print(
+            f"  export              {export_s * 1000:8.1f} ms   {export_s / json_s:6.1f}x raw JSON"
+        )
+        print(
+            f"  import (new home)   {import_s * 1000:8.1f} ms   {import_s / json_s:6.1f}x raw JSON"
+        )
+        print(
+            f"  import (overwrite)  {reimport_s * 1000:8.1f} ms   "
+            f"{reimport_s / json_s:6.1f}x raw JSON"
+        )
+        print(f"  raw json load+dump  {json_s * 1000:8.1f} ms   (the yardstick)")
+
+        bus = start_keyring(root / "kr")
+        if bus is None:
+            print("keyring part skipped: gnome-keyring / dbus-daemon not installed")
+            return 0
+        try:
+            m = 100
+            with_secrets = [
+                dict(e, secrets={"api_key": f"bench-secret-{i:012d}"})
+                for i, e in enumerate(entries(m))
+                if e["template_id"] not in ("aws", "azure", "gcp", "lan")
+            ]
+            s_svc = make_home(root / "s")
+            t = time.perf_counter()
+            s_svc.import_providers(with_secrets, replace=False, overwrite=True)
+            imp = time.perf_counter() - t
+            t = time.perf_counter()
+            doc = s_svc.export_providers(include_secrets=True)
+            exp = time.perf_counter() - t
+            assert sum(1 for p in doc["providers"] if p.get("secrets")) == len(with_secrets)
+            k = len(with_secrets)
+            samples = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                s_svc.secrets.get(with_secrets[0]["id"], "api_key")  # type: ignore[arg-type]
+                samples.append(time.perf_counter() - t0)
+            rt = statistics.median(samples)
+            print(f"with the OS keyring (gnome-keyring), {k} providers with one secret each")
+            print(
+                f"  import with secrets {imp * 1000:8.1f} ms   ({imp / k * 1000:.1f} ms a secret, "
+                f"{imp / k / rt:.1f} keyring round trips a secret)"
+            )
+            print(
+                f"  export with secrets {exp * 1000:8.1f} ms   ({exp / k * 1000:.1f} ms a secret)"
+            )
+            print(f"  one keyring read    {rt * 1000:8.2f} ms")
+        finally:
+            os.kill(bus, signal.SIGTERM)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
