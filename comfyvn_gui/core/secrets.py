@@ -158,16 +158,24 @@ class SecretStore:
                     self.backend.set_password(self.service, f"{user}#{i}", part)
                 new_n = len(parts)
                 self.backend.set_password(self.service, user, f"{CHUNK_MARK}{new_n}")
-            for i in range(new_n + 1, old_n + 1):
+            for i in range(old_n, new_n, -1):  # from the end: a kill leaves a contiguous run
                 self._delete_quiet(f"{user}#{i}")
 
     def delete_raw(self, user: str) -> None:
+        """Delete a value and all its parts; also sweeps parts a killed writer left behind.
+
+        Parts are always written 1..N before the main entry and deleted N..1 after it, so
+        whatever a process killed half-way leaves is a run of parts starting at 1 (or, after
+        a shrinking write, continuing from the new count): an upward sweep finds them all.
+        """
         with _translate("delete"):
-            if self.backend.get_password(self.service, user) is not None:
+            main = self.backend.get_password(self.service, user)
+            n = _chunk_count(main) if main and main.startswith(CHUNK_MARK) else 0
+            if main is not None:
                 self._delete_quiet(user)
-            # Parts are written 1..N before the main entry, so a writer that died half-way
-            # leaves a run of parts without a main entry: sweep them all.
-            i = 1
+            for i in range(n, 0, -1):
+                self._delete_quiet(f"{user}#{i}")
+            i = n + 1
             while self.backend.get_password(self.service, f"{user}#{i}") is not None:
                 self._delete_quiet(f"{user}#{i}")
                 i += 1
