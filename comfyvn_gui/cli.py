@@ -236,6 +236,17 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
         out.line(f"  enabled:   {'yes' if entry.enabled else 'no'}")
         out.line(f"  active:    {'yes' if entry.active else 'no (not validated here yet)'}")
         out.line(f"  gpu:       {entry.gpu or profile.default_gpu}")
+        price = entry.meta.get("hourly_usd", profile.pricing.hourly_usd)
+        cost = f"${price:g}/hr" if isinstance(price, int | float) else profile.pricing.hint
+        billing = profile.billing
+        assumed = ", assumed" if billing.assumed else ""
+        out.line(
+            f"  cost:      {cost} (prices as of {profile.pricing.prices_as_of}; billed per "
+            f"{_minutes(billing.increment_minutes)}, minimum {_minutes(billing.minimum_minutes)}"
+            f"{assumed})"
+        )
+        out.line(f"  zones:     {', '.join(profile.zones) or '-'}")
+        out.line(f"  policy:    {profile.policy_highlight}")
         if entry.base_url:
             out.line(f"  base url:  {entry.base_url}")
         for k, v in sorted(entry.config.items()):
@@ -371,6 +382,14 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
                 out.note(f"the previous registry was saved to {report.plan.backup}")
         return EXIT_OK
     raise AssertionError(action)
+
+
+def _minutes(value: float) -> str:
+    if value == 0:
+        return "none"
+    if value < 1:
+        return f"{value * 60:g} s"
+    return f"{value:g} min"
 
 
 def _prompt_fields(svc: Service, template_id: str, out: Output, stdin: TextIO) -> dict[str, Any]:

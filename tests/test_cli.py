@@ -398,3 +398,62 @@ def test_registry_changes_are_logged_without_values(
     assert kinds == ["provider.created", "provider.updated", "provider.removed"]
     assert events[1]["secrets_changed"] == ["api_key"]
     assert "CANARY" not in log.read_text()
+
+
+def test_create_prompts_in_a_terminal_and_never_echoes_secrets(app_home: Path) -> None:
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with a real terminal
+        os.execvpe(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "comfyvn_gui",
+                "providers",
+                "create",
+                "aws",
+                "--id",
+                "aws-typed",
+            ],
+            dict(os.environ),
+        )
+    output = b""
+
+    def read_until(predicate: Any, timeout: float = 30) -> None:
+        nonlocal output
+        import time
+
+        end = time.monotonic() + timeout
+        while not predicate(output):
+            assert time.monotonic() < end, output.decode(errors="replace")
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    break
+
+    read_until(lambda o: o.count(b"(hidden): ") == 1)
+    os.write(fd, b"AKIACANARY0TYPED0001\n")
+    read_until(lambda o: o.count(b"(hidden): ") == 2)
+    os.write(fd, b"CANARYtypedSecretKey00000000000000000000\n")
+    read_until(lambda o: b"Region" in o.split(b"(hidden): ")[-1] and o.endswith(b": "))
+    os.write(fd, b"eu-central-1\n")
+    read_until(lambda o: b"created aws-typed" in o)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"CANARY" not in output  # typed secrets are not echoed
+    svc_entry = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "comfyvn_gui", "providers", "show", "aws-typed", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    )
+    assert svc_entry["secrets_set"] == ["access_key", "secret_key"]
+    assert svc_entry["config"] == {"region": "eu-central-1"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError
+from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError, OperationError
 from comfyvn_gui.core.paths import Home, resolve_home
 from comfyvn_gui.service import Service
 
@@ -410,3 +410,30 @@ def test_malformed_import_is_refused_whole(
         svc.import_providers(data, replace=replace, overwrite=overwrite)
     assert state(svc) == before
     assert not svc.home.backups_dir.exists()
+
+
+def test_a_version_0_registry_is_migrated(svc: Service) -> None:
+    svc.home.ensure()
+    svc.home.registry_file.write_text(
+        json.dumps([{"id": "old-rp", "template_id": "runpod", "name": "Old RunPod"}])
+    )
+    assert [p.id for p in svc.list_providers()] == ["local", "old-rp"]
+    svc.register_provider({"id": "old-rp", "name": "Migrated"})
+    data = json.loads(svc.home.registry_file.read_text())
+    assert data["schema_version"] == 1 and data["format"] == "comfyvn-gui.providers"
+    assert [p["id"] for p in data["providers"]] == ["local", "old-rp"]
+
+
+def test_a_newer_or_damaged_registry_is_reported_not_overwritten(svc: Service) -> None:
+    svc.home.ensure()
+    for text, match in [
+        (
+            json.dumps({"format": "comfyvn-gui.providers", "schema_version": 9, "providers": []}),
+            "newer than this comfyvn-gui",
+        ),
+        ("{truncated", "is damaged"),
+    ]:
+        svc.home.registry_file.write_text(text)
+        with pytest.raises(OperationError, match=match):
+            svc.create_provider("runpod", {})
+        assert svc.home.registry_file.read_text() == text
