@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,30 +55,17 @@ def entries(n: int) -> list[dict[str, object]]:
 
 
 def start_keyring(base: Path) -> int | None:
-    if not (shutil.which("dbus-daemon") and shutil.which("gnome-keyring-daemon")):
+    """A private gnome-keyring (the tests' helper); None when it is not installed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.secret_service import MissingTools, start_secret_service
+
+    try:
+        env, bus_pid = start_secret_service(base)
+    except MissingTools:
         return None
-    env = dict(
-        os.environ, XDG_DATA_HOME=str(base / "d"), XDG_RUNTIME_DIR=str(base / "r"), HOME=str(base)
-    )
-    for d in ("d", "r"):
-        (base / d).mkdir(mode=0o700, parents=True)
-    addr, pid = subprocess.check_output(
-        ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
-        env=env,
-        text=True,
-    ).split()
-    env["DBUS_SESSION_BUS_ADDRESS"] = addr
-    subprocess.run(
-        ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
-        input="bench",
-        env=env,
-        text=True,
-        capture_output=True,
-        check=True,
-    )
     for k in ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"):
         os.environ[k] = env[k]
-    return int(pid)
+    return bus_pid
 
 
 def main() -> int:

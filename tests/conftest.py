@@ -7,50 +7,21 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication exists
 os.environ.setdefault("QT_API", "pyside6")
 
-import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from . import secret_service as secret_service_module
 
-def start_secret_service(base: Path, *, unlock: bool = True) -> tuple[dict[str, str], int]:
-    """Start a private session D-Bus with gnome-keyring's Secret Service under ``base``.
 
-    Returns the environment to use and the bus pid (gnome-keyring exits with its bus).
-    """
-    missing = [t for t in ("dbus-daemon", "gnome-keyring-daemon") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not installed: run `make test` as root, or install "
-            "gnome-keyring and dbus-x11 (apt)"
-        )
-    env = dict(
-        os.environ,
-        XDG_DATA_HOME=str(base / "data"),
-        XDG_RUNTIME_DIR=str(base / "run"),
-        HOME=str(base),
-    )
-    for d in ("data", "run"):
-        (base / d).mkdir(mode=0o700, parents=True)
-    out = subprocess.check_output(
-        ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
-        env=env,
-        text=True,
-    ).split()
-    addr, bus_pid = out[0], int(out[1])
-    env["DBUS_SESSION_BUS_ADDRESS"] = addr
-    subprocess.run(
-        ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
-        input="testpass",
-        env=env,
-        text=True,
-        capture_output=True,
-        check=True,
-    )
-    return env, bus_pid
+def start_secret_service(base: Path) -> tuple[dict[str, str], int]:
+    """A private D-Bus + gnome-keyring under ``base`` (see tests/secret_service.py)."""
+    try:
+        return secret_service_module.start_secret_service(base)
+    except secret_service_module.MissingTools as exc:
+        pytest.fail(str(exc))
 
 
 KEYRING_ENV = ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")

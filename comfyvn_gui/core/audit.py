@@ -382,6 +382,9 @@ class AuditLog:
                     encoding="utf-8",
                     chmod=0o600,
                     lock_file_directory=str(self.path.parent),
+                    # Audit events are rare: opening per event keeps no file descriptors
+                    # between events (one AuditLog per home may live as long as the process).
+                    keep_file_open=False,
                 )
             except Exception as exc:  # noqa: BLE001 - logging never raises
                 self._report(exc)
