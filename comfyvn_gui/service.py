@@ -7,18 +7,23 @@ stay thin and agree with each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from . import __version__
 from .core.audit import AuditLog, get_audit_log
 from .core.catalog import Catalog, ProviderProfile, load_catalog
+from .core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, CheckStore, now
+from .core.errors import NotFoundError
 from .core.models import ImportPlan, ProviderEntry
 from .core.paths import Home, resolve_home
 from .core.registry import ImportReport, Registry
 from .core.secrets import SecretStore, SecretStoreError
 from .core.settings import SettingsStore
+from .providers import adapter_for
+from .providers.base import BlockingExecutor, CheckContext, NetworkOptions, run_check
 
 
 class Service:
@@ -95,6 +100,141 @@ class Service:
 
     def keyring_backend(self) -> str:
         return self.secrets.backend_name
+
+    # -- validation and health ------------------------------------------------------------
+
+    @cached_property
+    def executor(self) -> BlockingExecutor:
+        return BlockingExecutor(max_workers=8)
+
+    @cached_property
+    def check_store(self) -> CheckStore:
+        return CheckStore(self.home)
+
+    def _check_targets(self, kind: CheckKind, ids: Sequence[str] | None) -> list[ProviderEntry]:
+        entries = self.registry.providers()
+        if ids:
+            by_id = {p.id: p for p in entries}
+            unknown = [i for i in ids if i not in by_id]
+            if unknown:
+                raise NotFoundError(
+                    f"no provider {', '.join(repr(u) for u in unknown)} is registered "
+                    f"(registered: {', '.join(by_id)})",
+                    fields=["id"],
+                )
+            return [by_id[i] for i in dict.fromkeys(ids)]
+        # No ids: every provider for validation; health watches the enabled ones.
+        return entries if kind == "validate" else [p for p in entries if p.enabled]
+
+    async def check(
+        self,
+        kind: CheckKind,
+        ids: Sequence[str] | None = None,
+        *,
+        timeout_s: float | None = None,
+        transport: Any = None,
+    ) -> list[CheckResult]:
+        """Validate or health-check providers, all at once. Never raises for a failed check.
+
+        Each check's deadline counts from now (waiting for the executor included). Results
+        are stored in the home; a ``valid`` result activates the provider (if its credentials
+        did not change meanwhile), a credential failure deactivates it.
+        """
+        entries = self._check_targets(kind, ids)
+        if timeout_s is None:
+            timeout_s = float(self.settings.get("checks.timeout_s"))
+        network = NetworkOptions(ca_bundle=self.settings.get("network.ca_bundle"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        results = await asyncio.gather(
+            *(self._check_one(kind, e, deadline, network, transport) for e in entries)
+        )
+        outcome = [r for r, _ in results]
+        await loop.run_in_executor(None, self._record_checks, kind, results)
+        return outcome
+
+    def run_checks(
+        self, kind: CheckKind, ids: Sequence[str] | None = None, *, timeout_s: float | None = None
+    ) -> list[CheckResult]:
+        """Blocking form of :meth:`check`, for the command line."""
+        return asyncio.run(self.check(kind, ids, timeout_s=timeout_s))
+
+    async def _check_one(
+        self,
+        kind: CheckKind,
+        entry: ProviderEntry,
+        deadline: float,
+        network: NetworkOptions,
+        transport: Any,
+    ) -> tuple[CheckResult, str | None]:
+        profile = self.catalog.profile(entry.template_id)
+        adapter = adapter_for(entry.template_id)
+        if adapter is None:
+            return self._plain_result(
+                entry,
+                kind,
+                "error",
+                f"checking {profile.name} is not available in this version yet",
+            ), None
+        try:
+            secrets = (
+                await self.executor.run(deadline, self.registry.read_secrets, entry)
+                if entry.secrets_set
+                else {}
+            )
+        except TimeoutError:
+            return self._plain_result(
+                entry, kind, "timeout", "the OS keyring did not answer before the deadline"
+            ), None
+        except SecretStoreError as exc:
+            return self._plain_result(entry, kind, "error", exc.message), None
+        ctx = CheckContext(
+            provider=entry,
+            profile=profile,
+            secrets=secrets,
+            deadline=deadline,
+            executor=self.executor,
+            network=network,
+            transport=transport,
+        )
+        result = await run_check(adapter, ctx, kind)
+        return result, self.registry.fingerprint(entry, secrets)
+
+    @staticmethod
+    def _plain_result(
+        entry: ProviderEntry, kind: CheckKind, code: str, message: str
+    ) -> CheckResult:
+        return CheckResult(
+            provider=entry.id,
+            check=kind,
+            status=code if kind == "validate" else "unknown",
+            code=code,
+            message=message,
+            checked_at=now(),
+        )
+
+    def _record_checks(
+        self, kind: CheckKind, results: list[tuple[CheckResult, str | None]]
+    ) -> None:
+        self.check_store.save([r for r, _ in results])
+        for result, fingerprint in results:
+            self.audit.event(
+                f"provider.{'validated' if kind == 'validate' else 'health_checked'}",
+                provider=result.provider,
+                status=result.status,
+                code=result.code,
+                fields=result.fields,
+                latency_ms=result.latency_ms,
+            )
+            if kind != "validate" or fingerprint is None:
+                continue
+            if result.status == "valid":
+                self.registry.set_active(result.provider, True, fingerprint=fingerprint)
+            elif result.status in CREDENTIAL_FAILURES:
+                self.registry.set_active(result.provider, False, fingerprint=fingerprint)
+
+    def last_results(self) -> dict[str, dict[str, CheckResult]]:
+        return self.check_store.load()
 
     # -- settings --------------------------------------------------------------------------
 

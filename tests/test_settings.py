@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "advisor.latency": "batch",
     "advisor.residency": [],
     "health.interval_s": 300,
+    "checks.timeout_s": 20,
+    "network.ca_bundle": None,
 }
 
 
@@ -65,6 +67,7 @@ def test_set_get_round_trip_across_instances(home: Home, store: SettingsStore) -
 
     other = SettingsStore(resolve_home())
     assert other.all() == {
+        **DEFAULTS,
         "advisor.budget_usd": 2.5,
         "advisor.latency": "interactive",
         "advisor.residency": ["eu", "us"],
@@ -290,3 +293,23 @@ def test_concurrent_writers_leave_a_valid_file(app_home: Path, home: Home) -> No
     assert values["advisor.residency"] in [[f"z{w}"] for w in range(3)]
     leftovers = [p.name for p in home.config_dir.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "typed"),
+    [("checks.timeout_s", "5", 5), ("network.ca_bundle", "/etc/ssl/corp.pem", "/etc/ssl/corp.pem"),
+     ("network.ca_bundle", "null", None)],
+)
+def test_network_and_check_settings(key: str, raw: str, typed: Any) -> None:
+    store = SettingsStore(resolve_home())
+    assert store.set(key, raw) == typed
+    assert SettingsStore(resolve_home()).get(key) == typed
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"), [("checks.timeout_s", "0"), ("checks.timeout_s", "301"),
+                     ("network.ca_bundle", "relative/ca.pem")],
+)
+def test_bad_network_and_check_settings(key: str, raw: str) -> None:
+    with pytest.raises(InputError, match=key):
+        SettingsStore(resolve_home()).set(key, raw)

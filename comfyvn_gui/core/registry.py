@@ -17,6 +17,7 @@ Storage rules (DESIGN.md, "Storage"):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import secrets as _random
@@ -262,17 +263,47 @@ class Registry:
             )
             return change.entry, existing is None
 
-    def set_active(self, provider_id: str, active: bool) -> ProviderEntry:
-        """Record the outcome of a validation (used by the validation layer)."""
+    def set_active(
+        self, provider_id: str, active: bool, *, fingerprint: str | None = None
+    ) -> ProviderEntry | None:
+        """Record the outcome of a validation.
+
+        With ``fingerprint`` (see :meth:`fingerprint`), the change is made only if the
+        provider's credentials are still those that were checked; otherwise nothing changes
+        and None is returned (the user edited them while the check ran).
+        """
         with self._locked():
             reg = self._read()
             for i, p in enumerate(reg.providers):
-                if p.id == provider_id:
-                    if p.active != active:
-                        reg.providers[i] = p.model_copy(update={"active": active})
-                        self._commit(reg, {}, set())
-                    return reg.providers[i]
+                if p.id != provider_id:
+                    continue
+                if fingerprint is not None and fingerprint != self.fingerprint(p):
+                    return None
+                if p.active != active:
+                    reg.providers[i] = p.model_copy(update={"active": active})
+                    self._commit(reg, {}, set())
+                return reg.providers[i]
         raise NotFoundError(f"no provider {_short(provider_id)} is registered", fields=["id"])
+
+    def read_secrets(self, entry: ProviderEntry) -> dict[str, str]:
+        """The stored secret values of a provider (for its checks). Never logged or stored."""
+        out: dict[str, str] = {}
+        for name in entry.secrets_set:
+            value = self.secrets.get(entry.id, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def fingerprint(self, entry: ProviderEntry, secrets: Mapping[str, str] | None = None) -> str:
+        """A digest of everything a validation depends on (kept in memory only)."""
+        if secrets is None:
+            secrets = self.read_secrets(entry) if entry.secrets_set else {}
+        material = json.dumps(
+            [entry.template_id, entry.base_url, entry.config, sorted(secrets.items())],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
 
     # -- remove ----------------------------------------------------------------------------
 

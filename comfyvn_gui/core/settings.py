@@ -172,6 +172,39 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
 )
 
+
+def _optional_pem_path(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NULL_WORDS | {""}):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a file path")
+    path = value.strip()
+    if not path.startswith(("/", "~")) and not re.match(r"^[A-Za-z]:[\\/]", path):
+        raise ValueError("expected an absolute path")
+    return path
+
+
+_SPECS += (
+    SettingSpec(
+        key="checks.timeout_s",
+        type_name="integer",
+        default=20,
+        help="Deadline of one validation or health check, in seconds, counted from the moment "
+        "it is asked for (waiting included).",
+        accepts="an integer between 1 and 300 seconds",
+        parse=_int_between(1, 300),
+    ),
+    SettingSpec(
+        key="network.ca_bundle",
+        type_name="path or null",
+        default=None,
+        help="A PEM file of extra trusted certificate authorities, for a proxy that inspects "
+        "TLS. null: the system's.",
+        accepts="an absolute path to a PEM file, or null",
+        parse=_optional_pem_path,
+    ),
+)
+
 SETTINGS: dict[str, SettingSpec] = {spec.key: spec for spec in _SPECS}
 
 

@@ -1,0 +1,475 @@
+"""The adapter framework: one async protocol and the machinery every adapter shares.
+
+An adapter implements ``validate`` and ``health`` (``submit``, ``status`` and ``cancel`` come
+with dispatch) as coroutines that take a :class:`CheckContext` and return an
+:class:`Outcome`, or raise :class:`CheckFailure` with a status of the result vocabulary.
+Everything else is written once, here:
+
+* :class:`HttpClient` — httpx with timeouts cut to the check's deadline, the system proxy
+  settings (``trust_env``), an optional custom CA bundle or client certificate, bounded retries
+  that honour ``Retry-After`` on 429/503, and the mapping of transport and HTTP failures into
+  the result vocabulary (naming the auth fields to fix);
+* :class:`BlockingExecutor` — a bounded thread pool for blocking work (keyring reads, SDKs)
+  whose waits count against the check's deadline, queueing included;
+* :func:`run_check` — deadline, timing, cancellation and the guarantee that a check never
+  raises to its caller and that no secret value appears in its message or detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import email.utils
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from comfyvn_gui.core.audit import redact
+from comfyvn_gui.core.catalog import ProviderProfile
+from comfyvn_gui.core.checks import HEALTH_OF_CODE, CheckKind, CheckResult, now
+from comfyvn_gui.core.models import ProviderEntry
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+
+#: Retries of one request on 429/503 (the first attempt not counted).
+MAX_RETRIES = 2
+#: A Retry-After longer than this (seconds) is not waited for; the check reports it instead.
+MAX_RETRY_AFTER_S = 10.0
+USER_AGENT = "comfyvn-gui"
+
+
+class CheckFailure(Exception):
+    """Raised by an adapter: the check failed with ``code`` (a validation status)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        fields: Iterable[str] = (),
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+        self.detail = dict(detail or {})
+
+
+@dataclass
+class Outcome:
+    """What a successful check found. ``health`` lets a health check say ``degraded``."""
+
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    health: str = "healthy"
+    code: str | None = None
+
+
+class Adapter(Protocol):
+    """One provider's checks (later: submit, status, cancel)."""
+
+    async def validate(self, ctx: CheckContext) -> Outcome: ...
+
+    async def health(self, ctx: CheckContext) -> Outcome: ...
+
+
+class BlockingExecutor:
+    """A bounded pool for blocking calls; every wait is bounded by the caller's deadline."""
+
+    def __init__(self, max_workers: int = 8) -> None:
+        self.max_workers = max_workers
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="comfyvn-check"
+        )
+
+    async def run(self, deadline: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the pool; TimeoutError once the deadline (loop time) passes.
+
+        A call still queued when the deadline passes never starts. A call already running
+        cannot be interrupted: the SDKs get their own timeouts (DESIGN.md) for that.
+        """
+        loop = asyncio.get_running_loop()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError
+        future = self._pool.submit(fn, *args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
+        finally:
+            future.cancel()  # no-op once started; drops it from the queue otherwise
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class NetworkOptions:
+    """Application-wide network settings."""
+
+    ca_bundle: str | None = None  # a PEM file of extra trusted CAs (a TLS-inspecting proxy)
+
+
+@dataclass
+class CheckContext:
+    """Everything one check may use. Built by the service; secrets were read beforehand."""
+
+    provider: ProviderEntry
+    profile: ProviderProfile
+    secrets: dict[str, str]
+    deadline: float
+    executor: BlockingExecutor
+    network: NetworkOptions = field(default_factory=NetworkOptions)
+    transport: httpx.AsyncBaseTransport | None = None  # tests may route httpx elsewhere
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def remaining(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def value(self, name: str) -> str | None:
+        """A field's value: a secret from the keyring or a setting from ``config``."""
+        if name in self.secrets:
+            return self.secrets[name]
+        v = self.provider.config.get(name)
+        return None if v is None or v == "" else str(v)
+
+    def require(self, *names: str) -> list[str]:
+        """The values of ``names``; ``misconfigured`` naming every missing one otherwise."""
+        missing = [n for n in names if self.value(n) is None]
+        if missing:
+            labels = ", ".join(self.profile.field(n).label for n in missing)
+            raise CheckFailure(
+                "misconfigured",
+                f"{self.name}: {labels} {'is' if len(missing) == 1 else 'are'} not set; "
+                "enter it in the provider's settings",
+                fields=missing,
+            )
+        return [v for v in (self.value(n) for n in names) if v is not None]
+
+    def endpoint(self, name: str) -> str | None:
+        """A base URL: ``config.endpoints`` > ``base_url`` (primary) > the profile's default."""
+        overrides = self.provider.config.get("endpoints") or {}
+        url = overrides.get(name)
+        if url is None and name == self.profile.primary_endpoint:
+            url = self.provider.base_url
+        if url is None:
+            url = self.profile.endpoints.get(name)
+        return url.rstrip("/") if isinstance(url, str) and url else None
+
+    def http(
+        self,
+        *,
+        auth_fields: Iterable[str] = (),
+        verify: str | bool | None = None,
+        cert: tuple[str, str] | str | None = None,
+        verify_field: str | None = None,
+    ) -> HttpClient:
+        return HttpClient(
+            self,
+            auth_fields=list(auth_fields),
+            verify=verify,
+            cert=cert,
+            verify_field=verify_field,
+        )
+
+
+class HttpClient:
+    """httpx bound to one check: deadline-aware timeouts, retries and failure mapping."""
+
+    def __init__(
+        self,
+        ctx: CheckContext,
+        *,
+        auth_fields: list[str],
+        verify: str | bool | None,
+        cert: tuple[str, str] | str | None,
+        verify_field: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.auth_fields = auth_fields
+        self._verify = verify
+        self._cert = cert
+        self._verify_field = verify_field
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> HttpClient:
+        import httpx
+
+        # The OS trust store (and OpenSSL's SSL_CERT_FILE), plus a custom CA bundle if given.
+        cafile = self._verify if isinstance(self._verify, str) else self.ctx.network.ca_bundle
+        try:
+            verify = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            own = isinstance(self._verify, str)
+            raise CheckFailure(
+                "misconfigured",
+                f"the CA bundle {cafile} could not be loaded ({_reason(exc)}); "
+                + ("check the file" if own else "check the network.ca_bundle setting"),
+                fields=[self._verify_field] if own and self._verify_field else [],
+            ) from None
+        if self._verify is False:
+            verify.check_hostname = False
+            verify.verify_mode = ssl.CERT_NONE
+        if self._cert is not None:
+            try:
+                if isinstance(self._cert, tuple):
+                    verify.load_cert_chain(*self._cert)
+                else:
+                    verify.load_cert_chain(self._cert)
+            except (OSError, ssl.SSLError) as exc:
+                raise CheckFailure(
+                    "misconfigured",
+                    f"{self.ctx.name}: the client certificate or its key could not be loaded "
+                    f"({_reason(exc)}); check the files",
+                    fields=["client_cert", "client_key"],
+                ) from None
+        self._client = httpx.AsyncClient(
+            verify=verify,
+            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY and the system's proxy settings
+            transport=self.ctx.transport,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        ok: Iterable[int] = (200,),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request; return the response if its status is in ``ok``.
+
+        Anything else becomes a :class:`CheckFailure` of the right kind. 429 and 503 are
+        retried (at most :data:`MAX_RETRIES` times) when ``Retry-After`` fits the deadline.
+        """
+        import httpx
+
+        assert self._client is not None, "use `async with ctx.http() as http`"
+        ok_set = set(ok)
+        host = httpx.URL(url).host or url
+        attempt = 0
+        while True:
+            remaining = self.ctx.remaining()
+            if remaining <= 0:
+                raise TimeoutError
+            timeout = httpx.Timeout(remaining, connect=min(remaining, 10.0))
+            try:
+                resp = await self._client.request(method, url, timeout=timeout, **kwargs)
+            except httpx.TimeoutException:
+                raise CheckFailure(
+                    "timeout",
+                    f"{self.ctx.name} ({host}) did not answer in time; check your network or "
+                    "try again later",
+                ) from None
+            except httpx.ConnectError as exc:
+                if _is_tls_error(exc):
+                    raise CheckFailure(
+                        "misconfigured",
+                        f"the TLS certificate of {host} could not be verified ({_reason(exc)}). "
+                        "If the address is right and you are behind a proxy that inspects TLS, "
+                        "or the server uses its own CA, give its CA bundle",
+                        fields=[self._verify_field] if self._verify_field else [],
+                    ) from None
+                raise CheckFailure(
+                    "unreachable",
+                    f"cannot connect to {self.ctx.name} at {host} ({_reason(exc)}); check the "
+                    "address and your network",
+                    fields=self._address_fields(),
+                ) from None
+            except httpx.TransportError as exc:
+                raise CheckFailure(
+                    "unreachable",
+                    f"the connection to {self.ctx.name} at {host} failed ({_reason(exc)})",
+                    fields=self._address_fields(),
+                ) from None
+            if resp.status_code in ok_set:
+                return resp
+            if resp.status_code in (429, 503) and attempt < MAX_RETRIES:
+                wait = _retry_after(resp)
+                if wait is None:
+                    wait = 0.5 * (2**attempt)
+                if wait <= MAX_RETRY_AFTER_S and wait < self.ctx.remaining() - 0.05:
+                    attempt += 1
+                    await asyncio.sleep(wait)
+                    continue
+            raise self.failure_for(resp)
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    def json(self, resp: httpx.Response) -> Any:
+        """The body as JSON, or an ``error`` failure saying the provider sent something else."""
+        try:
+            return resp.json()
+        except ValueError:
+            raise CheckFailure(
+                "error",
+                f"{self.ctx.name} answered {resp.status_code} with a body that is not JSON; "
+                "is the address right?",
+                fields=self._address_fields(),
+            ) from None
+
+    def failure_for(self, resp: httpx.Response) -> CheckFailure:
+        """Map an unexpected HTTP status into the result vocabulary."""
+        code = resp.status_code
+        name = self.ctx.name
+        fields = self.auth_fields
+        label = " / ".join(self.ctx.profile.field(f).label for f in fields) or "credentials"
+        if code == 401:
+            return CheckFailure(
+                "invalid_credentials",
+                f"{name} rejected the {label} (401 Unauthorized); paste the key again or "
+                "create a new one",
+                fields=fields,
+            )
+        if code == 403:
+            return CheckFailure(
+                "permission_denied",
+                f"{name} accepted the {label} but refused access (403 Forbidden); give the key "
+                "the permissions it needs",
+                fields=fields,
+            )
+        if code == 429:
+            wait = _retry_after(resp)
+            return CheckFailure(
+                "rate_limited",
+                f"{name} is rate-limiting requests (429)"
+                + (f"; try again in {wait:.0f} s" if wait else "; try again shortly"),
+                detail={"retry_after_s": wait} if wait is not None else {},
+            )
+        if code in (404, 405):
+            return CheckFailure(
+                "misconfigured",
+                f"{name} answered {code} for {resp.request.url.path}: the address or an id in "
+                "the settings is wrong",
+                fields=self._address_fields(),
+            )
+        if code in (502, 503, 504):
+            return CheckFailure(
+                "unreachable",
+                f"{name} is unavailable right now ({code}); try again later",
+            )
+        return CheckFailure("error", f"{name} answered {code} unexpectedly; try again later")
+
+    def _address_fields(self) -> list[str]:
+        return ["base_url"] if self.ctx.profile.primary_endpoint else []
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 160 else text[:160] + "…"
+
+
+def _scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """Redact known secret values and secret-looking keys from a message or a detail."""
+    value = redact(value)
+    values = sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True)
+    if not values:
+        return value
+    if isinstance(value, str):
+        for s in values:
+            value = value.replace(s, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, values) for v in value]
+    return value
+
+
+async def run_check(adapter: Adapter, ctx: CheckContext, kind: CheckKind) -> CheckResult:
+    """Run one check to completion or its deadline. Never raises (cancellation excepted)."""
+    started = time.perf_counter()
+    status: str
+    code: str | None = None
+    fields: list[str] = []
+    detail: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            outcome = await (adapter.validate(ctx) if kind == "validate" else adapter.health(ctx))
+        message, detail = outcome.message, outcome.detail
+        if kind == "validate":
+            status = "valid"
+        else:
+            status, code = outcome.health, outcome.code
+    except CheckFailure as failure:
+        code, message, fields, detail = (
+            failure.code,
+            failure.message,
+            failure.fields,
+            failure.detail,
+        )
+        status = code if kind == "validate" else HEALTH_OF_CODE.get(code, "unhealthy")
+    except TimeoutError:
+        code = "timeout"
+        status = code if kind == "validate" else "unhealthy"
+        message = (
+            f"{ctx.name} did not answer within the check's deadline; check your network or try "
+            "again later"
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check never raises to its caller
+        code = "error"
+        status = code if kind == "validate" else "unhealthy"
+        message = f"{ctx.name}: the check failed unexpectedly ({type(exc).__name__}: {exc})"
+    elapsed = (time.perf_counter() - started) * 1000
+    secrets = list(ctx.secrets.values())
+    return CheckResult(
+        provider=ctx.provider.id,
+        check=kind,
+        status=status,
+        code=code,
+        message=_scrub(message, secrets),
+        fields=fields,
+        detail=_scrub(detail, secrets),
+        latency_ms=round(elapsed, 1),
+        checked_at=now(),
+    )
