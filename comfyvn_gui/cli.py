@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
+    for name, what in (
+        ("validate", "check credentials with a real call (no ids: every provider)"),
+        ("health", "check that providers can take work now (no ids: every enabled provider)"),
+    ):
+        chk = ps.add_parser(name, help=what, parents=[common])
+        chk.add_argument("ids", nargs="*", metavar="ID")
+        chk.add_argument("--all", action="store_true", help="every provider (the default)")
+        chk.add_argument(
+            "--timeout", type=float, metavar="S", help="deadline of each check in seconds"
+        )
+
     export = ps.add_parser("export", help="export the registry as JSON", parents=[common])
     export.add_argument("--include-secrets", action="store_true")
     export.add_argument("-o", "--output", metavar="FILE")
@@ -330,6 +341,9 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
             out.line(f"removed {entry.id} and its stored credentials")
         return EXIT_OK
 
+    if action in ("validate", "health"):
+        return _checks(action, args, svc, out)
+
     if action == "export":
         doc = svc.export_providers(include_secrets=args.include_secrets)
         text = json.dumps(doc, indent=2) + "\n"
@@ -382,6 +396,38 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
                 out.note(f"the previous registry was saved to {report.plan.backup}")
         return EXIT_OK
     raise AssertionError(action)
+
+
+def _checks(kind: str, args: argparse.Namespace, svc: Service, out: Output) -> int:
+    """`sky check`-style: every provider at once, its status, why, what to fix, how long."""
+    if args.all and args.ids:
+        raise InputError("give provider ids or --all, not both")
+    if args.timeout is not None and not 0 < args.timeout <= 600:
+        raise InputError("--timeout must be between 0 and 600 seconds", fields=["timeout"])
+    if not out.as_json:
+        out.note(
+            f"{'Validating' if kind == 'validate' else 'Checking the health of'} "
+            f"{', '.join(args.ids) if args.ids else 'all providers'} ..."
+        )
+    results = svc.run_checks(kind, args.ids or None, timeout_s=args.timeout)  # type: ignore[arg-type]
+    if out.as_json:
+        out.json([r.model_dump(mode="json") for r in results])
+    else:
+        good = {"valid", "healthy"}
+        rows = []
+        for r in results:
+            mark = "ok" if r.status in good else ("~" if r.status == "degraded" else "!!")
+            fix = ", ".join(r.fields) or "-"
+            ms = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
+            who = r.detail.get("identity")
+            rows.append([mark, r.provider, r.status, fix, ms, str(who) if who else "-"])
+        out.table(["", "PROVIDER", "STATUS", "FIX", "TIME", "IDENTITY"], rows)
+        out.line()
+        for r in results:
+            out.line(f"{r.provider}: {r.message}")
+    if kind == "validate":
+        return EXIT_OK if all(r.status == "valid" for r in results) else EXIT_FAILED
+    return EXIT_FAILED if any(r.status == "unhealthy" for r in results) else EXIT_OK
 
 
 def _minutes(value: float) -> str:

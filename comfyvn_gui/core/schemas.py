@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .catalog import GpuSpec, ProviderProfile
+from .checks import HealthResult, LocalSnapshot, ValidationResult
 from .models import ExportDocument, ImportPlan, ProviderEntry, ProviderInput
 
 PUBLIC_MODELS: dict[str, type[BaseModel]] = {
@@ -22,6 +23,9 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "import-plan": ImportPlan,
     "provider-profile": ProviderProfile,
     "gpu": GpuSpec,
+    "validation-result": ValidationResult,
+    "health-result": HealthResult,
+    "local-snapshot": LocalSnapshot,
 }
 
 

@@ -52,6 +52,7 @@ class FakeServer:
 
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     ssl_context: ssl.SSLContext | None = None
+    default: Route | None = None  # answers every request no route matches (fault servers)
     requests: list[Request] = field(default_factory=list)
 
     def route(self, method: str, path: str) -> Callable[[Route], Route]:
@@ -77,7 +78,7 @@ class FakeServer:
                 req = Request(self.command, parts.path, parse_qs(parts.query),
                               {k.lower(): v for k, v in self.headers.items()}, body)
                 fake.requests.append(req)
-                route = fake.routes.get((self.command, parts.path))
+                route = fake.routes.get((self.command, parts.path)) or fake.default
                 if route is None:
                     known = any(p == parts.path for (_, p) in fake.routes)
                     status, headers, payload = reply_json(
