@@ -168,7 +168,15 @@ class Service:
         transport: Any,
     ) -> tuple[CheckResult, str | None]:
         profile = self.catalog.profile(entry.template_id)
-        adapter = adapter_for(entry.template_id)
+        try:
+            adapter = adapter_for(entry.template_id)
+        except Exception as exc:  # noqa: BLE001 - e.g. an SDK that is not installed
+            return self._plain_result(
+                entry,
+                kind,
+                "error",
+                f"the {profile.name} adapter could not be loaded ({type(exc).__name__}: {exc})",
+            ), None
         if adapter is None:
             return self._plain_result(
                 entry,

@@ -437,3 +437,28 @@ def test_a_newer_or_damaged_registry_is_reported_not_overwritten(svc: Service) -
         with pytest.raises(OperationError, match=match):
             svc.create_provider("runpod", {})
         assert svc.home.registry_file.read_text() == text
+
+
+def test_plaintext_secrets_in_an_old_registry_move_to_the_keyring(svc: Service) -> None:
+    svc.home.ensure()
+    svc.home.registry_file.write_text(
+        json.dumps(
+            {
+                "providers": [
+                    {
+                        "id": "old-rp",
+                        "template_id": "runpod",
+                        "name": "Old",
+                        "config": {
+                            "api_key": "LEGACY-plaintext-key-0123456789",
+                            "endpoint_id": "abc123",
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    (_, entry) = svc.list_providers()
+    assert entry.config == {"endpoint_id": "abc123"} and entry.secrets_set == ["api_key"]
+    assert "LEGACY" not in svc.home.registry_file.read_text()
+    assert home_entries(svc) == {"old-rp/api_key": "LEGACY-plaintext-key-0123456789"}

@@ -158,7 +158,7 @@ class Registry:
     def providers(self) -> list[ProviderEntry]:
         """Every provider (the built-in ``local`` first). Never returns a secret value."""
         with self._locked(recover="best_effort"):
-            return self._read().providers
+            return self._read(strict=False).providers
 
     def get(self, provider_id: str) -> ProviderEntry:
         for p in self.providers():
@@ -804,7 +804,7 @@ class Registry:
         finally:
             self._lock.release()
 
-    def _read(self) -> RegistryFile:
+    def _read(self, *, strict: bool = True) -> RegistryFile:
         path = self.home.registry_file
         try:
             raw = path.read_text("utf-8")
@@ -824,7 +824,41 @@ class Registry:
             ) from None
         if not any(p.id == LOCAL_ID for p in reg.providers):
             reg.providers.insert(0, self._local_entry())
+        plaintext = self._take_plaintext_secrets(reg)
+        if plaintext:
+            # A file written by another tool (or the original ComfyVN) holds secret values:
+            # move them into the keyring now. If that is impossible, a read still shows the
+            # entries without the values, but nothing may be written over the file.
+            try:
+                self._commit(reg, plaintext, set())
+            except OperationError:
+                if strict:
+                    raise
+            else:
+                self.audit.event(
+                    "registry.secrets_migrated",
+                    secrets=sorted(f"{p}/{f}" for p, f in plaintext),
+                )
         return reg
+
+    def _take_plaintext_secrets(self, reg: RegistryFile) -> dict[SecretKey, str]:
+        """Strip secret values out of ``config`` (they belong in the keyring)."""
+        found: dict[SecretKey, str] = {}
+        for i, p in enumerate(reg.providers):
+            try:
+                names = set(self.catalog.profile(p.template_id).secret_fields)
+            except NotFoundError:
+                continue
+            leaked = {k: v for k, v in p.config.items() if k in names}
+            if not leaked:
+                continue
+            config = {k: v for k, v in p.config.items() if k not in names}
+            values = {k: v for k, v in leaked.items() if isinstance(v, str) and v}
+            found.update({(p.id, k): v for k, v in values.items()})
+            reg.providers[i] = p.model_copy(
+                update={"config": config, "secrets_set": sorted(set(p.secrets_set) | set(values))}
+            )
+        return found
 
     def _local_entry(self) -> ProviderEntry:
         profile = next(p for p in self.catalog.profiles.values() if p.protected)

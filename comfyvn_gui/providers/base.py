@@ -172,13 +172,17 @@ class CheckContext:
         verify: str | bool | None = None,
         cert: tuple[str, str] | str | None = None,
         verify_field: str | None = None,
+        address_field: str = "base_url",
     ) -> HttpClient:
+        """An httpx client for this check. ``auth_fields`` are blamed on 401/403,
+        ``verify_field`` on a TLS failure, ``address_field`` on a wrong or dead address."""
         return HttpClient(
             self,
             auth_fields=list(auth_fields),
             verify=verify,
             cert=cert,
             verify_field=verify_field,
+            address_field=address_field,
         )
 
 
@@ -193,8 +197,10 @@ class HttpClient:
         verify: str | bool | None,
         cert: tuple[str, str] | str | None,
         verify_field: str | None,
+        address_field: str = "base_url",
     ) -> None:
         self.ctx = ctx
+        self._address_field = address_field
         self.auth_fields = auth_fields
         self._verify = verify
         self._cert = cert
@@ -371,6 +377,8 @@ class HttpClient:
         return CheckFailure("error", f"{name} answered {code} unexpectedly; try again later")
 
     def _address_fields(self) -> list[str]:
+        if self._address_field != "base_url":
+            return [self._address_field]
         return ["base_url"] if self.ctx.profile.primary_endpoint else []
 
 
