@@ -298,6 +298,15 @@ class HttpClient:
                     "address and your network",
                     fields=self._address_fields(),
                 ) from None
+            except ssl.SSLError as exc:
+                # TLS 1.3 reports a refused client certificate on the first read, as a bare
+                # SSLError that httpx does not wrap.
+                raise CheckFailure(
+                    "misconfigured",
+                    f"the TLS connection to {self.ctx.name} at {host} was refused "
+                    f"({_reason(exc)}); check the certificates in the provider's settings",
+                    fields=[f for f in (self._verify_field,) if f],
+                ) from None
             except httpx.TransportError as exc:
                 raise CheckFailure(
                     "unreachable",
