@@ -150,7 +150,8 @@ class Service:
             *(self._check_one(kind, e, deadline, network, transport) for e in entries)
         )
         outcome = [r for r, _ in results]
-        await loop.run_in_executor(None, self._record_checks, kind, results)
+        was_active = {e.id: e.active for e in entries}
+        await loop.run_in_executor(None, self._record_checks, kind, results, was_active)
         return outcome
 
     def run_checks(
@@ -222,7 +223,10 @@ class Service:
         )
 
     def _record_checks(
-        self, kind: CheckKind, results: list[tuple[CheckResult, str | None]]
+        self,
+        kind: CheckKind,
+        results: list[tuple[CheckResult, str | None]],
+        was_active: dict[str, bool],
     ) -> None:
         self.check_store.save([r for r, _ in results])
         for result, fingerprint in results:
@@ -237,9 +241,13 @@ class Service:
             if kind != "validate" or fingerprint is None:
                 continue
             if result.status == "valid":
-                self.registry.set_active(result.provider, True, fingerprint=fingerprint)
+                active = True
             elif result.status in CREDENTIAL_FAILURES:
-                self.registry.set_active(result.provider, False, fingerprint=fingerprint)
+                active = False
+            else:
+                continue  # a network or load problem says nothing about the credentials
+            if was_active.get(result.provider) != active:
+                self.registry.set_active(result.provider, active, fingerprint=fingerprint)
 
     def last_results(self) -> dict[str, dict[str, CheckResult]]:
         return self.check_store.load()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
+import functools
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -212,32 +214,14 @@ class HttpClient:
 
         # The OS trust store (and OpenSSL's SSL_CERT_FILE), plus a custom CA bundle if given.
         cafile = self._verify if isinstance(self._verify, str) else self.ctx.network.ca_bundle
-        try:
-            verify = ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            own = isinstance(self._verify, str)
-            raise CheckFailure(
-                "misconfigured",
-                f"the CA bundle {cafile} could not be loaded ({_reason(exc)}); "
-                + ("check the file" if own else "check the network.ca_bundle setting"),
-                fields=[self._verify_field] if own and self._verify_field else [],
-            ) from None
-        if self._verify is False:
-            verify.check_hostname = False
-            verify.verify_mode = ssl.CERT_NONE
-        if self._cert is not None:
-            try:
-                if isinstance(self._cert, tuple):
-                    verify.load_cert_chain(*self._cert)
-                else:
-                    verify.load_cert_chain(self._cert)
-            except (OSError, ssl.SSLError) as exc:
-                raise CheckFailure(
-                    "misconfigured",
-                    f"{self.ctx.name}: the client certificate or its key could not be loaded "
-                    f"({_reason(exc)}); check the files",
-                    fields=["client_cert", "client_key"],
-                ) from None
+        verify = _ssl_context(
+            self.ctx.name,
+            cafile,
+            self._verify is False,
+            self._cert,
+            self._verify_field,
+            isinstance(self._verify, str),
+        )
         self._client = httpx.AsyncClient(
             verify=verify,
             trust_env=True,  # HTTP(S)_PROXY / NO_PROXY and the system's proxy settings
@@ -389,6 +373,62 @@ class HttpClient:
         if self._address_field != "base_url":
             return [self._address_field]
         return ["base_url"] if self.ctx.profile.primary_endpoint else []
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_context(
+    cafile: str | None, insecure: bool, cert: tuple[str, str] | str | None, mtime: float
+) -> ssl.SSLContext:
+    """Loading the trust store costs tens of milliseconds of CPU: do it once per setting."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if isinstance(cert, tuple):
+        ctx.load_cert_chain(*cert)
+    elif cert is not None:
+        ctx.load_cert_chain(cert)
+    return ctx
+
+
+def _ssl_context(
+    name: str,
+    cafile: str | None,
+    insecure: bool,
+    cert: tuple[str, str] | str | None,
+    verify_field: str | None,
+    own_ca: bool,
+) -> ssl.SSLContext:
+    files = [f for f in (cafile, *(cert if isinstance(cert, tuple) else (cert,))) if f]
+    try:
+        mtime = max((os.stat(f).st_mtime for f in files), default=0.0)  # a changed file reloads
+    except OSError:
+        mtime = -1.0  # a missing file: loading it below reports it
+    try:
+        return _cached_context(cafile, insecure, cert, mtime)
+    except (OSError, ssl.SSLError) as exc:
+        if cafile:  # which file was it? the CA bundle, if it does not load on its own
+            try:
+                ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as ca_exc:
+                raise _ca_failure(cafile, ca_exc, verify_field, own_ca) from None
+        raise CheckFailure(
+            "misconfigured",
+            f"{name}: the client certificate or its key could not be loaded "
+            f"({_reason(exc)}); check the files",
+            fields=["client_cert", "client_key"],
+        ) from None
+
+
+def _ca_failure(
+    cafile: str | None, exc: BaseException, verify_field: str | None, own_ca: bool
+) -> CheckFailure:
+    return CheckFailure(
+        "misconfigured",
+        f"the CA bundle {cafile} could not be loaded ({_reason(exc)}); "
+        + ("check the file" if own_ca else "check the network.ca_bundle setting"),
+        fields=[verify_field] if own_ca and verify_field else [],
+    )
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

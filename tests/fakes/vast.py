@@ -1,0 +1,115 @@
+"""A contract fake of Vast.ai's REST API (``/api/v0``): the current user and the instance list.
+
+Written from docs.vast.ai (API reference "show user", "show instances") and PROVIDERS.md (what
+the official client was recorded sending), not from the adapter:
+
+* ``GET /api/v0/users/current`` — with or without the trailing slash (the docs write one, the
+  client sends none). ``Authorization: Bearer KEY``; anything else (including the legacy
+  ``?api_key=`` parameter alone) is 401. The answer carries ``id``, ``email``, ``username``,
+  ``credit``, ``balance`` ... and, like the real API, the account's ``api_key`` itself.
+* ``GET /api/v0/instances/`` (either spelling) — ``{"instances": [...]}``.
+* Wrong paths 404, wrong methods 405. ``rate_limit_first=N`` answers the first N requests 429
+  (with ``Retry-After`` when ``retry_after`` is set). Replies are ``application/json`` exactly,
+  as the official client insists on.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .http import FakeServer, Reply, Request, reply_json
+
+
+@dataclass
+class VastFake:
+    key: str = "vast_GOODKEY_0123456789abcdef0123"
+    user_id: int = 40217
+    email: str = "cg-team@example.com"
+    username: str = "cgteam"
+    credit: float = 12.5
+    balance: float = 0.0
+    instances: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"id": 901, "actual_status": "running", "gpu_name": "RTX 4090", "dph_total": 0.41},
+            {"id": 902, "actual_status": "exited", "gpu_name": "RTX 3090", "dph_total": 0.22},
+        ]
+    )
+    rate_limit_first: int = 0
+    retry_after: str | None = None
+    server: FakeServer = field(default_factory=FakeServer)
+
+    def __post_init__(self) -> None:
+        self._defaults = {
+            f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "server"
+        }
+        for path in ("/api/v0/users/current", "/api/v0/users/current/"):
+            self.server.route("GET", path)(self._guard(self._user))
+        for path in ("/api/v0/instances", "/api/v0/instances/"):
+            self.server.route("GET", path)(self._guard(self._instances))
+        self._seen = 0
+
+    def reset(self, **changes: Any) -> VastFake:
+        """Back to the settings it was made with (plus ``changes``), with no requests recorded:
+        one running server serves a whole test module."""
+        for name, value in self._defaults.items():
+            setattr(self, name, copy.deepcopy(value))
+        for name, value in changes.items():
+            if name not in self._defaults:
+                raise TypeError(f"VastFake has no setting {name!r}")
+            setattr(self, name, value)
+        self.server.requests.clear()
+        self._seen = 0
+        return self
+
+    def __enter__(self) -> VastFake:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.server.base}/api/v0"
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.server.requests
+
+    def _guard(self, route: Any) -> Any:
+        def wrapped(req: Request) -> Reply:
+            self._seen += 1
+            if self._seen <= self.rate_limit_first:
+                headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+                return reply_json(429, {"detail": "API requests too frequent"}, headers)
+            if req.bearer != self.key:
+                return reply_json(
+                    401, {"success": False, "error": "invalid_user", "msg": "Invalid user key"}
+                )
+            reply: Reply = route(req)
+            return reply
+
+        return wrapped
+
+    def _user(self, req: Request) -> Reply:
+        return reply_json(
+            200,
+            {
+                "id": self.user_id,
+                "key_id": 7731,
+                "email": self.email,
+                "username": self.username,
+                "fullname": "CG Team",
+                "credit": self.credit,
+                "balance": self.balance,
+                "can_pay": self.credit > 0,
+                "api_key": self.key,  # the real API echoes it; a client must never show it
+                "ssh_key": "ssh-ed25519 AAAAC3Nza... cg@studio",
+                "sid": "s-77",
+            },
+        )
+
+    def _instances(self, req: Request) -> Reply:
+        return reply_json(200, {"instances": self.instances})
