@@ -409,6 +409,7 @@ def _checks(kind: str, args: argparse.Namespace, svc: Service, out: Output) -> i
             f"{'Validating' if kind == 'validate' else 'Checking the health of'} "
             f"{', '.join(args.ids) if args.ids else 'all providers'} ..."
         )
+    entries = {p.id: p for p in svc.list_providers()}
     results = svc.run_checks(kind, args.ids or None, timeout_s=args.timeout)  # type: ignore[arg-type]
     if out.as_json:
         out.json([r.model_dump(mode="json") for r in results])
@@ -420,11 +421,17 @@ def _checks(kind: str, args: argparse.Namespace, svc: Service, out: Output) -> i
             fix = ", ".join(r.fields) or "-"
             ms = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
             who = r.detail.get("identity")
-            rows.append([mark, r.provider, r.status, fix, ms, str(who) if who else "-"])
+            name = r.provider if entries[r.provider].enabled else f"{r.provider} (disabled)"
+            rows.append([mark, name, r.status, fix, ms, str(who) if who else "-"])
         out.table(["", "PROVIDER", "STATUS", "FIX", "TIME", "IDENTITY"], rows)
         out.line()
         for r in results:
             out.line(f"{r.provider}: {r.message}")
+        skipped = [p for p in entries if p not in {r.provider for r in results}]
+        if skipped and not args.ids:
+            out.line(
+                f"not checked (disabled; enable them or name them to check): {', '.join(skipped)}"
+            )
     if kind == "validate":
         return EXIT_OK if all(r.status == "valid" for r in results) else EXIT_FAILED
     return EXIT_FAILED if any(r.status == "unhealthy" for r in results) else EXIT_OK

@@ -379,3 +379,12 @@ def test_validate_command_table_json_and_exit_codes(svc: Service) -> None:
         res = cli("providers", "validate", "ghost")
         assert res.returncode == 2 and "ghost" in res.stderr
     assert "bad-key" not in (svc.home.log_dir / "compute_advisor.log").read_text()
+
+
+def test_disabled_providers_say_why_they_were_not_checked(svc: Service) -> None:
+    svc.create_provider("vast", {"id": "off", "enabled": False})
+    res = cli("providers", "health")
+    assert res.returncode == 0, res.stderr
+    assert "not checked (disabled" in res.stdout and "off" in res.stdout
+    res = cli("providers", "validate", "off")
+    assert "off (disabled)" in res.stdout and "misconfigured" in res.stdout
