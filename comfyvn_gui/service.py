@@ -105,7 +105,13 @@ class Service:
 
     @cached_property
     def executor(self) -> BlockingExecutor:
-        return BlockingExecutor(max_workers=8)
+        """SDK calls of the checks; each provider kind is limited to a lane of 4 workers."""
+        return BlockingExecutor(max_workers=16, lane_limit=4)
+
+    @cached_property
+    def keyring_executor(self) -> BlockingExecutor:
+        """Keyring reads: their own workers, so busy SDK calls never delay them."""
+        return BlockingExecutor(max_workers=4)
 
     @cached_property
     def check_store(self) -> CheckStore:
@@ -187,7 +193,7 @@ class Service:
             ), None
         try:
             secrets = (
-                await self.executor.run(deadline, self.registry.read_secrets, entry)
+                await self.keyring_executor.run(deadline, self.registry.read_secrets, entry)
                 if entry.secrets_set
                 else {}
             )

@@ -16,6 +16,9 @@ ADAPTER_MODULES: dict[str, str] = {
     "paperspace": "paperspace",
     "lan": "lan",
     "local": "local",
+    "aws": "aws",
+    "azure": "azure",
+    "gcp": "gcp",
 }
 
 

@@ -83,21 +83,45 @@ class Adapter(Protocol):
 
 
 class BlockingExecutor:
-    """A bounded pool for blocking calls; every wait is bounded by the caller's deadline."""
+    """A bounded pool for blocking calls; every wait is bounded by the caller's deadline.
 
-    def __init__(self, max_workers: int = 8) -> None:
+    Calls may name a ``lane`` (the service uses the provider's template id): one lane never
+    holds more than ``lane_limit`` workers, so a black-holed cloud cannot starve the others.
+    """
+
+    def __init__(self, max_workers: int = 8, lane_limit: int | None = None) -> None:
         self.max_workers = max_workers
+        self.lane_limit = lane_limit or max(1, max_workers // 2)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="comfyvn-check"
         )
+        self._lanes: dict[tuple[int, str], asyncio.Semaphore] = {}
 
-    async def run(self, deadline: float, fn: Callable[..., T], *args: Any) -> T:
+    async def run(
+        self, deadline: float, fn: Callable[..., T], *args: Any, lane: str | None = None
+    ) -> T:
         """Run ``fn(*args)`` in the pool; TimeoutError once the deadline (loop time) passes.
 
-        A call still queued when the deadline passes never starts. A call already running
-        cannot be interrupted: the SDKs get their own timeouts (DESIGN.md) for that.
+        A call still waiting (for its lane or a worker) when the deadline passes never
+        starts. A call already running cannot be interrupted: the SDKs get their own timeouts
+        (DESIGN.md) for that.
         """
         loop = asyncio.get_running_loop()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError
+        if lane is None:
+            return await self._submit(loop, deadline, fn, *args)
+        sem = self._lanes.setdefault((id(loop), lane), asyncio.Semaphore(self.lane_limit))
+        await asyncio.wait_for(sem.acquire(), remaining)
+        try:
+            return await self._submit(loop, deadline, fn, *args)
+        finally:
+            sem.release()
+
+    async def _submit(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, fn: Callable[..., T], *args: Any
+    ) -> T:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError
@@ -136,6 +160,11 @@ class CheckContext:
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call (an SDK) in the executor, in this provider's lane, by the
+        deadline. Give the SDK its own timeouts from :meth:`remaining` as well."""
+        return await self.executor.run(self.deadline, fn, *args, lane=self.profile.id)
 
     def value(self, name: str) -> str | None:
         """A field's value: a secret from the keyring or a setting from ``config``."""
