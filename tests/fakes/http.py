@@ -75,14 +75,20 @@ class FakeServer:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                req = Request(self.command, parts.path, parse_qs(parts.query),
-                              {k.lower(): v for k, v in self.headers.items()}, body)
+                req = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                )
                 fake.requests.append(req)
                 route = fake.routes.get((self.command, parts.path)) or fake.default
                 if route is None:
                     known = any(p == parts.path for (_, p) in fake.routes)
                     status, headers, payload = reply_json(
-                        405 if known else 404, {"error": "no such route"})
+                        405 if known else 404, {"error": "no such route"}
+                    )
                 else:
                     status, headers, payload = route(req)
                 if not isinstance(payload, bytes | str):
@@ -101,7 +107,8 @@ class FakeServer:
         self._server.daemon_threads = True
         if self.ssl_context is not None:
             self._server.socket = self.ssl_context.wrap_socket(
-                self._server.socket, server_side=True)
+                self._server.socket, server_side=True
+            )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -182,3 +189,55 @@ def arun(coro: Any) -> Any:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+class ResettableFake:
+    """What the provider fakes share: one running server per test module, reset per test.
+
+    A subclass is a dataclass with a ``server: FakeServer`` field and its settings as fields;
+    its ``__post_init__`` registers routes and calls :meth:`_capture_defaults`.
+    """
+
+    server: FakeServer
+    _defaults: dict[str, Any]
+    _seen: int
+
+    def _capture_defaults(self) -> None:
+        import copy
+        import dataclasses
+
+        self._defaults = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.name != "server"
+        }
+        self._seen = 0
+
+    def reset(self, **changes: Any) -> Any:
+        """Back to the settings it was made with (plus ``changes``), no requests recorded."""
+        import copy
+
+        for name, value in self._defaults.items():
+            setattr(self, name, copy.deepcopy(value))
+        for name, value in changes.items():
+            if name not in self._defaults:
+                raise TypeError(f"{type(self).__name__} has no setting {name!r}")
+            setattr(self, name, value)
+        self._after_reset()
+        self.server.requests.clear()
+        self._seen = 0
+        return self
+
+    def _after_reset(self) -> None:
+        """Hook for fakes whose routes depend on their settings."""
+
+    def __enter__(self) -> Any:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.server.requests

@@ -17,11 +17,10 @@ errors ``{"error": {"code", "message", "suggestion"}}``) and PROVIDERS.md, not f
 from __future__ import annotations
 
 import base64
-import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from .http import FakeServer, Reply, Request, reply_json
+from .http import FakeServer, Reply, Request, ResettableFake, reply_json
 
 REGION_NAMES = {
     "us-east-1": "Virginia, USA",
@@ -51,7 +50,7 @@ UNAUTHORIZED = {
 
 
 @dataclass
-class LambdaFake:
+class LambdaFake(ResettableFake):
     key: str = "secret_GOODKEY_0123456789abcdef.0123"
     capacity: dict[str, list[str]] = field(
         default_factory=lambda: {
@@ -66,39 +65,12 @@ class LambdaFake:
     server: FakeServer = field(default_factory=FakeServer)
 
     def __post_init__(self) -> None:
-        self._defaults = {
-            f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "server"
-        }
+        self._capture_defaults()
         self.server.route("GET", "/api/v1/instance-types")(self._instance_types)
-        self._seen = 0
-
-    def reset(self, **changes: Any) -> LambdaFake:
-        """Back to the settings it was made with (plus ``changes``), with no requests recorded:
-        one running server serves a whole test module."""
-        for name, value in self._defaults.items():
-            setattr(self, name, copy.deepcopy(value))
-        for name, value in changes.items():
-            if name not in self._defaults:
-                raise TypeError(f"LambdaFake has no setting {name!r}")
-            setattr(self, name, value)
-        self.server.requests.clear()
-        self._seen = 0
-        return self
-
-    def __enter__(self) -> LambdaFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def api_base(self) -> str:
         return f"{self.server.base}/api/v1"
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
 
     def _authorized(self, req: Request) -> bool:
         if req.bearer == self.key:

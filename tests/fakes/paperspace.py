@@ -17,17 +17,16 @@ Authentication, Machines, Projects) and PROVIDERS.md, not from the adapter:
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from .http import FakeServer, Reply, Request, reply_json
+from .http import FakeServer, Reply, Request, ResettableFake, reply_json
 
 PAGE_SIZE = 20  # the fake's default page size when no limit is given
 
 
 @dataclass
-class PaperspaceFake:
+class PaperspaceFake(ResettableFake):
     key: str = "ps_GOODKEY_0123456789abcdef0123"
     email: str = "lead@example.com"
     team: str = "vnstudio"
@@ -59,41 +58,14 @@ class PaperspaceFake:
     server: FakeServer = field(default_factory=FakeServer)
 
     def __post_init__(self) -> None:
-        self._defaults = {
-            f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "server"
-        }
+        self._capture_defaults()
         self.server.route("GET", "/v1/machines")(lambda req: self._list(req, self.machines))
         self.server.route("GET", "/v1/projects")(lambda req: self._list(req, self.projects))
         self.server.route("GET", "/v1/auth/session")(self._session)
-        self._seen = 0
-
-    def reset(self, **changes: Any) -> PaperspaceFake:
-        """Back to the settings it was made with (plus ``changes``), with no requests recorded:
-        one running server serves a whole test module."""
-        for name, value in self._defaults.items():
-            setattr(self, name, copy.deepcopy(value))
-        for name, value in changes.items():
-            if name not in self._defaults:
-                raise TypeError(f"PaperspaceFake has no setting {name!r}")
-            setattr(self, name, value)
-        self.server.requests.clear()
-        self._seen = 0
-        return self
-
-    def __enter__(self) -> PaperspaceFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def api_base(self) -> str:
         return f"{self.server.base}/v1"
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
 
     def _rejected(self) -> Reply:
         if self.bad_key == "null_body":

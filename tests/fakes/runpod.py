@@ -19,13 +19,12 @@ sending), not from the adapter:
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from .http import FakeServer, Reply, Request, reply_json
+from .http import FakeServer, Reply, Request, ResettableFake, reply_json
 
 #: Fields of RunPod's ``User`` type this fake knows (a subset of the real schema).
 USER_FIELDS = ("id", "email", "pubKey", "clientBalance", "currentSpendPerHr", "minBalance")
@@ -67,7 +66,7 @@ def health_body(
 
 
 @dataclass
-class RunPodFake:
+class RunPodFake(ResettableFake):
     key: str = "rpa_GOODKEY_0123456789abcdef"
     user_id: str = "user_2Xk9"
     email: str = "studio@example.com"
@@ -77,11 +76,8 @@ class RunPodFake:
     server: FakeServer = field(default_factory=FakeServer)
 
     def __post_init__(self) -> None:
-        self._defaults = {
-            f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "server"
-        }
+        self._capture_defaults()
         self.server.route("POST", "/graphql")(self._graphql)
-        self._seen = 0
         for endpoint_id, body in self.endpoints.items():
             self.add_endpoint(endpoint_id, body)
 
@@ -93,27 +89,9 @@ class RunPodFake:
 
         self.server.route("GET", f"/v2/{endpoint_id}/health")(route)
 
-    def reset(self, **changes: Any) -> RunPodFake:
-        """Back to the settings it was made with (plus ``changes``), with no requests recorded:
-        one running server serves a whole test module."""
-        for name, value in self._defaults.items():
-            setattr(self, name, copy.deepcopy(value))
-        for name, value in changes.items():
-            if name not in self._defaults:
-                raise TypeError(f"RunPodFake has no setting {name!r}")
-            setattr(self, name, value)
+    def _after_reset(self) -> None:
         for endpoint_id, body in list(self.endpoints.items()):
             self.add_endpoint(endpoint_id, body)
-        self.server.requests.clear()
-        self._seen = 0
-        return self
-
-    def __enter__(self) -> RunPodFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def graphql_url(self) -> str:
@@ -122,10 +100,6 @@ class RunPodFake:
     @property
     def serverless_base(self) -> str:
         return f"{self.server.base}/v2"
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
 
     # -- GraphQL ---------------------------------------------------------------------------
 

@@ -15,15 +15,14 @@ the official client was recorded sending), not from the adapter:
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from .http import FakeServer, Reply, Request, reply_json
+from .http import FakeServer, Reply, Request, ResettableFake, reply_json
 
 
 @dataclass
-class VastFake:
+class VastFake(ResettableFake):
     key: str = "vast_GOODKEY_0123456789abcdef0123"
     user_id: int = 40217
     email: str = "cg-team@example.com"
@@ -41,42 +40,15 @@ class VastFake:
     server: FakeServer = field(default_factory=FakeServer)
 
     def __post_init__(self) -> None:
-        self._defaults = {
-            f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "server"
-        }
+        self._capture_defaults()
         for path in ("/api/v0/users/current", "/api/v0/users/current/"):
             self.server.route("GET", path)(self._guard(self._user))
         for path in ("/api/v0/instances", "/api/v0/instances/"):
             self.server.route("GET", path)(self._guard(self._instances))
-        self._seen = 0
-
-    def reset(self, **changes: Any) -> VastFake:
-        """Back to the settings it was made with (plus ``changes``), with no requests recorded:
-        one running server serves a whole test module."""
-        for name, value in self._defaults.items():
-            setattr(self, name, copy.deepcopy(value))
-        for name, value in changes.items():
-            if name not in self._defaults:
-                raise TypeError(f"VastFake has no setting {name!r}")
-            setattr(self, name, value)
-        self.server.requests.clear()
-        self._seen = 0
-        return self
-
-    def __enter__(self) -> VastFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def api_base(self) -> str:
         return f"{self.server.base}/api/v0"
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
 
     def _guard(self, route: Any) -> Any:
         def wrapped(req: Request) -> Reply:
