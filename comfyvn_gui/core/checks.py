@@ -17,21 +17,6 @@ from pydantic import BaseModel, Field, ValidationError
 from .errors import OperationError
 from .paths import Home, atomic_write_text
 
-ValidationStatus = Literal[
-    "valid",
-    "invalid_credentials",
-    "permission_denied",
-    "misconfigured",
-    "untrusted_host",
-    "host_key_mismatch",
-    "unreachable",
-    "timeout",
-    "rate_limited",
-    "quota_exhausted",
-    "error",
-]
-HealthStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
-CheckKind = Literal["validate", "health"]
 FailureCode = Literal[
     "invalid_credentials",
     "permission_denied",
@@ -44,6 +29,9 @@ FailureCode = Literal[
     "quota_exhausted",
     "error",
 ]
+ValidationStatus = Literal["valid", FailureCode]
+HealthStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
+CheckKind = Literal["validate", "health"]
 
 #: Failures that say the credentials or settings are wrong (a re-validation with one of these
 #: clears ``active``). The others are about the moment (network, load) and leave it alone.
