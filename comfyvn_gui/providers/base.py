@@ -44,6 +44,8 @@ MAX_RETRIES = 2
 #: A Retry-After longer than this (seconds) is not waited for; the check reports it instead.
 MAX_RETRY_AFTER_S = 10.0
 USER_AGENT = "comfyvn-gui"
+#: An HTTP request times out this long before its check's deadline.
+HTTP_MARGIN_S = 0.2
 
 
 class CheckFailure(Exception):
@@ -161,10 +163,21 @@ class CheckContext:
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call (an SDK) in the executor, in this provider's lane, by the
-        deadline. Give the SDK its own timeouts from :meth:`remaining` as well."""
-        return await self.executor.run(self.deadline, fn, *args, lane=self.profile.id)
+    async def run_blocking(
+        self, fn: Callable[..., T], *args: Any, destination: str | None = None
+    ) -> T:
+        """Run a blocking call (an SDK) in the executor by the deadline. Give the SDK its own
+        timeouts from :meth:`remaining` as well.
+
+        Calls share a lane per provider kind and destination (``destination``, else the
+        primary endpoint, else the region): a dead endpoint can tie up at most a lane's
+        workers, and only checks bound for that same endpoint wait behind it.
+        """
+        if destination is None:
+            primary = self.profile.primary_endpoint
+            destination = (self.endpoint(primary) if primary else None) or self.value("region")
+        lane = f"{self.profile.id}|{destination or ''}"
+        return await self.executor.run(self.deadline, fn, *args, lane=lane)
 
     def value(self, name: str) -> str | None:
         """A field's value: a secret from the keyring or a setting from ``config``."""
@@ -172,6 +185,16 @@ class CheckContext:
             return self.secrets[name]
         v = self.provider.config.get(name)
         return None if v is None or v == "" else str(v)
+
+    def setting(self, name: str) -> str | None:
+        """A field's value, or the profile's default for it (e.g. the default region)."""
+        value = self.value(name)
+        if value is not None:
+            return value
+        try:
+            return self.profile.field(name).default
+        except KeyError:
+            return None
 
     def require(self, *names: str) -> list[str]:
         """The values of ``names``; ``misconfigured`` naming every missing one otherwise."""
@@ -287,7 +310,10 @@ class HttpClient:
             remaining = self.ctx.remaining()
             if remaining <= 0:
                 raise TimeoutError
-            timeout = httpx.Timeout(remaining, connect=min(remaining, 10.0))
+            # httpx gives up just before the check's deadline, so a request ends by its own
+            # timeout (closing its socket cleanly) rather than by cancellation mid-handshake.
+            budget = max(0.05, remaining - HTTP_MARGIN_S)
+            timeout = httpx.Timeout(budget, connect=min(budget, 10.0))
             try:
                 resp = await self._client.request(method, url, timeout=timeout, **kwargs)
             except httpx.TimeoutException:
@@ -409,7 +435,9 @@ def _cached_context(
     cafile: str | None, insecure: bool, cert: tuple[str, str] | str | None, mtime: float
 ) -> ssl.SSLContext:
     """Loading the trust store costs tens of milliseconds of CPU: do it once per setting."""
-    ctx = ssl.create_default_context(cafile=cafile)
+    ctx = ssl.create_default_context()  # the system's trust store ...
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)  # ... plus the extra CAs
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -438,7 +466,7 @@ def _ssl_context(
     except (OSError, ssl.SSLError) as exc:
         if cafile:  # which file was it? the CA bundle, if it does not load on its own
             try:
-                ssl.create_default_context(cafile=cafile)
+                ssl.create_default_context().load_verify_locations(cafile=cafile)
             except (OSError, ssl.SSLError) as ca_exc:
                 raise _ca_failure(cafile, ca_exc, verify_field, own_ca) from None
         raise CheckFailure(
