@@ -175,7 +175,7 @@ class CheckContext:
         """
         if destination is None:
             primary = self.profile.primary_endpoint
-            destination = (self.endpoint(primary) if primary else None) or self.value("region")
+            destination = (self.endpoint(primary) if primary else None) or self.setting("region")
         lane = f"{self.profile.id}|{destination or ''}"
         return await self.executor.run(self.deadline, fn, *args, lane=lane)
 
