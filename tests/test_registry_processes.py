@@ -87,20 +87,35 @@ def test_sigkill_during_save_never_breaks_registry_or_keyring(
             [sys.executable, str(script), str(gen)], stdout=subprocess.PIPE, text=True
         )
         lines: list[str] = []
+        stamps: list[float] = []
         first = threading.Event()
 
         def reader(
-            p: subprocess.Popen[str] = proc, out: list[str] = lines, ev: threading.Event = first
+            p: subprocess.Popen[str] = proc,
+            out: list[str] = lines,
+            at: list[float] = stamps,
+            ev: threading.Event = first,
         ) -> None:
             assert p.stdout is not None
             for line in p.stdout:
+                at.append(time.monotonic())
                 out.append(line.strip())
                 ev.set()
 
         t = threading.Thread(target=reader)
         t.start()
         assert first.wait(30), "writer did not start"
-        time.sleep(rng.uniform(0.0, 0.6))
+        if kills % 2 == 0:
+            time.sleep(rng.uniform(0.0, 0.6))  # anywhere
+        else:
+            # Aim at the end of a save, where the registry is replaced and the change is
+            # finished: time one save (BEGIN -> END), then kill late in the next one.
+            deadline = time.monotonic() + 30
+            while len(lines) < 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert len(lines) >= 3, "writer stalled"
+            duration = stamps[1] - stamps[0]
+            time.sleep(max(0.0, stamps[2] + rng.uniform(0.6, 1.0) * duration - time.monotonic()))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         t.join()
