@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
-APT_PACKAGES := gnome-keyring dbus dbus-x11 libsecret-tools fonts-dejavu-core \
+APT_PACKAGES := gnome-keyring dbus dbus-x11 libsecret-tools fonts-dejavu-core openssh-server \
                 libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
 
 .PHONY: run test lint system-deps schemas bench clean

@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--timeout", type=float, metavar="S", help="deadline of each check in seconds"
         )
 
+    trust = ps.add_parser(
+        "trust-host",
+        help="pin an SSH provider's host key",
+        parents=[common],
+        description=(
+            "Pin the host key of an SSH provider. Compare the fingerprint that `providers "
+            "validate` reported (untrusted_host) with the one your administrator gave you "
+            "first; a different key later is refused as host_key_mismatch."
+        ),
+    )
+    trust.add_argument("id")
+    trust.add_argument("--fingerprint", required=True, metavar="SHA256:...")
+
     export = ps.add_parser("export", help="export the registry as JSON", parents=[common])
     export.add_argument("--include-secrets", action="store_true")
     export.add_argument("-o", "--output", metavar="FILE")
@@ -343,6 +356,14 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
 
     if action in ("validate", "health"):
         return _checks(action, args, svc, out)
+
+    if action == "trust-host":
+        pinned = svc.trust_host(args.id, args.fingerprint)
+        if out.as_json:
+            out.json({"provider": args.id, **pinned.model_dump(mode="json")})
+        else:
+            out.line(f"pinned {pinned.fingerprint} for {args.id} ({pinned.host})")
+        return EXIT_OK
 
     if action == "export":
         doc = svc.export_providers(include_secrets=args.include_secrets)

@@ -16,7 +16,8 @@ from . import __version__
 from .core.audit import AuditLog, get_audit_log
 from .core.catalog import Catalog, ProviderProfile, load_catalog
 from .core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, CheckStore, now
-from .core.errors import NotFoundError
+from .core.errors import InputError, NotFoundError
+from .core.hostkeys import HostKeyStore, PinnedKey
 from .core.models import ImportPlan, ProviderEntry
 from .core.paths import Home, resolve_home
 from .core.registry import ImportReport, Registry
@@ -211,6 +212,7 @@ class Service:
             executor=self.executor,
             network=network,
             transport=transport,
+            host_keys=self.host_keys,
         )
         result = await run_check(adapter, ctx, kind)
         return result, self.registry.fingerprint(entry, secrets)
@@ -254,6 +256,36 @@ class Service:
                 continue  # a network or load problem says nothing about the credentials
             if was_active.get(result.provider) != active:
                 self.registry.set_active(result.provider, active, fingerprint=fingerprint)
+
+    @cached_property
+    def host_keys(self) -> HostKeyStore:
+        return HostKeyStore(self.home)
+
+    def trust_host(self, provider_id: str, fingerprint: str) -> PinnedKey:
+        """Pin the SSH host key of a provider (after the user compared the fingerprint)."""
+        entry = self.get_provider(provider_id)
+        profile = self.catalog.profile(entry.template_id)
+        if profile.kind != "ssh":
+            raise InputError(
+                f"{provider_id!r} is a {profile.name} provider; only SSH providers have host keys",
+                fields=["id"],
+            )
+        host = str(entry.config.get("hostname") or "")
+        if not host:
+            raise InputError(
+                f"{provider_id!r} has no hostname yet; set it before pinning its key",
+                fields=["hostname"],
+            )
+        if ":" not in host.rsplit("]", 1)[-1]:
+            host = f"{host}:22"
+        pinned = self.host_keys.pin(provider_id, host, fingerprint)
+        self.audit.event(
+            "provider.host_key_pinned",
+            provider=provider_id,
+            host=host,
+            fingerprint=pinned.fingerprint,
+        )
+        return pinned
 
     def last_results(self) -> dict[str, dict[str, CheckResult]]:
         return self.check_store.load()

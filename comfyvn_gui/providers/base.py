@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from comfyvn_gui.core.audit import redact
 from comfyvn_gui.core.catalog import ProviderProfile
 from comfyvn_gui.core.checks import HEALTH_OF_CODE, CheckKind, CheckResult, now
+from comfyvn_gui.core.hostkeys import HostKeyStore
 from comfyvn_gui.core.models import ProviderEntry
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ class CheckContext:
     executor: BlockingExecutor
     network: NetworkOptions = field(default_factory=NetworkOptions)
     transport: httpx.AsyncBaseTransport | None = None  # tests may route httpx elsewhere
+    host_keys: HostKeyStore | None = None  # pinned SSH host keys of the home
 
     @property
     def name(self) -> str:
