@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         chk.add_argument(
             "--timeout", type=float, metavar="S", help="deadline of each check in seconds"
         )
+        if name == "health":
+            chk.add_argument(
+                "--watch",
+                action="store_true",
+                help="keep watching (the health monitor) and print every change; Ctrl+C stops",
+            )
 
     trust = ps.add_parser(
         "trust-host",
@@ -354,6 +360,9 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
             out.line(f"removed {entry.id} and its stored credentials")
         return EXIT_OK
 
+    if action == "health" and args.watch:
+        return _watch(svc, out)
+
     if action in ("validate", "health"):
         return _checks(action, args, svc, out)
 
@@ -456,6 +465,26 @@ def _checks(kind: str, args: argparse.Namespace, svc: Service, out: Output) -> i
     if kind == "validate":
         return EXIT_OK if all(r.status == "valid" for r in results) else EXIT_FAILED
     return EXIT_FAILED if any(r.status == "unhealthy" for r in results) else EXIT_OK
+
+
+def _watch(svc: Service, out: Output) -> int:
+    """Run the health monitor in the foreground: one line per check, until interrupted."""
+    import asyncio
+
+    def show(results: list[Any]) -> None:
+        for r in results:
+            if out.as_json:
+                out.stdout.write(json.dumps(r.model_dump(mode="json")) + "\n")
+            else:
+                out.line(f"{r.checked_at:%H:%M:%S} {r.provider}: {r.status} - {r.message}")
+            out.stdout.flush()
+
+    out.note(
+        f"watching {', '.join(svc.monitor.watched()) or 'no provider (enable and validate one)'}"
+        f" every {svc.get_setting('health.interval_s')} s; Ctrl+C stops"
+    )
+    asyncio.run(svc.monitor.run_forever(asyncio.Event(), show))
+    return EXIT_OK
 
 
 def _minutes(value: float) -> str:

@@ -10,21 +10,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .core.audit import AuditLog, get_audit_log
-from .core.catalog import Catalog, ProviderProfile, load_catalog
-from .core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, CheckStore, now
-from .core.errors import InputError, NotFoundError
-from .core.hostkeys import HostKeyStore, PinnedKey
-from .core.models import ImportPlan, ProviderEntry
-from .core.paths import Home, resolve_home
-from .core.registry import ImportReport, Registry
-from .core.secrets import SecretStore, SecretStoreError
-from .core.settings import SettingsStore
-from .providers import adapter_for
-from .providers.base import BlockingExecutor, CheckContext, NetworkOptions, run_check
+from comfyvn_gui import __version__
+from comfyvn_gui.core.audit import AuditLog, get_audit_log
+from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
+from comfyvn_gui.core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, CheckStore, now
+from comfyvn_gui.core.errors import InputError, NotFoundError
+from comfyvn_gui.core.hostkeys import HostKeyStore, PinnedKey
+from comfyvn_gui.core.models import ImportPlan, ProviderEntry
+from comfyvn_gui.core.paths import Home, resolve_home
+from comfyvn_gui.core.registry import ImportReport, Registry
+from comfyvn_gui.core.secrets import SecretStore, SecretStoreError
+from comfyvn_gui.core.settings import SettingsStore
+from comfyvn_gui.providers import adapter_for
+from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, NetworkOptions, run_check
+
+if TYPE_CHECKING:
+    from .monitor import HealthMonitor
 
 
 class Service:
@@ -286,6 +289,22 @@ class Service:
             fingerprint=pinned.fingerprint,
         )
         return pinned
+
+    @cached_property
+    def monitor(self) -> HealthMonitor:
+        from .monitor import HealthMonitor
+
+        return HealthMonitor(self)
+
+    def health_map(self) -> dict[str, str]:
+        """Each provider's latest health (healthy | degraded | unhealthy | unknown), as the
+        monitor and any `health` check left it in the home; the advisor reads this."""
+        results = self.check_store.load()
+        out = {}
+        for p in self.registry.providers():
+            latest = results.get(p.id, {}).get("health")
+            out[p.id] = latest.status if latest is not None else "unknown"
+        return out
 
     def last_results(self) -> dict[str, dict[str, CheckResult]]:
         return self.check_store.load()

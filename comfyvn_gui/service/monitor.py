@@ -1,0 +1,159 @@
+"""The health monitor: periodic health checks of enabled, active providers.
+
+* Every ``health.interval_s`` seconds each watched provider is due; all due checks of a round
+  run concurrently (the service's ``check``).
+* A failing (``unhealthy``) provider backs off exponentially: it is next due after
+  ``interval * 2**failures`` (at most :data:`MAX_BACKOFF_S`), and comes back to the normal
+  interval as soon as it is healthy again.
+* The schedule lives in the home (``data/health-monitor.json``) and a round claims the
+  providers it will check under a file lock before checking them, so the GUI, ``serve`` and a
+  CLI watcher on one home never check the same provider twice.
+* A change of a provider's health is a line in ``compute_advisor.log``; the latest result is in
+  ``data/checks.json``, where the advisor reads it (an ``unhealthy`` provider is skipped with a
+  warning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock
+
+from comfyvn_gui.core.checks import CheckResult
+from comfyvn_gui.core.paths import atomic_write_text
+
+if TYPE_CHECKING:
+    from . import Service
+
+MAX_BACKOFF_S = 3600.0
+
+
+class HealthMonitor:
+    """Runs health rounds for one home. ``clock`` is wall time (shared between processes)."""
+
+    def __init__(self, service: Service, *, clock: Callable[[], float] = time.time) -> None:
+        self.service = service
+        self.clock = clock
+        self.path = service.home.data_dir / "health-monitor.json"
+        self._lock = FileLock(str(service.home.data_dir / ".health-monitor.lock"), timeout=30)
+
+    # -- schedule ------------------------------------------------------------------------
+
+    def interval(self) -> float:
+        return float(self.service.settings.get("health.interval_s"))
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            providers = data.get("providers", {})
+            return providers if isinstance(providers, dict) else {}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _save(self, state: dict[str, dict[str, Any]]) -> None:
+        atomic_write_text(
+            self.path, json.dumps({"schema_version": 1, "providers": state}, indent=1) + "\n"
+        )
+
+    def watched(self) -> list[str]:
+        """The providers the monitor watches: enabled and active ones."""
+        return [p.id for p in self.service.list_providers() if p.enabled and p.active]
+
+    def schedule(self) -> dict[str, dict[str, Any]]:
+        """Per provider: next_due (epoch s), failures, status — as stored in the home."""
+        return self._load()
+
+    def _claim(self) -> list[str]:
+        """Take the due providers for this round (a lease of one interval) under the lock."""
+        now = self.clock()
+        interval = self.interval()
+        watched = self.watched()
+        self.service.home.ensure()
+        with self._lock:
+            state = self._load()
+            due = [pid for pid in watched if state.get(pid, {}).get("next_due", 0) <= now]
+            for pid in due:
+                entry = state.setdefault(pid, {"failures": 0, "status": "unknown"})
+                entry["next_due"] = now + interval  # the lease: nobody else checks it now
+                entry["claimed_at"] = now
+            for pid in [p for p in state if p not in watched]:
+                state.pop(pid)  # removed, disabled or deactivated: no longer watched
+            self._save(state)
+        return due
+
+    def _settle(self, results: list[CheckResult]) -> list[tuple[str, str, str]]:
+        """Record the round's outcome; returns the (provider, old, new) status changes."""
+        now = self.clock()
+        interval = self.interval()
+        changes = []
+        with self._lock:
+            state = self._load()
+            for r in results:
+                entry = state.setdefault(r.provider, {"failures": 0, "status": "unknown"})
+                old = entry.get("status", "unknown")
+                if r.status == "unhealthy":
+                    entry["failures"] = int(entry.get("failures", 0)) + 1
+                    wait = min(interval * 2 ** entry["failures"], max(MAX_BACKOFF_S, interval))
+                else:
+                    entry["failures"] = 0
+                    wait = interval
+                entry["next_due"] = now + wait
+                entry["status"] = r.status
+                entry.pop("claimed_at", None)
+                if old != r.status:
+                    changes.append((r.provider, old, r.status))
+            self._save(state)
+        for pid, old, new in changes:
+            result = next(r for r in results if r.provider == pid)
+            self.service.audit.event(
+                "provider.health_changed",
+                provider=pid,
+                previous=old,
+                status=new,
+                code=result.code,
+                message=result.message,
+                backoff_s=round(state[pid]["next_due"] - now, 1),
+            )
+        return changes
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run_once(self) -> list[CheckResult]:
+        """One round: check every due provider (concurrently); returns their results."""
+        loop = asyncio.get_running_loop()
+        due = await loop.run_in_executor(None, self._claim)
+        if not due:
+            return []
+        results = await self.service.check("health", due)
+        await loop.run_in_executor(None, self._settle, results)
+        return results
+
+    def seconds_until_due(self) -> float:
+        state = self._load()
+        watched = self.watched()
+        if not watched:
+            return self.interval()
+        now = self.clock()
+        return float(max(0.0, min(state.get(p, {}).get("next_due", 0) - now for p in watched)))
+
+    async def run_forever(
+        self,
+        stop: asyncio.Event,
+        on_results: Callable[[list[CheckResult]], None] | None = None,
+        *,
+        max_sleep_s: float = 60.0,
+    ) -> None:
+        """Rounds until ``stop`` is set; sleeps until the next provider is due."""
+        while not stop.is_set():
+            results = await self.run_once()
+            if results and on_results is not None:
+                on_results(results)
+            wait = min(max_sleep_s, max(1.0, self.seconds_until_due()))
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                continue
