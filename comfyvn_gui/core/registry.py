@@ -285,6 +285,42 @@ class Registry:
                 return reg.providers[i]
         raise NotFoundError(f"no provider {_short(provider_id)} is registered", fields=["id"])
 
+    def current_txn(self) -> str | None:
+        """Id of the last committed change (to notice later whether anything changed)."""
+        try:
+            return str(json.loads(self.home.registry_file.read_text("utf-8")).get("txn"))
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def apply_validations(
+        self, outcomes: Mapping[str, tuple[bool, str]], *, seen_txn: str | None
+    ) -> list[str]:
+        """Set ``active`` from validation outcomes {id: (active, fingerprint)} in one change.
+
+        An outcome is applied only if the provider's credentials are still those that were
+        checked: nothing was committed since ``seen_txn`` (cheap), or else its fingerprint
+        still matches (reads the keyring). Returns the ids whose ``active`` changed.
+        """
+        if not outcomes:
+            return []
+        with self._locked():
+            reg = self._read()
+            unchanged = seen_txn is not None and reg.txn == seen_txn
+            changed = []
+            for i, p in enumerate(reg.providers):
+                if p.id not in outcomes:
+                    continue
+                active, fingerprint = outcomes[p.id]
+                if p.active == active:
+                    continue
+                if not unchanged and fingerprint != self.fingerprint(p):
+                    continue  # edited while the check ran: that result is stale
+                reg.providers[i] = p.model_copy(update={"active": active})
+                changed.append(p.id)
+            if changed:
+                self._commit(reg, {}, set())
+            return changed
+
     def read_secrets(self, entry: ProviderEntry) -> dict[str, str]:
         """The stored secret values of a provider (for its checks). Never logged or stored."""
         out: dict[str, str] = {}

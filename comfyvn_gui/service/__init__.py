@@ -115,7 +115,7 @@ class Service:
     @cached_property
     def keyring_executor(self) -> BlockingExecutor:
         """Keyring reads: their own workers, so busy SDK calls never delay them."""
-        return BlockingExecutor(max_workers=4)
+        return BlockingExecutor(max_workers=8)
 
     @cached_property
     def check_store(self) -> CheckStore:
@@ -156,12 +156,12 @@ class Service:
         network = NetworkOptions(ca_bundle=self.settings.get("network.ca_bundle"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        seen_txn = self.registry.current_txn() if kind == "validate" else None
         results = await asyncio.gather(
             *(self._check_one(kind, e, deadline, network, transport) for e in entries)
         )
         outcome = [r for r, _ in results]
-        was_active = {e.id: e.active for e in entries}
-        await loop.run_in_executor(None, self._record_checks, kind, results, was_active)
+        await loop.run_in_executor(None, self._record_checks, kind, results, seen_txn)
         return outcome
 
     def run_checks(
@@ -237,9 +237,10 @@ class Service:
         self,
         kind: CheckKind,
         results: list[tuple[CheckResult, str | None]],
-        was_active: dict[str, bool],
+        seen_txn: str | None,
     ) -> None:
         self.check_store.save([r for r, _ in results])
+        outcomes: dict[str, tuple[bool, str]] = {}
         for result, fingerprint in results:
             self.audit.event(
                 f"provider.{'validated' if kind == 'validate' else 'health_checked'}",
@@ -252,13 +253,11 @@ class Service:
             if kind != "validate" or fingerprint is None:
                 continue
             if result.status == "valid":
-                active = True
+                outcomes[result.provider] = (True, fingerprint)
             elif result.status in CREDENTIAL_FAILURES:
-                active = False
-            else:
-                continue  # a network or load problem says nothing about the credentials
-            if was_active.get(result.provider) != active:
-                self.registry.set_active(result.provider, active, fingerprint=fingerprint)
+                outcomes[result.provider] = (False, fingerprint)
+            # a network or load problem says nothing about the credentials
+        self.registry.apply_validations(outcomes, seen_txn=seen_txn)
 
     @cached_property
     def host_keys(self) -> HostKeyStore:
