@@ -104,10 +104,17 @@ class KubernetesFake(ResettableFake):
                 kind="pods",
             )
         if ns not in self.namespaces:
-            return status(404, "NotFound", f'namespaces "{ns}" not found', name=ns, kind="namespaces")
+            return status(
+                404, "NotFound", f'namespaces "{ns}" not found', name=ns, kind="namespaces"
+            )
         return reply_json(
             200,
-            {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []},
+            {
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "1"},
+                "items": [],
+            },
         )
 
     def _nodes(self) -> Reply:
@@ -136,5 +143,10 @@ class KubernetesFake(ResettableFake):
             )
         return reply_json(
             200,
-            {"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items},
+            {
+                "kind": "NodeList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "1"},
+                "items": items,
+            },
         )
