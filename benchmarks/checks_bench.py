@@ -43,22 +43,29 @@ def make_service(root: Path) -> Any:
 
 
 def add_ssh(stack: ExitStack, svc: Any, tmp: Path) -> list[str]:
-    """5 SSH providers on one real sshd, if the SSH test fixture and adapter exist."""
-    try:
-        from tests.fakes import sshd as sshd_fake  # type: ignore[attr-defined]
-    except ImportError:
-        print("  (SSH part skipped: tests/fakes/sshd.py is not there)")
-        return []
-    starter = getattr(sshd_fake, "start_sshd", None)
-    if starter is None:
-        print("  (SSH part skipped: tests/fakes/sshd.py has no start_sshd())")
-        return []
-    server = stack.enter_context(starter(tmp / "sshd", nvidia_smi_delay=0.2))
+    """5 SSH providers on one real sshd whose nvidia-smi takes 200 ms."""
+
+    from tests.fakes import sshd as sshd_fake
+
+    (tmp / "sshd").mkdir()
+    server = stack.enter_context(sshd_fake.running_sshd(tmp / "sshd"))
+    server.flag("slow")  # nvidia-smi takes 200 ms
     ids = []
     for i in range(5):
         pid = f"ssh-{i}"
-        svc.create_provider("ssh", {"id": pid, **server.provider_payload()})
-        svc.trust_host(pid, server.fingerprint)
+        svc.create_provider(
+            "ssh",
+            {
+                "id": pid,
+                "config": {
+                    "hostname": server.hostname,
+                    "username": "root",
+                    "ssh_key_path": str(server.client_key),
+                    "nfs_mount": str(server.nfs),
+                },
+            },
+        )
+        svc.trust_host(pid, server.host_fingerprint)
         ids.append(pid)
     return ids
 
@@ -86,34 +93,49 @@ def main() -> int:
         svc = make_service(tmp / "home")
 
         # The counterparts run in another process, so their CPU (and GIL) is not the checks'.
-        peer = subprocess.Popen([sys.executable, __file__, "--counterparts"],
-                                stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+        peer = subprocess.Popen(
+            [sys.executable, __file__, "--counterparts"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            text=True,
+        )
         stack.callback(peer.wait, 10)
         stack.callback(peer.stdin.close)  # type: ignore[union-attr]
         info = json.loads(peer.stdout.readline())  # type: ignore[union-attr]
         http_ids = []
         for i in range(40):
             pid = f"vast-{i}"
-            svc.create_provider("vast", {"id": pid, "base_url": info["vast"],
-                                         "secrets": {"api_key": info["vast_key"]}})
+            svc.create_provider(
+                "vast",
+                {"id": pid, "base_url": info["vast"], "secrets": {"api_key": info["vast_key"]}},
+            )
             http_ids.append(pid)
         aws_ids: list[str] = []
         for i in range(5):
             pid = f"aws-{i}"
-            svc.create_provider("aws", {"id": pid, "config": {
-                "region": "us-east-1", "endpoints": {"aws": info["moto"]}},
-                "secrets": info["aws_keys"]})
+            svc.create_provider(
+                "aws",
+                {
+                    "id": pid,
+                    "config": {"region": "us-east-1", "endpoints": {"aws": info["moto"]}},
+                    "secrets": info["aws_keys"],
+                },
+            )
             aws_ids.append(pid)
 
         ssh_ids = add_ssh(stack, svc, tmp)
         hole = stack.enter_context(SilentServer())
-        svc.create_provider("vast", {"id": "black-hole", "base_url": hole.base,
-                                     "secrets": {"api_key": info["vast_key"]}})
+        svc.create_provider(
+            "vast",
+            {"id": "black-hole", "base_url": hole.base, "secrets": {"api_key": info["vast_key"]}},
+        )
 
         ids = http_ids + aws_ids + ssh_ids
-        print(f"{len(ids)} providers: {len(http_ids)} HTTP (200 ms), {len(aws_ids)} AWS on moto, "
-              f"{len(ssh_ids)} SSH; plus 1 black-holed; deadline {DEADLINE_S:g} s; "
-              f"{os.cpu_count()} CPU cores")
+        print(
+            f"{len(ids)} providers: {len(http_ids)} HTTP (200 ms), {len(aws_ids)} AWS on moto, "
+            f"{len(ssh_ids)} SSH; plus 1 black-holed; deadline {DEADLINE_S:g} s; "
+            f"{os.cpu_count()} CPU cores"
+        )
 
         # Warm up imports and the botocore loader once, as a running app would have.
         asyncio.run(check_all(svc, [http_ids[0], *aws_ids[:1], *ssh_ids[:1]]))
@@ -125,32 +147,42 @@ def main() -> int:
             singles.append((elapsed, pid))
         slowest, slowest_id = max(singles)
         total = sum(e for e, _ in singles)
-        print(f"one by one:        slowest single check {slowest:.3f} s ({slowest_id}); "
-              f"sum {total:.2f} s")
+        print(
+            f"one by one:        slowest single check {slowest:.3f} s ({slowest_id}); "
+            f"sum {total:.2f} s"
+        )
 
         wall, results = asyncio.run(check_all(svc, ids))
         bad = [(r.provider, r.status) for r in results if r.status != "valid"]
         assert not bad, bad
-        print(f"all {len(ids)} together: {wall:.3f} s  ->  ratio to the slowest single "
-              f"{wall / slowest:.2f} (goal <= 1.5; sequential {total / slowest:.0f}x)")
+        print(
+            f"all {len(ids)} together: {wall:.3f} s  ->  ratio to the slowest single "
+            f"{wall / slowest:.2f} (goal <= 1.5; sequential {total / slowest:.0f}x)"
+        )
         longest = max((r.latency_ms or 0) / 1000 for r in results)
-        print(f"  where the time goes: the longest check itself {longest:.3f} s; before and "
-              f"after the checks (keyring reads of {len(ids)} secrets, storing results, one "
-              f"activation commit) {wall - longest:.3f} s")
+        print(
+            f"  where the time goes: the longest check itself {longest:.3f} s; before and "
+            f"after the checks (keyring reads of {len(ids)} secrets, storing results, one "
+            f"activation commit) {wall - longest:.3f} s"
+        )
         kinds: dict[str, list[float]] = {}
         for r in results:
             kinds.setdefault(r.provider.split("-")[0], []).append((r.latency_ms or 0) / 1000)
         for kind, lat in kinds.items():
-            print(f"  {kind:5s} x{len(lat):2d}: check latency max {max(lat):.3f} s, "
-                  f"mean {sum(lat) / len(lat):.3f} s")
+            print(
+                f"  {kind:5s} x{len(lat):2d}: check latency max {max(lat):.3f} s, "
+                f"mean {sum(lat) / len(lat):.3f} s"
+            )
 
         wall_bh, results = asyncio.run(check_all(svc, [*ids, "black-hole"]))
         hole_r = next(r for r in results if r.provider == "black-hole")
         others = [(r.latency_ms or 0) / 1000 for r in results if r.provider != "black-hole"]
-        print(f"with the black hole: it ended as {hole_r.status!r} after "
-              f"{(hole_r.latency_ms or 0) / 1000:.2f} s (deadline {DEADLINE_S:g} s); the call "
-              f"took {wall_bh:.2f} s; the other checks' latency max {max(others):.3f} s "
-              f"(alone: {wall:.3f} s for all of them)")
+        print(
+            f"with the black hole: it ended as {hole_r.status!r} after "
+            f"{(hole_r.latency_ms or 0) / 1000:.2f} s (deadline {DEADLINE_S:g} s); the call "
+            f"took {wall_bh:.2f} s; the other checks' latency max {max(others):.3f} s "
+            f"(alone: {wall:.3f} s for all of them)"
+        )
     return 0
 
 
@@ -167,8 +199,17 @@ def counterparts() -> int:
         gen = moto_server()
         url = next(gen)
         account = setup_account(url)
-        print(json.dumps({"vast": vast.api_base, "vast_key": vast.key, "moto": url,
-                          "aws_keys": account.keys["app"].secrets}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "vast": vast.api_base,
+                    "vast_key": vast.key,
+                    "moto": url,
+                    "aws_keys": account.keys["app"].secrets,
+                }
+            ),
+            flush=True,
+        )
         sys.stdin.read()
         gen.close()
     return 0

@@ -19,6 +19,8 @@ ADAPTER_MODULES: dict[str, str] = {
     "aws": "aws",
     "azure": "azure",
     "gcp": "gcp",
+    "ssh": "ssh",
+    "coreweave": "coreweave",
 }
 
 
