@@ -51,8 +51,9 @@ system-deps:
 schemas: $(VENV)/.run-installed
 	$(BIN)/comfyvn-gui schemas --out docs/schemas
 
-bench: $(VENV)/.run-installed
+bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/registry_bench.py
+	$(BIN)/python benchmarks/checks_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
