@@ -281,7 +281,8 @@ def test_twenty_checks_take_about_as_long_as_the_slowest(svc: Service) -> None:
         t = time.monotonic()
         results = arun(svc.check("validate", [f"p{i}" for i in range(20)], timeout_s=10))
         elapsed = time.monotonic() - t
-    assert [r.status for r in results] == ["invalid_credentials"] * 20
+    odd = [(r.provider, r.status, r.message) for r in results if r.status != "invalid_credentials"]
+    assert not odd
     slowest = max(r.latency_ms for r in results) / 1000
     print(f"\n20 checks in {elapsed:.2f} s; slowest single check {slowest:.2f} s")
     assert elapsed < slowest + 1.0, "checks did not run concurrently"

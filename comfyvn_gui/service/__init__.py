@@ -115,7 +115,7 @@ class Service:
     @cached_property
     def keyring_executor(self) -> BlockingExecutor:
         """Keyring reads: their own workers, so busy SDK calls never delay them."""
-        return BlockingExecutor(max_workers=8)
+        return BlockingExecutor(max_workers=4)
 
     @cached_property
     def check_store(self) -> CheckStore:
