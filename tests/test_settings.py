@@ -297,8 +297,11 @@ def test_concurrent_writers_leave_a_valid_file(app_home: Path, home: Home) -> No
 
 @pytest.mark.parametrize(
     ("key", "raw", "typed"),
-    [("checks.timeout_s", "5", 5), ("network.ca_bundle", "/etc/ssl/corp.pem", "/etc/ssl/corp.pem"),
-     ("network.ca_bundle", "null", None)],
+    [
+        ("checks.timeout_s", "5", 5),
+        ("network.ca_bundle", "/etc/ssl/corp.pem", "/etc/ssl/corp.pem"),
+        ("network.ca_bundle", "null", None),
+    ],
 )
 def test_network_and_check_settings(key: str, raw: str, typed: Any) -> None:
     store = SettingsStore(resolve_home())
@@ -307,8 +310,12 @@ def test_network_and_check_settings(key: str, raw: str, typed: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "raw"), [("checks.timeout_s", "0"), ("checks.timeout_s", "301"),
-                     ("network.ca_bundle", "relative/ca.pem")],
+    ("key", "raw"),
+    [
+        ("checks.timeout_s", "0"),
+        ("checks.timeout_s", "301"),
+        ("network.ca_bundle", "relative/ca.pem"),
+    ],
 )
 def test_bad_network_and_check_settings(key: str, raw: str) -> None:
     with pytest.raises(InputError, match=key):
