@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from comfyvn_gui.providers import aws as aws_adapter
 from comfyvn_gui.service import Service
 
 from .fakes.aws import Key, MotoAccount, QuotaFront, auth_off, moto_server, setup_account
-from .fakes.http import FakeServer, Route, SilentServer, arun, closed_port_url
+from .fakes.http import FakeServer, Route, SilentServer, arun, closed_by_peer, closed_port_url
 
 pytestmark = pytest.mark.usefixtures("secret_service")
 
@@ -339,18 +338,6 @@ def test_quota_code_of_each_family(instance_type: str, code: str | None) -> None
 # --------------------------------------------------------------------------- deadlines
 
 
-def _closed_by_peer(conn: socket.socket, until: float) -> bool:
-    """Read what the client sent until it closes the connection (True) or ``until`` passes."""
-    while (left := until - time.monotonic()) > 0:
-        conn.settimeout(left)
-        try:
-            if conn.recv(65536) == b"":
-                return True
-        except (TimeoutError, OSError):
-            return False
-    return False
-
-
 def test_black_hole_ends_by_the_deadline_and_frees_the_connection(svc: Service) -> None:
     with SilentServer() as silent:
         add_aws(svc, silent.base, {"access_key": BOGUS_KEY, "secret_key": WRONG_SECRET})
@@ -361,7 +348,7 @@ def test_black_hole_ends_by_the_deadline_and_frees_the_connection(svc: Service) 
         assert elapsed < 3.5
         # botocore's own read timeout let go of the socket: no worker is left hanging.
         assert silent.conns
-        assert all(_closed_by_peer(c, started + 3.0) for c in silent.conns)
+        assert all(closed_by_peer(c, started + 3.0) for c in silent.conns)
 
 
 def test_refused_connection_is_unreachable_naming_the_endpoint(svc: Service) -> None:

@@ -9,7 +9,6 @@ package, unmocked.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,14 @@ from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
 
-from .fakes.http import FakeServer, SilentServer, arun, closed_port_url
+from .fakes.http import (
+    FakeServer,
+    SilentServer,
+    arun,
+    assert_clean,
+    closed_by_peer,
+    closed_port_url,
+)
 from .fakes.kubernetes import KubernetesFake
 
 pytestmark = pytest.mark.usefixtures("secret_service")
@@ -70,22 +76,6 @@ def check(svc: Service, kind: str, pid: str = "cw", timeout_s: float = TIMEOUT) 
     (result,) = arun(svc.check(kind, [pid], timeout_s=timeout_s))  # type: ignore[arg-type]
     assert isinstance(result, CheckResult)
     return result
-
-
-def assert_clean(svc: Service, result: CheckResult, *secrets: str) -> None:
-    """No secret value in the result, in what was stored, or in the audit log."""
-    stored = json.dumps(
-        {
-            k: v.model_dump(mode="json")
-            for k, v in svc.last_results().get(result.provider, {}).items()
-        }
-    )
-    log = svc.home.log_dir / "compute_advisor.log"
-    log_text = log.read_text() if log.exists() else ""
-    for secret in secrets:
-        assert secret not in result.model_dump_json()
-        assert secret not in stored
-        assert secret not in log_text
 
 
 def test_good_token_is_valid_with_identity_and_default_namespace(
@@ -302,20 +292,8 @@ def test_black_hole_ends_by_the_deadline(svc: Service) -> None:
         assert elapsed < 3.5
         # urllib3's own read timeout let go of the socket: no executor worker is left hanging.
         assert silent.conns
-        assert all(_closed_by_peer(c, started + 3.0) for c in silent.conns)
+        assert all(closed_by_peer(c, started + 3.0) for c in silent.conns)
     assert_clean(svc, r, WRONG_TOKEN)
-
-
-def _closed_by_peer(conn: socket.socket, until: float) -> bool:
-    """Read what the client sent until it closes the connection (True) or ``until`` passes."""
-    while (left := until - time.monotonic()) > 0:
-        conn.settimeout(left)
-        try:
-            if conn.recv(65536) == b"":
-                return True
-        except (TimeoutError, OSError):
-            return False
-    return False
 
 
 def test_black_holed_clusters_do_not_starve_the_others(svc: Service, k8s: KubernetesFake) -> None:

@@ -21,7 +21,7 @@ from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers.runpod import MYSELF_QUERY
 from comfyvn_gui.service import Service
 
-from .fakes.http import Request, arun
+from .fakes.http import Request, arun, assert_clean
 from .fakes.lambda_cloud import LambdaFake
 from .fakes.paperspace import PaperspaceFake
 from .fakes.runpod import RunPodFake, health_body
@@ -107,22 +107,6 @@ def check(svc: Service, kind: str, pid: str = "p") -> CheckResult:
     (result,) = arun(svc.check(kind, [pid], timeout_s=TIMEOUT))  # type: ignore[arg-type]
     assert isinstance(result, CheckResult)
     return result
-
-
-def assert_clean(svc: Service, result: CheckResult, *secrets: str) -> None:
-    """No secret value in the result, in what was stored, or in the audit log."""
-    stored = json.dumps(
-        {
-            k: v.model_dump(mode="json")
-            for k, v in svc.last_results().get(result.provider, {}).items()
-        }
-    )
-    log = svc.home.log_dir / "compute_advisor.log"
-    log_text = log.read_text() if log.exists() else ""
-    for secret in secrets:
-        assert secret not in result.model_dump_json()
-        assert secret not in stored
-        assert secret not in log_text
 
 
 def only(requests: list[Request], path: str) -> list[Request]:

@@ -244,3 +244,27 @@ class ResettableFake:
     @property
     def requests(self) -> list[Request]:
         return self.server.requests
+
+
+def closed_by_peer(conn: socket.socket, until: float) -> bool:
+    """Read what the client sent until it closes the connection (True) or ``until`` passes."""
+    while (left := until - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            if conn.recv(65536) == b"":
+                return True
+        except (TimeoutError, OSError):
+            return False
+    return False
+
+
+def assert_clean(svc: Any, result: Any, *secrets: str) -> None:
+    """No secret value in the result, in what was stored, or in the audit log."""
+    kinds = svc.last_results().get(result.provider, {})
+    stored = json.dumps({k: v.model_dump(mode="json") for k, v in kinds.items()})
+    log = svc.home.log_dir / "compute_advisor.log"
+    log_text = log.read_text() if log.exists() else ""
+    for secret in secrets:
+        assert secret not in result.model_dump_json()
+        assert secret not in stored
+        assert secret not in log_text
