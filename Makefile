@@ -54,6 +54,7 @@ schemas: $(VENV)/.run-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/registry_bench.py
 	$(BIN)/python benchmarks/checks_bench.py
+	$(BIN)/python benchmarks/advisor_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -8,6 +8,7 @@ or a prompt — never from the command line, where other users and shell history
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
@@ -144,6 +145,30 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("value")
     unset = ss.add_parser("unset", help="back to the default", parents=[common])
     unset.add_argument("key")
+
+    adv = sub.add_parser(
+        "advise",
+        help="where a workload would run, what it costs and why (a what-if: records nothing)",
+        parents=[common],
+        description=(
+            "Advise where a workload should run. The request is a JSON object with a "
+            "'workload' (kind, sizes, latency, budget_usd, residency ...) and optionally "
+            "'local', 'health' and 'providers' replacing the live values (see "
+            "docs/schemas/advice-request.schema.json). Prints the advice object as JSON; "
+            "exit 0 also when no provider can run it."
+        ),
+    )
+    adv.add_argument("--request", metavar="FILE|-", required=True, help="'-' for stdin")
+    adv.add_argument(
+        "--text", action="store_true", help="print a summary for people instead of JSON"
+    )
+
+    sub.add_parser(
+        "gpus",
+        help="this computer's GPUs (NVML): VRAM, free VRAM, load",
+        parents=[common],
+        description="This computer's NVIDIA GPUs; with --json a list (empty: no local GPU).",
+    )
 
     sub.add_parser(
         "about", help="version, folders and which keyring holds the secrets", parents=[common]
@@ -570,6 +595,55 @@ def _settings(args: argparse.Namespace, svc: Service, out: Output) -> int:
     return EXIT_OK
 
 
+def _advise(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) -> int:
+    data = _read_json_source(args.request, stdin, "advice request")
+    advice = svc.advise(data)
+    if not args.text:
+        out.json(advice.model_dump(mode="json"))
+        return EXIT_OK
+    req = advice.requirements
+    out.line(f"choice:    {advice.choice or 'none'}")
+    if advice.choice:
+        out.line(f"cost:      {advice.estimated_cost} (~{_minutes(advice.estimated_minutes or 0)})")
+    out.line(f"reason:    {advice.reason}")
+    out.line(f"needs:     {req.vram_gb:g} GB VRAM, {req.gpu_hours:g} GPU-hours on the A10G")
+    if advice.policy_hint:
+        out.line(f"policy:    {advice.policy_hint}")
+    for w in advice.warnings:
+        out.line(f"warning:   [{w.code}] {w.message}")
+    rows = []
+    for a in advice.alternatives:
+        cost = "-" if a.estimated_cost_usd is None else f"${a.estimated_cost_usd:.2f}"
+        rows.append([a.provider, cost, a.excluded_because or a.note or ""])
+    if rows:
+        out.line()
+        out.table(["ALTERNATIVE", "COST", "WHY NOT"], rows)
+    return EXIT_OK
+
+
+def _gpus(svc: Service, out: Output) -> int:
+    from .providers.local import describe
+
+    snap = svc.local_snapshot(fresh=True)
+    if out.as_json:
+        out.json([g.model_dump(mode="json") for g in snap.gpus])
+        return EXIT_OK
+    if not snap.gpus:
+        out.line(describe(snap)[0].upper() + describe(snap)[1:])
+        return EXIT_OK
+    out.table(
+        ["INDEX", "GPU", "VRAM GB", "FREE GB", "LOAD"],
+        [
+            [g.index if g.index is not None else i, g.name, f"{g.vram_total_gb:g}",
+             f"{g.vram_free_gb:g}", f"{g.utilization:.0%}"]
+            for i, g in enumerate(snap.gpus)
+        ],
+    )
+    if snap.driver_version:
+        out.line(f"driver {snap.driver_version}")
+    return EXIT_OK
+
+
 def _schemas(args: argparse.Namespace, out: Output) -> int:
     from .core.schemas import stale_schemas, write_schemas
 
@@ -606,6 +680,10 @@ def run(
             return _providers(args, svc, out, stdin)
         if args.command == "settings":
             return _settings(args, svc, out)
+        if args.command == "advise":
+            return _advise(args, svc, out, stdin)
+        if args.command == "gpus":
+            return _gpus(svc, out)
         if args.command == "about":
             info = svc.about()
             if out.as_json:
@@ -626,6 +704,10 @@ def run(
     except KeyboardInterrupt:
         out.note("comfyvn-gui: interrupted; nothing further was changed")
         return 130
+    except BrokenPipeError:  # `comfyvn-gui ... | head`: the reader left; not an error to show
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except Exception as exc:
         logging.getLogger("comfyvn_gui").debug("internal error", exc_info=True)
         out.note(

@@ -347,6 +347,11 @@ class ProviderProfile(BaseModel):
     startup_minutes: float = Field(0, ge=0, description="Typical time until work can start")
     startup_note: str = Field("", description="Where the start-up figure comes from")
     protected: bool = Field(False, description="Cannot be removed (the local provider)")
+    persistent_cache: bool = Field(
+        False,
+        description="Keeps an importer cache (models, cached ComfyUI graphs) between jobs; the "
+        "advisor favours it for workloads with cached_graphs",
+    )
     docs_url: str = ""
 
     @field_validator("id")

@@ -12,9 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .advisor import Advice, AdviceRequest
 from .catalog import GpuSpec, ProviderProfile
 from .checks import HealthResult, LocalSnapshot, ValidationResult
 from .models import ExportDocument, ImportPlan, ProviderEntry, ProviderInput
+from .workload import Workload
 
 PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "provider-entry": ProviderEntry,
@@ -26,6 +28,9 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "validation-result": ValidationResult,
     "health-result": HealthResult,
     "local-snapshot": LocalSnapshot,
+    "workload": Workload,
+    "advice-request": AdviceRequest,
+    "advice": Advice,
 }
 
 

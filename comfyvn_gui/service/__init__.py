@@ -27,6 +27,10 @@ from comfyvn_gui.providers import adapter_for
 from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, NetworkOptions, run_check
 
 if TYPE_CHECKING:
+    from comfyvn_gui.core.advisor import Advice, AdviceRequest, AdvisorSettings
+    from comfyvn_gui.core.checks import LocalSnapshot
+
+    from .advice import LocalSnapshots
     from .monitor import HealthMonitor
 
 
@@ -307,6 +311,30 @@ class Service:
 
     def last_results(self) -> dict[str, dict[str, CheckResult]]:
         return self.check_store.load()
+
+    # -- advice ----------------------------------------------------------------------------
+
+    @cached_property
+    def local_snapshots(self) -> LocalSnapshots:
+        from .advice import LocalSnapshots
+
+        return LocalSnapshots()
+
+    def local_snapshot(self, *, fresh: bool = False) -> LocalSnapshot:
+        """This computer's GPUs (NVML); blocking, cached for a few seconds."""
+        return self.local_snapshots.get(fresh=fresh)
+
+    def advisor_settings(self) -> AdvisorSettings:
+        from .advice import advisor_settings
+
+        return advisor_settings(self)
+
+    def advise(self, request: AdviceRequest | Mapping[str, Any]) -> Advice:
+        """A what-if advice (records nothing): the request's workload against the live
+        registry, health, local GPU and settings, or the ones the request gives."""
+        from .advice import advise_request
+
+        return advise_request(self, request)
 
     # -- settings --------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""Advice: the live inputs of the (pure) advisor, gathered from one home.
+
+The registry's providers, with what their last health checks reported (a LAN / SSH node's
+VRAM and GPU, a lapsed quota), the latest health of each, the local NVML snapshot and the
+``advisor.*`` settings. A what-if request may replace any of them; an advice records nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from comfyvn_gui.core.advisor import (
+    Advice,
+    AdviceProvider,
+    AdviceRequest,
+    AdvisorSettings,
+    advise,
+    parse_request,
+    requirements_for,
+)
+from comfyvn_gui.core.checks import CheckResult, HealthStatus, LocalSnapshot
+from comfyvn_gui.core.workload import Workload
+
+if TYPE_CHECKING:
+    from . import Service
+
+#: A local snapshot younger than this is reused (re-advising a whole queue takes one).
+SNAPSHOT_MAX_AGE_S = 5.0
+
+
+class LocalSnapshots:
+    """The NVML snapshot, taken at most once per ``max_age_s`` (thread-safe)."""
+
+    def __init__(self, max_age_s: float = SNAPSHOT_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._taken = -1e18
+        self._snap: LocalSnapshot | None = None
+
+    def get(self, *, fresh: bool = False) -> LocalSnapshot:
+        from comfyvn_gui.providers.local import snapshot
+
+        with self._lock:
+            now = time.monotonic()
+            if fresh or self._snap is None or now - self._taken > self.max_age_s:
+                self._snap = snapshot()
+                self._taken = now
+            return self._snap
+
+
+def _reported(result: CheckResult | None) -> tuple[float | None, str | None]:
+    """(reported VRAM GB, GPU name) from a LAN / SSH health result's detail."""
+    if result is None:
+        return None, None
+    vram = result.detail.get("reported_vram_gb")
+    gpus = result.detail.get("gpus")
+    name = None
+    if isinstance(gpus, list):
+        sized = [g for g in gpus if isinstance(g, dict) and isinstance(g.get("name"), str)]
+        if sized:
+            best = max(sized, key=lambda g: float(g.get("vram_total_gb") or 0))
+            name = str(best["name"])
+    if isinstance(vram, bool) or not isinstance(vram, int | float) or vram <= 0:
+        vram = None
+    return (float(vram) if vram is not None else None), name
+
+
+def live_providers(svc: Service) -> tuple[list[AdviceProvider], dict[str, HealthStatus]]:
+    """The registry's providers as the advisor sees them, and their latest health."""
+    results = svc.check_store.load()
+    providers: list[AdviceProvider] = []
+    health: dict[str, HealthStatus] = {}
+    for entry in svc.registry.providers():
+        latest = results.get(entry.id, {})
+        h, v = latest.get("health"), latest.get("validate")
+        vram, gpu = _reported(h)
+        code = None
+        for r in (h, v):
+            if r is not None and r.code == "quota_exhausted" and not r.ok:
+                code = r.code
+        providers.append(
+            AdviceProvider(
+                **entry.model_dump(), reported_vram_gb=vram, reported_gpu=gpu, health_code=code
+            )
+        )
+        status: HealthStatus = "unknown"
+        if h is not None and h.status in ("healthy", "degraded", "unhealthy"):
+            status = h.status  # type: ignore[assignment]
+        health[entry.id] = status
+    return providers, health
+
+
+def advisor_settings(svc: Service) -> AdvisorSettings:
+    return AdvisorSettings(
+        budget_usd=svc.settings.get("advisor.budget_usd"),
+        latency=svc.settings.get("advisor.latency"),
+        residency=list(svc.settings.get("advisor.residency")),
+    )
+
+
+def advise_request(svc: Service, data: AdviceRequest | Mapping[str, Any]) -> Advice:
+    """One advice; the request's ``local``, ``health`` and ``providers`` replace the live ones."""
+    request = data if isinstance(data, AdviceRequest) else parse_request(data, svc.catalog)
+    return advise_workloads(
+        svc,
+        [request.workload],
+        local=request.local,
+        health=request.health,
+        providers=request.providers,
+    )[0]
+
+
+def advise_workloads(
+    svc: Service,
+    workloads: Sequence[Workload],
+    *,
+    local: LocalSnapshot | None = None,
+    health: Mapping[str, HealthStatus] | None = None,
+    providers: Sequence[AdviceProvider] | None = None,
+    user_picks: Sequence[str | None] | None = None,
+) -> list[Advice]:
+    """Advise many workloads against one reading of the registry, health, snapshot, settings."""
+    if providers is None or health is None:
+        live, live_health = live_providers(svc)
+        if providers is None:
+            providers = live
+        if health is None:
+            health = live_health
+    if local is None:
+        local = svc.local_snapshots.get()
+    settings = advisor_settings(svc)
+    out = []
+    for i, workload in enumerate(workloads):
+        pick = user_picks[i] if user_picks is not None else None
+        req = requirements_for(workload, svc.catalog)
+        out.append(
+            advise(workload, req, providers, health, local, settings, svc.catalog, user_pick=pick)
+        )
+    return out
