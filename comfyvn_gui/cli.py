@@ -613,7 +613,11 @@ def _advise(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) 
         out.line(f"warning:   [{w.code}] {w.message}")
     rows = []
     for a in advice.alternatives:
-        cost = "-" if a.estimated_cost_usd is None else f"${a.estimated_cost_usd:.2f}"
+        cost = (
+            "-"
+            if a.estimated_cost_usd is None or not a.eligible
+            else f"${a.estimated_cost_usd:.2f}"
+        )
         rows.append([a.provider, cost, a.excluded_because or a.note or ""])
     if rows:
         out.line()

@@ -22,7 +22,7 @@ from comfyvn_gui.core.advisor import (
     advise,
     parse_request,
 )
-from comfyvn_gui.core.catalog import load_catalog
+from comfyvn_gui.core.catalog import load_catalog, resources_dir
 from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.paths import resolve_home
@@ -569,3 +569,28 @@ def test_same_request_same_advice(capsys: pytest.CaptureFixture[str]) -> None:
         cli(capsys, "advise", "--request", "-", stdin=json.dumps(SEED_REQUEST))[1] for _ in range(3)
     }
     assert len(outs) == 1
+
+
+EXAMPLES = resources_dir() / "examples" / "advice"
+
+
+@pytest.mark.parametrize(
+    ("name", "choice", "decided_by", "warning"),
+    [
+        ("seed-cg-super-res.json", "runpod-demo", "cheapest", "residency"),
+        ("voice-eu-what-if.json", "runpod", "cheapest", "dpia"),
+        ("comfyui-sdxl-upscale.json", "paperspace", "cached_graphs", "data_leaves_machine"),
+    ],
+)
+def test_shipped_example_requests(
+    capsys: pytest.CaptureFixture[str], name: str, choice: str, decided_by: str, warning: str
+) -> None:
+    code, out, err = cli(capsys, "advise", "--request", str(EXAMPLES / name))
+    assert code == 0, err
+    advice = json.loads(out)
+    assert (advice["choice"], advice["decided_by"]) == (choice, decided_by)
+    assert warning in codes_of(advice)
+
+
+def test_the_seed_example_file_is_the_design_request() -> None:
+    assert json.loads((EXAMPLES / "seed-cg-super-res.json").read_text()) == SEED_REQUEST

@@ -393,14 +393,19 @@ def _evaluate(
     elif profile.reports_own_gpu:
         reported = entry.reported_vram_gb if isinstance(entry, AdviceProvider) else None
         name = entry.reported_gpu if isinstance(entry, AdviceProvider) else None
-        spec = catalog.gpu(name) if name else (catalog.gpu(entry.gpu) if entry.gpu else None)
+        # The GPU the node reported, else the one configured for it (a catalog name).
+        reported_spec = catalog.gpu(name) if name else None
+        configured_spec = catalog.gpu(entry.gpu) if entry.gpu else None
+        spec = reported_spec or configured_spec
         c.gpu = name or (spec.name if spec else None)
         c.throughput = spec.relative_throughput if spec else 1.0
         if reported is not None:
             c.vram_gb = reported
             where = "reported by its last health check"
-        elif spec is not None:
-            c.vram_gb, where = spec.vram_gb, f"of its configured {spec.name}"
+        elif reported_spec is not None:
+            c.vram_gb, where = reported_spec.vram_gb, f"of the {reported_spec.name} it reported"
+        elif configured_spec is not None:
+            c.vram_gb, where = configured_spec.vram_gb, f"of its configured {configured_spec.name}"
         else:
             c.vram_gb, where = profile.vram_floor_gb, "the profile's floor (nothing reported yet)"
         if c.vram_gb + _EPS < need:
