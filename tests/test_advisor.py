@@ -508,7 +508,7 @@ def test_degraded_and_unknown_health_are_eligible_with_a_warning() -> None:
         (
             lambda r: r["workload"].update(residency=["EU west!"]),
             "workload.residency",
-            "not a zone name",
+            "not a residency zone",
         ),
         (lambda r: r["workload"].update(colour="blue"), "workload.colour", "unknown field"),
         (

@@ -116,7 +116,7 @@ def test_unset_returns_to_default(home: Home, store: SettingsStore) -> None:
         ("advisor.residency", "", []),
         ("advisor.residency", "any", []),
         ("advisor.residency", "null", []),
-        ("advisor.residency", ["us-east", "eu"], ["us-east", "eu"]),
+        ("advisor.residency", ["UK", "eu"], ["uk", "eu"]),
         ("advisor.residency", ("eu",), ["eu"]),
     ],
 )
@@ -158,7 +158,8 @@ def test_command_line_strings_and_typed_values(
         ),
         ("advisor.latency", None, "got None"),
         ("advisor.latency", 1, "got 1"),
-        ("advisor.residency", "eu us", "advisor.residency must be a list of zone names"),
+        ("advisor.residency", "eu us", "advisor.residency must be a list of residency zones"),
+        ("advisor.residency", ["us-east", "eu"], "known zones: af, asia, ca, eu,"),
         ("advisor.residency", '["eu", 3]', "got '[\"eu\", 3]'"),
         ("advisor.residency", '{"eu": 1}', "got '{\"eu\": 1}'"),
         ("advisor.residency", "[eu", "got '[eu'"),
@@ -272,11 +273,14 @@ def test_unknown_keys_from_a_newer_version_are_preserved(home: Home, store: Sett
     assert doc["future_section"] == {"x": [1, 2]}
 
 
+ZONES = ("eu", "us", "uk")
+
+
 def _set_many(home_dir: str, worker: int) -> None:
     store = SettingsStore(resolve_home({"COMFYVN_GUI_HOME": home_dir}))
     for i in range(15):
         store.set("health.interval_s", 100 + worker * 100 + i)
-        store.set("advisor.residency", [f"z{worker}"])
+        store.set("advisor.residency", [ZONES[worker]])
 
 
 @pytest.mark.slow
@@ -290,7 +294,7 @@ def test_concurrent_writers_leave_a_valid_file(app_home: Path, home: Home) -> No
         assert p.exitcode == 0
     values = SettingsStore(home).all()
     assert values["health.interval_s"] in {100 + w * 100 + 14 for w in range(3)}
-    assert values["advisor.residency"] in [[f"z{w}"] for w in range(3)]
+    assert values["advisor.residency"] in [[ZONES[w]] for w in range(3)]
     leftovers = [p.name for p in home.config_dir.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .catalog import RESIDENCY_ZONES
 from .errors import InputError, OperationError
 from .paths import Home, atomic_write_text
 
@@ -126,6 +127,8 @@ def _zones(value: Any) -> list[str]:
         zone = item.strip().lower()
         if not _ZONE.match(zone):
             raise ValueError(f"bad zone {item!r}")
+        if zone not in RESIDENCY_ZONES:
+            raise ValueError(f"unknown zone {item!r}")
         if zone not in zones:
             zones.append(zone)
     return zones
@@ -166,8 +169,9 @@ _SPECS: tuple[SettingSpec, ...] = (
         default=[],
         help="Zones the data of jobs may be processed in (e.g. eu, us); empty: any zone. "
         "Local and on-prem nodes always satisfy it.",
-        accepts='a list of zone names such as eu,us or ["eu"] (lower-case letters, digits, '
-        "- and _), or an empty list for any zone",
+        accepts='a list of residency zones such as eu,us or ["eu"] (known zones: '
+        + ", ".join(sorted(RESIDENCY_ZONES))
+        + "), or an empty list for any zone",
         parse=_zones,
     ),
 )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .catalog import WorkloadKind
+from .catalog import RESIDENCY_ZONES, WorkloadKind
 
 AssetType = Literal["sprite", "cg", "audio", "text"]
 Latency = Literal["interactive", "batch"]
@@ -53,8 +53,6 @@ KIND_LABELS: dict[str, str] = {
     "translation": "translation",
     "comfyui_workflow": "the ComfyUI workflow",
 }
-
-_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class Licenses(BaseModel):
@@ -122,9 +120,10 @@ class Workload(BaseModel):
         out: list[str] = []
         for zone in value:
             z = zone.strip().lower()
-            if not z or len(z) > 32 or not set(z) <= _ZONE_CHARS:
+            if z not in RESIDENCY_ZONES:
                 raise ValueError(
-                    f"{zone!r} is not a zone name: use lower-case names such as eu, us, uk"
+                    f"{zone!r} is not a residency zone; use "
+                    f"{', '.join(sorted(RESIDENCY_ZONES))}"
                 )
             if z not in out:
                 out.append(z)
