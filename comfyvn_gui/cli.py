@@ -163,6 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--text", action="store_true", help="print a summary for people instead of JSON"
     )
 
+    jobs = sub.add_parser(
+        "jobs", help="the queue of importer jobs and their advice", parents=[common]
+    )
+    js = jobs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    jadd = js.add_parser(
+        "add",
+        help="queue a workload (JSON, optionally with a title), advised",
+        parents=[common],
+    )
+    jadd.add_argument("file", metavar="FILE|-")
+    jlist = js.add_parser("list", help="the jobs, with the advice next to each", parents=[common])
+    jlist.add_argument("--status", action="append", help="only jobs with this status")
+    jshow = js.add_parser(
+        "show", help="one job: its advice, alternatives and audit trail", parents=[common]
+    )
+    jshow.add_argument("id", type=int)
+    jsum = js.add_parser(
+        "import-summary",
+        help="one advised job per unit of work of an importer summary (all or nothing)",
+        parents=[common],
+    )
+    jsum.add_argument("file", metavar="FILE|-")
+    jpick = js.add_parser(
+        "pick",
+        help="run a queued job on the provider you choose (recorded in its audit trail)",
+        parents=[common],
+    )
+    jpick.add_argument("id", type=int)
+    jpick.add_argument("provider", nargs="?", help="a registered provider id")
+    jpick.add_argument(
+        "--advisor", action="store_true", help="drop your pick: back to the advisor's choice"
+    )
+    js.add_parser(
+        "readvise",
+        help="advise the queued jobs again now (health and registry changes do it by themselves)",
+        parents=[common],
+    )
+
     sub.add_parser(
         "gpus",
         help="this computer's GPUs (NVML): VRAM, free VRAM, load",
@@ -587,11 +625,11 @@ def _settings(args: argparse.Namespace, svc: Service, out: Output) -> int:
         else:
             out.line(f"{args.key} = {json.dumps(value)}")
         return EXIT_OK
-    svc.settings.unset(args.key)
+    value = svc.unset_setting(args.key)
     if out.as_json:
-        out.json({args.key: svc.get_setting(args.key)})
+        out.json({args.key: value})
     else:
-        out.line(f"{args.key} reset to {json.dumps(svc.get_setting(args.key))}")
+        out.line(f"{args.key} reset to {json.dumps(value)}")
     return EXIT_OK
 
 
@@ -625,6 +663,146 @@ def _advise(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) 
     return EXIT_OK
 
 
+def _job_rows(jobs: Sequence[Any]) -> list[list[Any]]:
+    from .service.jobs import jobs_summary
+
+    rows = []
+    for r in jobs_summary(jobs):
+        warn = ", ".join(str(c) for c in r["warnings"]) or "-"
+        who = " (your pick)" if r["decided_by"] == "user" else ""
+        rows.append(
+            [
+                r["id"],
+                _clip(r["title"], 60),
+                r["kind"],
+                r["status"],
+                f"{r['provider'] or 'none'}{who}",
+                r["estimated_cost"] or "-",
+                _clip(warn, 60),
+            ]
+        )
+    return rows
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show_job(svc: Service, job: Any, out: Output) -> None:
+    from .service.jobs import advice_of
+
+    events = svc.job_events(job.id)
+    advice = advice_of(job)
+    if out.as_json:
+        out.json(
+            {
+                **job.model_dump(mode="json"),
+                "events": [e.model_dump(mode="json") for e in events],
+            }
+        )
+        return
+    compute = job.compute
+    out.line(f"job {job.id}: {job.title}")
+    out.line(f"kind:      {job.kind} ({job.workload.asset_type}, {job.workload.items} items)")
+    out.line(f"status:    {job.status}")
+    if compute is not None and advice is not None:
+        who = "you" if compute.decided_by == "user" else "the advisor"
+        out.line(
+            f"provider:  {compute.provider or 'none'} (decided by {who}, "
+            f"{compute.decided_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        if advice.choice:
+            out.line(
+                f"cost:      {advice.estimated_cost} (~{_minutes(advice.estimated_minutes or 0)})"
+            )
+        out.line(f"reason:    {advice.reason}")
+        req = advice.requirements
+        out.line(f"needs:     {req.vram_gb:g} GB VRAM, {req.gpu_hours:g} GPU-hours on the A10G")
+        for w in advice.warnings:
+            out.line(f"warning:   [{w.code}] {w.message}")
+        if advice.alternatives:
+            out.line()
+            out.table(
+                ["ALTERNATIVE", "COST", "WHY NOT"],
+                [
+                    [
+                        a.provider,
+                        "-"
+                        if a.estimated_cost_usd is None or not a.eligible
+                        else f"${a.estimated_cost_usd:.2f}",
+                        a.excluded_because or a.note or "",
+                    ]
+                    for a in advice.alternatives
+                ],
+            )
+    out.line()
+    out.line("audit trail:")
+    for e in events:
+        out.line(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<8} {e.action:<12} {e.message}")
+
+
+def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) -> int:
+    if args.action in ("add", "import-summary"):
+        what = "workload" if args.action == "add" else "import summary"
+        data = _read_json_source(args.file, stdin, what)
+        jobs = [svc.add_job(data)] if args.action == "add" else svc.import_summary(data)
+        if out.as_json:
+            out.json([j.model_dump(mode="json") for j in jobs])
+        else:
+            out.table(
+                ["ID", "JOB", "KIND", "STATUS", "PROVIDER", "COST", "WARNINGS"], _job_rows(jobs)
+            )
+        return EXIT_OK
+    if args.action == "list":
+        jobs = svc.list_jobs(args.status)
+        if out.as_json:
+            from .service.jobs import jobs_summary
+
+            out.json(list(jobs_summary(jobs)))
+        elif not jobs:
+            out.line(
+                "No jobs queued. Add one with `comfyvn-gui jobs add FILE` or "
+                "`comfyvn-gui jobs import-summary FILE`."
+            )
+        else:
+            out.table(
+                ["ID", "JOB", "KIND", "STATUS", "PROVIDER", "COST", "WARNINGS"], _job_rows(jobs)
+            )
+        return EXIT_OK
+    if args.action == "show":
+        _show_job(svc, svc.get_job(args.id), out)
+        return EXIT_OK
+    if args.action == "pick":
+        if args.advisor == bool(args.provider):
+            raise InputError(
+                "give a provider id, or --advisor to go back to the advisor's choice",
+                fields=["provider"],
+            )
+        job = svc.pick_provider(args.id, None if args.advisor else args.provider)
+        if out.as_json:
+            out.json(job.model_dump(mode="json"))
+        else:
+            compute = job.compute
+            assert compute is not None
+            out.line(
+                f"job {job.id} runs on {compute.provider or 'no provider'} "
+                f"(decided by {'you' if compute.decided_by == 'user' else 'the advisor'})"
+            )
+        return EXIT_OK
+    changes = svc.readvise("asked from the command line")
+    if out.as_json:
+        out.json(changes)
+    elif not changes:
+        out.line("no decision changed")
+    else:
+        for ch in changes:
+            out.line(
+                f"job {ch['job']}: {ch['previous'] or 'none'} -> {ch['provider'] or 'none'} "
+                f"because {ch['because']}"
+            )
+    return EXIT_OK
+
+
 def _gpus(svc: Service, out: Output) -> int:
     from .providers.local import describe
 
@@ -638,8 +816,13 @@ def _gpus(svc: Service, out: Output) -> int:
     out.table(
         ["INDEX", "GPU", "VRAM GB", "FREE GB", "LOAD"],
         [
-            [g.index if g.index is not None else i, g.name, f"{g.vram_total_gb:g}",
-             f"{g.vram_free_gb:g}", f"{g.utilization:.0%}"]
+            [
+                g.index if g.index is not None else i,
+                g.name,
+                f"{g.vram_total_gb:g}",
+                f"{g.vram_free_gb:g}",
+                f"{g.utilization:.0%}",
+            ]
             for i, g in enumerate(snap.gpus)
         ],
     )
@@ -686,6 +869,8 @@ def run(
             return _settings(args, svc, out)
         if args.command == "advise":
             return _advise(args, svc, out, stdin)
+        if args.command == "jobs":
+            return _jobs(args, svc, out, stdin)
         if args.command == "gpus":
             return _gpus(svc, out)
         if args.command == "about":

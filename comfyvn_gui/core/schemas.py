@@ -16,6 +16,7 @@ from .advisor import Advice, AdviceRequest
 from .catalog import GpuSpec, ProviderProfile
 from .checks import HealthResult, LocalSnapshot, ValidationResult
 from .models import ExportDocument, ImportPlan, ProviderEntry, ProviderInput
+from .summary import ImportSummary
 from .workload import Workload
 
 PUBLIC_MODELS: dict[str, type[BaseModel]] = {
@@ -31,6 +32,7 @@ PUBLIC_MODELS: dict[str, type[BaseModel]] = {
     "workload": Workload,
     "advice-request": AdviceRequest,
     "advice": Advice,
+    "import-summary": ImportSummary,
 }
 
 

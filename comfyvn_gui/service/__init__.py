@@ -8,6 +8,7 @@ stay thin and agree with each other.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, NetworkOp
 if TYPE_CHECKING:
     from comfyvn_gui.core.advisor import Advice, AdviceRequest, AdvisorSettings
     from comfyvn_gui.core.checks import LocalSnapshot
+    from comfyvn_gui.core.jobs import Job, JobEvent, JobStore
 
     from .advice import LocalSnapshots
     from .monitor import HealthMonitor
@@ -86,16 +88,24 @@ class Service:
 
     def create_provider(self, template_id: str, payload: Mapping[str, Any]) -> ProviderEntry:
         fields = {k: v for k, v in payload.items() if k != "template_id"}
-        return self.registry.create(template_id, **fields)
+        entry = self.registry.create(template_id, **fields)
+        self.readvise_quietly(f"{entry.id} was added")
+        return entry
 
     def register_provider(self, payload: Mapping[str, Any]) -> tuple[ProviderEntry, bool]:
-        return self.registry.register(payload)
+        entry, created = self.registry.register(payload)
+        self.readvise_quietly(f"{entry.id} was {'added' if created else 'changed'}")
+        return entry, created
 
     def remove_provider(self, provider_id: str) -> ProviderEntry:
-        return self.registry.remove(provider_id)
+        entry = self.registry.remove(provider_id)
+        self.readvise_quietly(f"{provider_id} was removed")
+        return entry
 
     def remove_all_providers(self) -> list[str]:
-        return self.registry.remove_all()
+        removed = self.registry.remove_all()
+        self.readvise_quietly("every provider was removed")
+        return removed
 
     def export_providers(self, *, include_secrets: bool = False) -> dict[str, Any]:
         return self.registry.export(include_secrets=include_secrets)
@@ -104,7 +114,9 @@ class Service:
         return self.registry.plan_import(data, replace=replace, overwrite=overwrite)
 
     def import_providers(self, data: Any, *, replace: bool, overwrite: bool) -> ImportReport:
-        return self.registry.import_(data, replace=replace, overwrite=overwrite)
+        report = self.registry.import_(data, replace=replace, overwrite=overwrite)
+        self.readvise_quietly("providers were imported")
+        return report
 
     def keyring_backend(self) -> str:
         return self.secrets.backend_name
@@ -237,7 +249,42 @@ class Service:
             checked_at=now(),
         )
 
+    def _advice_state(self) -> dict[str, tuple[bool, str, Any]]:
+        """What the advisor reads of each provider: active, health, reported VRAM."""
+        from .advice import live_providers
+
+        providers, health = live_providers(self)
+        return {
+            p.id: (p.active, health.get(p.id, "unknown"), (p.reported_vram_gb, p.health_code))
+            for p in providers
+        }
+
     def _record_checks(
+        self,
+        kind: CheckKind,
+        results: list[tuple[CheckResult, str | None]],
+        seen_txn: str | None,
+    ) -> None:
+        before = self._advice_state() if self.job_store.exists() else None
+        self._store_checks(kind, results, seen_txn)
+        if before is None:
+            return
+        after = self._advice_state()
+        said = []
+        for pid, (active, health, reported) in after.items():
+            was = before.get(pid)
+            if was is None:
+                continue
+            if health != was[1]:
+                said.append(f"{pid} turned {health}")
+            if active != was[0]:
+                said.append(f"{pid} {'passed' if active else 'failed'} validation")
+            if reported != was[2] and health == was[1]:
+                said.append(f"{pid} reported new capacity")
+        if said:
+            self.readvise_quietly("; ".join(said))
+
+    def _store_checks(
         self,
         kind: CheckKind,
         results: list[tuple[CheckResult, str | None]],
@@ -347,7 +394,70 @@ class Service:
     def set_setting(self, key: str, value: Any) -> Any:
         typed = self.settings.set(key, value)
         self.audit.event("settings.changed", key=key, value=typed)
+        if key.startswith("advisor."):
+            self.readvise_quietly(f"{key} was set to {json.dumps(typed)}")
         return typed
+
+    def unset_setting(self, key: str) -> Any:
+        self.settings.unset(key)
+        value = self.settings.get(key)
+        self.audit.event("settings.changed", key=key, value=value, reset=True)
+        if key.startswith("advisor."):
+            self.readvise_quietly(f"{key} was reset to {json.dumps(value)}")
+        return value
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        from comfyvn_gui.core.jobs import JobStore
+
+        return JobStore(self.home)
+
+    def add_job(self, data: Any) -> Job:
+        """Queue one workload (``jobs add``), advised and logged."""
+        from .jobs import add_job
+
+        return add_job(self, data)
+
+    def import_summary(self, data: Any) -> list[Job]:
+        """One advised job per unit of work of an importer summary; all or nothing."""
+        from .jobs import import_summary
+
+        return import_summary(self, data)
+
+    def list_jobs(self, status: Sequence[str] | None = None) -> list[Job]:
+        return self.job_store.select(status=status)
+
+    def get_job(self, job_id: int) -> Job:
+        return self.job_store.get(job_id)
+
+    def job_events(self, job_id: int) -> list[JobEvent]:
+        from .jobs import events
+
+        return events(self, job_id)
+
+    def pick_provider(self, job_id: int, provider_id: str | None) -> Job:
+        """The user's pick for a queued job (None: back to the advisor's choice)."""
+        from .jobs import pick
+
+        return pick(self, job_id, provider_id)
+
+    def readvise(self, trigger: str | None = None) -> list[dict[str, Any]]:
+        """Re-advise the queued jobs; returns (and records) only the changed decisions."""
+        from .jobs import readvise
+
+        return readvise(self, trigger)
+
+    def readvise_quietly(self, trigger: str) -> None:
+        """Re-advise after a change that already succeeded: a failure here is logged, never
+        raised (the change itself stands; the next re-advice catches up)."""
+        if not self.job_store.exists():
+            return
+        try:
+            self.readvise(trigger)
+        except Exception as exc:  # noqa: BLE001 - must not undo the caller's success
+            self.audit.event("jobs.readvise_failed", level="warning", trigger=trigger, exc=exc)
 
     # -- about -----------------------------------------------------------------------------
 

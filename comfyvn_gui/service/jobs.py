@@ -1,0 +1,337 @@
+"""Jobs: importer work queued with the advisor's decision, re-advised when things change.
+
+Every job/device assignment and every change of one is a line in ``logs/compute_advisor.log``
+(``job.assigned``, ``job.reassigned``, ``job.picked``) and a line of the job's audit trail. A
+re-advice that changes no decision records nothing (the stored advice's figures are refreshed
+silently). A user's pick (``decided_by: user``) is kept until the user changes it or the
+provider can no longer run the job, which is recorded too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from comfyvn_gui.core.advisor import Advice, input_error
+from comfyvn_gui.core.errors import InputError
+from comfyvn_gui.core.jobs import ComputeDecision, DecisionChange, Job, JobEvent, NewJob
+from comfyvn_gui.core.workload import Workload
+
+from .advice import advise_workloads
+
+if TYPE_CHECKING:
+    from . import Service
+
+
+def _decision(advice: Advice, by: str) -> ComputeDecision:
+    return ComputeDecision(
+        provider=advice.choice,
+        advice=advice.model_dump(mode="json"),
+        decided_at=datetime.now(UTC),
+        decided_by="user" if by == "user" else "advisor",
+    )
+
+
+def _assigned_message(advice: Advice) -> str:
+    if advice.choice is None:
+        return f"no provider can run it: {advice.reason}"
+    return f"assigned to {advice.choice} ({advice.estimated_cost}): {advice.reason}"
+
+
+def _log_assignment(svc: Service, job: Job, advice: Advice) -> None:
+    svc.audit.event(
+        "job.assigned",
+        job=job.id,
+        title=job.title,
+        kind=job.kind,
+        provider=advice.choice,
+        decided_by="advisor",
+        estimated_cost_usd=advice.estimated_cost_usd,
+        estimated_minutes=advice.estimated_minutes,
+        reason=advice.reason,
+        warnings=[w.code for w in advice.warnings],
+    )
+
+
+def parse_workload(data: Any) -> Workload:
+    """``jobs add``: a workload object (optionally with ``title``)."""
+    if isinstance(data, dict) and "workload" in data and "kind" not in data:
+        data = data["workload"]  # an advice request's workload is accepted as well
+    if not isinstance(data, dict):
+        raise InputError(
+            f"a job is a JSON workload object with a 'kind' (got {type(data).__name__})",
+            fields=["kind"],
+        )
+    try:
+        return Workload.model_validate(data)
+    except ValidationError as exc:
+        raise input_error(exc) from None
+
+
+def _default_title(workload: Workload) -> str:
+    label = workload.label
+    return (
+        f"{label[0].upper()}{label[1:]} ({workload.items} item{'s' if workload.items != 1 else ''})"
+    )
+
+
+def add_jobs(svc: Service, drafts: Sequence[tuple[str, Workload, dict[str, Any]]]) -> list[Job]:
+    """Advise every draft against one reading of the providers, then add them all at once."""
+    workloads = [w for _, w, _ in drafts]
+    advices = advise_workloads(svc, workloads)
+    new = [
+        NewJob(
+            title=title,
+            workload=workload,
+            decision=_decision(advice, "advisor"),
+            source=source,
+            message=_assigned_message(advice),
+        )
+        for (title, workload, source), advice in zip(drafts, advices, strict=True)
+    ]
+    jobs = svc.job_store.add(new)
+    for job, advice in zip(jobs, advices, strict=True):
+        _log_assignment(svc, job, advice)
+    return jobs
+
+
+def add_job(svc: Service, data: Any) -> Job:
+    workload = parse_workload(data)
+    title = workload.title or _default_title(workload)
+    jobs = add_jobs(svc, [(title, workload, {"added_by": "jobs add"})])
+    return jobs[0]
+
+
+def import_summary(svc: Service, data: Any) -> list[Job]:
+    """One job per unit of work of an importer summary, each advised; all or nothing."""
+    from comfyvn_gui.core.summary import parse_summary
+
+    _, drafts = parse_summary(data)
+    return add_jobs(svc, [(d.title, d.workload, d.source) for d in drafts])
+
+
+def advice_of(job: Job) -> Advice | None:
+    compute = job.compute
+    return Advice.model_validate(compute.advice) if compute is not None else None
+
+
+def _because(old: str | None, advice: Advice, trigger: str | None) -> str:
+    """Why a decision changed, from the new advice's view of the old choice."""
+    why: str | None = None
+    if old is not None:
+        for alt in advice.alternatives:
+            if alt.provider == old:
+                why = (
+                    f"{old} is excluded: {alt.excluded_because}"
+                    if not alt.eligible
+                    else f"{old} is no longer preferred ({alt.note})"
+                )
+        if why is None and advice.choice != old:
+            why = f"{old} is no longer registered"
+    else:
+        why = f"{advice.choice} can run it now"
+    why = why or "the advice changed"
+    if trigger:
+        why = f"{why} (after {trigger})"
+    return why
+
+
+def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
+    """Re-advise every queued job; record and log only the decisions that changed.
+
+    Returns one ``{"job", "previous", "provider", "because"}`` per changed decision.
+    """
+    store = svc.job_store
+    if not store.exists():
+        return []
+    jobs = store.select(status=["queued"])
+    if not jobs:
+        return []
+    picks = [
+        (j.compute.provider if j.compute and j.compute.decided_by == "user" else None) for j in jobs
+    ]
+    advices = advise_workloads(svc, [j.workload for j in jobs], user_picks=picks)
+    changes: list[DecisionChange] = []
+    for job, pick, advice in zip(jobs, picks, advices, strict=True):
+        current = job.compute
+        old = current.provider if current else None
+        old_by = current.decided_by if current else None
+        if pick is not None and advice.choice == pick:
+            # The user's pick stands; refresh its figures silently.
+            kept = _decision(advice, "user")
+            if current is not None and current.advice != kept.advice:
+                kept = kept.model_copy(update={"decided_at": current.decided_at})
+                changes.append(DecisionChange(job.id, old, old_by, kept, "", "", "", {}))
+            continue
+        decision = _decision(advice, "advisor")
+        if pick is not None:
+            dropped = next((a for a in advice.alternatives if a.provider == pick), None)
+            why = dropped.excluded_because if dropped is not None else "it is no longer registered"
+            message = (
+                f"your pick {pick} can no longer run this job ({why}); the advisor chose "
+                f"{advice.choice or 'no provider'}: {advice.reason}"
+            )
+            changes.append(
+                DecisionChange(
+                    job.id,
+                    old,
+                    old_by,
+                    decision,
+                    "advisor",
+                    "pick_dropped",
+                    message,
+                    {"trigger": trigger, **_detail(advice)},
+                )
+            )
+            continue
+        if advice.choice == old:
+            if current is None or current.advice != decision.advice:
+                if current is not None:  # same decision, fresher figures: keep its time
+                    decision = decision.model_copy(update={"decided_at": current.decided_at})
+                changes.append(DecisionChange(job.id, old, old_by, decision, "", "", "", {}))
+            continue
+        because = _because(old, advice, trigger)
+        message = f"re-advised: {old or 'none'} -> {advice.choice or 'none'} because {because}"
+        changes.append(
+            DecisionChange(
+                job.id,
+                old,
+                old_by,
+                decision,
+                "advisor",
+                "re-advised",
+                message,
+                {"trigger": trigger, "because": because, **_detail(advice)},
+            )
+        )
+    applied = store.apply(changes)
+    out = []
+    for ch in applied:
+        if not ch.action:
+            continue
+        out.append(
+            {
+                "job": ch.job_id,
+                "previous": ch.expected,
+                "provider": ch.decision.provider,
+                "because": ch.detail.get("because") or ch.message,
+            }
+        )
+        svc.audit.event(
+            "job.reassigned",
+            job=ch.job_id,
+            previous=ch.expected,
+            provider=ch.decision.provider,
+            decided_by="advisor",
+            action=ch.action,
+            trigger=trigger,
+            because=ch.detail.get("because"),
+            message=ch.message,
+            estimated_cost_usd=ch.detail.get("estimated_cost_usd"),
+        )
+    return out
+
+
+def _detail(advice: Advice) -> dict[str, Any]:
+    return {
+        "estimated_cost_usd": advice.estimated_cost_usd,
+        "estimated_minutes": advice.estimated_minutes,
+        "reason": advice.reason,
+        "warnings": [w.code for w in advice.warnings],
+    }
+
+
+def pick(svc: Service, job_id: int, provider_id: str | None) -> Job:
+    """The user's explicit choice of provider for a queued job (None: back to the advisor)."""
+    job = svc.job_store.get(job_id)
+    if job.status != "queued":
+        raise InputError(
+            f"job {job_id} is {job.status}; only a queued job's provider can be changed",
+            fields=["id"],
+        )
+    current = job.compute
+    old = current.provider if current else None
+    old_by = current.decided_by if current else None
+    if provider_id is None:
+        [advice] = advise_workloads(svc, [job.workload])
+        message = f"back to the advisor's choice: {advice.choice or 'no provider'}: {advice.reason}"
+        change = DecisionChange(
+            job.id,
+            old,
+            old_by,
+            _decision(advice, "advisor"),
+            "user",
+            "picked",
+            message,
+            _detail(advice),
+        )
+    else:
+        known = {p.id for p in svc.list_providers()}
+        if provider_id not in known:
+            raise InputError(
+                f"no provider {provider_id!r} is registered "
+                f"(registered: {', '.join(sorted(known))})",
+                fields=["provider"],
+            )
+        [advice] = advise_workloads(svc, [job.workload], user_picks=[provider_id])
+        if advice.choice != provider_id:
+            alt = next((a for a in advice.alternatives if a.provider == provider_id), None)
+            why = alt.excluded_because if alt is not None else "it cannot be used"
+            raise InputError(f"{provider_id} cannot run job {job_id}: {why}", fields=["provider"])
+        message = f"you picked {provider_id} ({advice.estimated_cost}) instead of {old or 'none'}"
+        change = DecisionChange(
+            job.id,
+            old,
+            old_by,
+            _decision(advice, "user"),
+            "user",
+            "picked",
+            message,
+            _detail(advice),
+        )
+    if not svc.job_store.apply([change]):
+        raise InputError(
+            f"job {job_id} changed meanwhile (another window or process); look again and retry",
+            fields=["id"],
+        )
+    svc.audit.event(
+        "job.picked",
+        job=job_id,
+        previous=old,
+        provider=change.decision.provider,
+        decided_by=change.decision.decided_by,
+        estimated_cost_usd=advice.estimated_cost_usd,
+        message=message,
+    )
+    return svc.job_store.get(job_id)
+
+
+def events(svc: Service, job_id: int) -> list[JobEvent]:
+    svc.job_store.get(job_id)  # NotFoundError for an unknown id
+    return svc.job_store.events(job_id)
+
+
+def jobs_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """Rows for a jobs table: the advice next to each job."""
+    rows: list[dict[str, Any]] = []
+    for j in jobs:
+        compute = j.compute
+        advice = compute.advice if compute else {}
+        rows.append(
+            {
+                "id": j.id,
+                "title": j.title,
+                "kind": j.kind,
+                "status": j.status,
+                "provider": compute.provider if compute else None,
+                "decided_by": compute.decided_by if compute else None,
+                "estimated_cost": advice.get("estimated_cost"),
+                "estimated_cost_usd": advice.get("estimated_cost_usd"),
+                "warnings": [w.get("code") for w in advice.get("warnings", [])],
+                "reason": advice.get("reason"),
+            }
+        )
+    return rows
