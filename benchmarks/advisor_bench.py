@@ -16,13 +16,18 @@ import json
 import random
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from comfyvn_gui.core.advisor import AdviceProvider, AdvisorSettings, advise
 from comfyvn_gui.core.catalog import WORKLOAD_KINDS, load_catalog, resources_dir
 from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.core.estimator import estimate
+from comfyvn_gui.core.paths import Home
 from comfyvn_gui.core.workload import Workload
+from comfyvn_gui.service import Service
+from comfyvn_gui.service.jobs import add_jobs
 
 FRAME_MS = 16.0
 
@@ -134,7 +139,44 @@ def main() -> int:
             f"{k or 'none'} {v}" for k, v in sorted(chosen.items(), key=lambda kv: str(kv[0]))
         )
     )
+    queue(works, local)
     return 0
+
+
+def queue(works: list[Workload], local: LocalSnapshot) -> None:
+    """The job queue: add the workloads as jobs (one transaction), then re-advise them all
+    (sqlite, WAL) as a health change does; the registry has the local GPU only."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        svc = Service(Home(root / "config", root / "data", root / "logs"))
+        svc.local_snapshots.max_age_s = 1e9
+        svc.local_snapshots._snap = local  # a fixed snapshot: no NVML in the figures
+        svc.local_snapshots._taken = time.monotonic()
+        t0 = time.perf_counter()
+        add_jobs(svc, [(f"job {i}", w, {}) for i, w in enumerate(works)])
+        t1 = time.perf_counter()
+        svc.readvise("benchmark")
+        t2 = time.perf_counter()
+        svc.local_snapshots._snap = LocalSnapshot.model_validate(
+            {
+                "gpus": [
+                    {
+                        "name": "RTX 4090",
+                        "vram_total_gb": 24,
+                        "vram_free_gb": 23,
+                        "utilization": 0.0,
+                    }
+                ]
+            }
+        )
+        changed = svc.readvise("a bigger GPU")
+        t3 = time.perf_counter()
+        svc.job_store.close()
+        print(
+            f"job queue: add {len(works)} jobs {t1 - t0:.2f} s; re-advise with no change "
+            f"{t2 - t1:.2f} s; re-advise changing {len(changed)} decisions {t3 - t2:.2f} s "
+            f"({(t3 - t2) / max(1, len(works)) * 1000:.2f} ms a job)"
+        )
 
 
 if __name__ == "__main__":
