@@ -166,7 +166,7 @@ def _run(page: str, screenshot: Path | None) -> int:
     loop.set_exception_handler(reporter.asyncio_handler)
     result = 0
     try:
-        window = MainWindow(remember_geometry=screenshot is None)
+        window = MainWindow(remember_geometry=screenshot is None, monitor=screenshot is None)
         reporter.error_reported.connect(window.notify_error)
         window.show_page(page)
         window.show()
@@ -194,7 +194,14 @@ async def _take_screenshot(window: MainWindow, path: Path) -> int:
                 return _fail(f"the window was not shown within {EXPOSE_TIMEOUT_S:g} s")
             await asyncio.sleep(0.01)
             handle = window.windowHandle()
-        await asyncio.sleep(0.05)  # let layouts and the first paint settle
+        loaded = asyncio.Event()
+        window.remote.loaded.connect(loaded.set)
+        if not window.remote.is_loaded:
+            try:  # the page fills itself off the GUI thread; show it filled
+                await asyncio.wait_for(loaded.wait(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("the page was still loading when the screenshot was taken")
+        await asyncio.sleep(0.1)  # let layouts and the first paint settle
         if not window.grab().save(str(path), "PNG"):
             return _fail(f"cannot write the screenshot to {path}")
         print(path)

@@ -1,20 +1,32 @@
-"""The main window: a navigation list on the left, one page per feature on the right.
+"""The main window: its places in a navigation list on the left — **Jobs** and **Settings**
+(tabs "Remote GPU" and "Advisor") — and the page on the right.
 
-This release ships the plain shell: each page is a placeholder that says what will live there
-and which command-line tool does the job meanwhile. The window touches no keyring, network or
-cloud SDK, so it opens fast; only its geometry is remembered (an ini file in the home's config
-folder, DESIGN.md "Storage").
+The window is shown before anything slow happens: the Remote GPU page loads the registry, the
+keyring status and the NVML snapshot afterwards, off the GUI thread (:mod:`.bridge`), and no
+cloud SDK is imported until a check needs one. The geometry is remembered in an ini file in the
+home's config folder (DESIGN.md "Storage"); a first run greets the user.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QGuiApplication, QKeySequence, QPalette
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QFont,
+    QGuiApplication,
+    QKeySequence,
+    QPalette,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -24,12 +36,18 @@ from PySide6.QtWidgets import (
     QSizeGrip,
     QStackedWidget,
     QStatusBar,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from comfyvn_gui import __version__
+from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.paths import resolve_home
+from comfyvn_gui.service import Service
+
+from .bridge import ServiceBridge
+from .remote_gpu import RemoteGpuPage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +55,7 @@ WINDOW_TITLE = "ComfyVN GPU Manager"
 DEFAULT_SIZE = (1000, 650)
 GEOMETRY_KEY = "mainwindow/geometry"
 STATE_KEY = "mainwindow/state"
+GREETED_KEY = "firstrun/greeted"
 
 
 @dataclass(frozen=True)
@@ -64,16 +83,17 @@ PAGES: tuple[PageSpec, ...] = (
         "Jobs",
         "The ComfyVN importer jobs (voice synthesis, CG remix and super-resolution, "
         "translation, ComfyUI workflows), where each one would run and what it would cost.",
-        "Coming in a later release; meanwhile use <code>comfyvn-gui jobs</code> on the "
-        "command line.",
+        "The queue arrives in the next release; meanwhile <code>comfyvn-gui jobs list</code> "
+        "shows each job with its provider, cost and warnings.",
     ),
     PageSpec(
         "advisor",
         "Advisor",
         "Ask the compute advisor where a workload should run, what it would cost, why, and "
         "which legal or residency warnings apply before anything is uploaded.",
-        "Coming in a later release; meanwhile use <code>comfyvn-gui advise</code> on the "
-        "command line.",
+        "The advisor's defaults (budget, latency, residency) arrive here in the next release; "
+        "meanwhile <code>comfyvn-gui settings set advisor.budget_usd 5</code> and "
+        "<code>comfyvn-gui advise</code>.",
     ),
 )
 PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
@@ -122,11 +142,27 @@ class PlaceholderPage(QWidget):
         layout.addStretch(1)
 
 
+#: The navigation's places: (id, title, what it holds).
+PLACES: tuple[tuple[str, str, str], ...] = (
+    ("jobs", "Jobs", PAGES[1].summary),
+    ("settings", "Settings", "Remote GPU providers and the advisor's defaults"),
+)
+#: Where each page id of ``--page`` lives: (place, settings tab index or None).
+PAGE_PLACES: dict[str, tuple[str, int | None]] = {
+    "jobs": ("jobs", None),
+    "remote-gpu": ("settings", 0),
+    "advisor": ("settings", 1),
+}
+
+
 class MainWindow(QMainWindow):
     """The application window.
 
     ``settings_file``: the ini file that remembers the window geometry (default: the home's
     ``config/gui.ini``); ``remember_geometry=False`` neither reads nor writes it (screenshots).
+    ``service``: the home's service (default: a new one for the current home).
+    ``autoload``: load the Remote GPU page when first shown; ``monitor``: run the health
+    monitor while the window is open (the app does; tests and screenshots do not).
     """
 
     def __init__(
@@ -134,6 +170,9 @@ class MainWindow(QMainWindow):
         settings_file: Path | None = None,
         *,
         remember_geometry: bool = True,
+        service: Service | None = None,
+        autoload: bool = True,
+        monitor: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -142,14 +181,20 @@ class MainWindow(QMainWindow):
         self.setAccessibleName(WINDOW_TITLE)
         self._about: QMessageBox | None = None
         self._settings: QSettings | None = None
+        self._autoload = autoload
+        self._monitor = monitor
+        self._started = False
+        self._monitor_stop: asyncio.Event | None = None
+        self._diagnostics_dialog: QFileDialog | None = None
         if remember_geometry:
             path = settings_file or resolve_home().qt_settings_file
             self._settings = QSettings(str(path), QSettings.Format.IniFormat, self)
+        self.bridge = ServiceBridge(service, self)
 
         self.nav = QListWidget(self)
         self.nav.setObjectName("navigation")
         self.nav.setAccessibleName("Navigation")
-        self.nav.setAccessibleDescription("Choose a page; the arrow keys move between pages.")
+        self.nav.setAccessibleDescription("Choose a place; the arrow keys move between them.")
         self.nav.setFrameShape(QListWidget.Shape.NoFrame)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.setUniformItemSizes(True)
@@ -157,22 +202,35 @@ class MainWindow(QMainWindow):
         self.nav.setContentsMargins(6, 10, 6, 10)
         # Padding only: every colour still comes from the palette.
         self.nav.setStyleSheet("QListWidget#navigation::item { padding-left: 12px; }")
-        self.nav.setFixedWidth(200)
-        # The list blends into the window, like a sidebar; the palette gives every colour.
+        self.nav.setFixedWidth(180)
         self.nav.viewport().setBackgroundRole(QPalette.ColorRole.Window)
 
         self.stack = QStackedWidget(self)
-        self.stack.setObjectName("pages")
-        self.stack.setAccessibleName("Pages")
-        self.pages: dict[str, PlaceholderPage] = {}
-        for spec in PAGES:
-            page = PlaceholderPage(spec, self.stack)
-            self.pages[spec.id] = page
-            self.stack.addWidget(page)
-            item = QListWidgetItem(spec.title, self.nav)
-            item.setData(Qt.ItemDataRole.UserRole, spec.id)
-            item.setData(Qt.ItemDataRole.AccessibleTextRole, spec.title)
-            item.setToolTip(spec.summary)
+        self.stack.setObjectName("places")
+        self.stack.setAccessibleName("Places")
+        self.remote = RemoteGpuPage(self.bridge)
+        self.remote.setBackgroundRole(QPalette.ColorRole.Base)
+        self.pages: dict[str, QWidget] = {
+            "jobs": PlaceholderPage(PAGES[1]),
+            "remote-gpu": self.remote,
+            "advisor": PlaceholderPage(PAGES[2]),
+        }
+        self.settings_tabs = QTabWidget(self)
+        self.settings_tabs.setObjectName("settings-tabs")
+        self.settings_tabs.setAccessibleName("Settings")
+        self.settings_tabs.setDocumentMode(True)
+        self.settings_tabs.addTab(self.remote, "&Remote GPU")
+        self.settings_tabs.addTab(self.pages["advisor"], "A&dvisor")
+        self.places: dict[str, QWidget] = {
+            "jobs": self.pages["jobs"],
+            "settings": self.settings_tabs,
+        }
+        for place, title, summary in PLACES:
+            self.stack.addWidget(self.places[place])
+            item = QListWidgetItem(title, self.nav)
+            item.setData(Qt.ItemDataRole.UserRole, place)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, title)
+            item.setToolTip(summary)
             item.setSizeHint(QSize(0, self.nav.fontMetrics().height() + 16))
         self.nav.currentRowChanged.connect(self._on_nav_row_changed)
 
@@ -195,10 +253,39 @@ class MainWindow(QMainWindow):
             grip.setAccessibleName("Resize the window")
 
         self.resize(*DEFAULT_SIZE)
-        self.setMinimumSize(640, 400)
-        self.nav.setCurrentRow(0)
+        self.setMinimumSize(720, 480)
+        self.show_page("remote-gpu")
         self.nav.setFocus()
         self._restore_geometry()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._started or not self._autoload:
+            return
+        self._started = True
+        self.start()
+
+    def start(self) -> asyncio.Task[Any]:
+        """Load the pages (and start the health monitor); the window is already visible."""
+        greet = self._first_run()
+        self.bridge.watch()
+        if self._monitor:
+            self._monitor_stop = asyncio.Event()
+            self.bridge.spawn(
+                self.bridge.service.monitor.run_forever(self._monitor_stop),
+                name="health-monitor",
+            )
+        return self.remote.start(greet=greet)
+
+    def _first_run(self) -> bool:
+        """True once per home: the window greets the user with what it found."""
+        if self._settings is None:
+            return not self.bridge.service.home.registry_file.exists()
+        if self._settings.value(GREETED_KEY):
+            return False
+        self._settings.setValue(GREETED_KEY, True)
+        self._settings.sync()
+        return True
 
     # -- construction ------------------------------------------------------------------------
 
@@ -221,7 +308,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.setAccessibleName("View menu")
         self.page_actions: dict[str, QAction] = {}
-        for number, spec in enumerate(PAGES, start=1):
+        for number, spec in enumerate(PAGES, start=1):  # Remote GPU, Jobs, Advisor
             action = QAction(spec.title, self)
             action.setShortcut(QKeySequence(f"Ctrl+{number}"))
             action.setStatusTip(f"Show the {spec.title} page")
@@ -231,6 +318,12 @@ class MainWindow(QMainWindow):
 
         help_menu = bar.addMenu("&Help")
         help_menu.setAccessibleName("Help menu")
+        self.diagnostics_action = QAction("Save &diagnostics…", self)
+        self.diagnostics_action.setStatusTip(
+            "Save logs, settings and versions to a zip for a bug report (secrets removed)"
+        )
+        self.diagnostics_action.triggered.connect(self.ask_diagnostics)
+        help_menu.addAction(self.diagnostics_action)
         self.about_action = QAction("&About", self)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         self.about_action.setStatusTip("Version and licence of ComfyVN GPU Manager")
@@ -242,20 +335,63 @@ class MainWindow(QMainWindow):
     def show_page(self, name: str) -> None:
         """Select a page by its id: ``remote-gpu``, ``jobs`` or ``advisor``."""
         try:
-            row = PAGE_IDS.index(name)
-        except ValueError:
+            place, tab = PAGE_PLACES[name]
+        except KeyError:
             raise ValueError(
                 f"unknown page {name!r}; choose one of {', '.join(PAGE_IDS)}"
             ) from None
-        self.nav.setCurrentRow(row)
+        self.nav.setCurrentRow([p for p, _, _ in PLACES].index(place))
+        if tab is not None:
+            self.settings_tabs.setCurrentIndex(tab)
 
     def current_page(self) -> str:
-        return PAGE_IDS[self.stack.currentIndex()]
+        place = PLACES[self.stack.currentIndex()][0]
+        if place == "settings":
+            return "remote-gpu" if self.settings_tabs.currentIndex() == 0 else "advisor"
+        return place
 
     @Slot(int)
     def _on_nav_row_changed(self, row: int) -> None:
-        if 0 <= row < len(PAGES):
+        if 0 <= row < len(PLACES):
             self.stack.setCurrentIndex(row)
+
+    # -- diagnostics ---------------------------------------------------------------------------
+
+    @Slot()
+    def ask_diagnostics(self) -> None:
+        """Help → Save diagnostics: choose a file (non-blocking), then write it off-thread."""
+        dialog = QFileDialog(self, "Save diagnostics", str(Path.home()), "Zip archives (*.zip)")
+        dialog.setObjectName("diagnostics-dialog")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("zip")
+        dialog.selectFile("comfyvn-gui-diagnostics.zip")
+        dialog.fileSelected.connect(self.save_diagnostics)
+        dialog.finished.connect(self._diagnostics_closed)
+        self._diagnostics_dialog = dialog
+        dialog.open()
+
+    @Slot()
+    def _diagnostics_closed(self) -> None:
+        if self._diagnostics_dialog is not None:
+            self._diagnostics_dialog.deleteLater()
+            self._diagnostics_dialog = None
+
+    def save_diagnostics(self, path: str) -> asyncio.Task[Any]:
+        from comfyvn_gui.service.diagnostics import write_diagnostics
+
+        async def run() -> None:
+            self.statusBar().showMessage("Saving diagnostics…")
+            try:
+                report = await self.bridge.call(write_diagnostics, self.bridge.service, Path(path))
+            except ComfyVNError as exc:
+                self.statusBar().showMessage(f"Diagnostics not saved: {exc.message}")
+                return
+            self.statusBar().showMessage(
+                f"Diagnostics saved to {report.path} ({len(report.files)} files, "
+                f"{report.redacted_count} secret values removed)."
+            )
+
+        return self.bridge.spawn(run(), name="diagnostics")
 
     # -- notifications -------------------------------------------------------------------------
 
@@ -321,5 +457,11 @@ class MainWindow(QMainWindow):
         self.save_geometry()
         if self._about is not None:
             self._about.close()
+        if self._diagnostics_dialog is not None:
+            self._diagnostics_dialog.reject()
+        self.remote.close_dialogs()
+        if self._monitor_stop is not None:
+            self._monitor_stop.set()
+        self.bridge.close()  # cancels running checks and waits for the workers
         self.statusBar().clearMessage()  # stops the status bar's timer, if any
         super().closeEvent(event)

@@ -8,6 +8,7 @@ stay thin and agree with each other.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -134,6 +135,28 @@ class Service:
         return BlockingExecutor(max_workers=4)
 
     @cached_property
+    def io_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Disk and keyring work of async callers (recording check results, the GUI's calls)."""
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="comfyvn-io"
+        )
+
+    def close(self) -> None:
+        """Stop this service's worker threads (waiting for running calls to end) and close
+        the job queue's connection. A closed service can still be used: the workers and
+        connections are made again on demand."""
+        for name in ("executor", "keyring_executor"):
+            pool = self.__dict__.pop(name, None)
+            if pool is not None:
+                pool._pool.shutdown(wait=True, cancel_futures=True)
+        io = self.__dict__.pop("io_pool", None)
+        if io is not None:
+            io.shutdown(wait=True, cancel_futures=True)
+        store = self.__dict__.get("job_store")
+        if store is not None:
+            store.close()
+
+    @cached_property
     def check_store(self) -> CheckStore:
         return CheckStore(self.home)
 
@@ -177,7 +200,7 @@ class Service:
             *(self._check_one(kind, e, deadline, network, transport) for e in entries)
         )
         outcome = [r for r, _ in results]
-        await loop.run_in_executor(None, self._record_checks, kind, results, seen_txn)
+        await loop.run_in_executor(self.io_pool, self._record_checks, kind, results, seen_txn)
         return outcome
 
     def run_checks(

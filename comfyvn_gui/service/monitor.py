@@ -125,11 +125,11 @@ class HealthMonitor:
     async def run_once(self) -> list[CheckResult]:
         """One round: check every due provider (concurrently); returns their results."""
         loop = asyncio.get_running_loop()
-        due = await loop.run_in_executor(None, self._claim)
+        due = await loop.run_in_executor(self.service.io_pool, self._claim)
         if not due:
             return []
         results = await self.service.check("health", due)
-        await loop.run_in_executor(None, self._settle, results)
+        await loop.run_in_executor(self.service.io_pool, self._settle, results)
         return results
 
     def seconds_until_due(self) -> float:

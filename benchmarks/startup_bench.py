@@ -1,0 +1,275 @@
+"""Start-up benchmark: time to the first painted main window, against a bare PySide6 window.
+
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/startup_bench.py [RUNS]``).
+
+Each measurement is a fresh Python process (``QT_QPA_PLATFORM=offscreen``, a new empty
+``COMFYVN_GUI_HOME``, no ``DBUS_SESSION_BUS_ADDRESS`` so no keyring is contacted):
+
+* ``bare``: a QApplication and an empty QMainWindow of the app's default size, shown;
+* ``app``: what ``comfyvn-gui`` does before its window appears: the entry point's command-line
+  parser (``comfyvn_gui.cli``), then as ``comfyvn_gui.gui.app._run``: ``_create_application()``,
+  a qasync ``QEventLoop``, the error reporter, ``MainWindow(remember_geometry=False)``, the
+  first page, ``show()``.
+
+Both stop at the first ``QEvent.Paint`` the window receives (an event filter on it) and print
+a line. Two times are taken: from the top of the child script (``time.perf_counter``, Python
+start-up excluded) and the parent's wall time from spawning the process to reading that line
+(what a user waits). One warm-up run of each is discarded; then ``RUNS`` (default 5) of each,
+interleaved. It prints median and minimum of both, the app/bare ratios (goal: at most 1.5),
+where the app's time goes (phases) and the heavy modules loaded at first paint (goal: no
+cloud SDK). Lines starting with
+``GOAL MISSED`` flag a missed goal; the exit status is always 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_RATIO = 1.5
+PAINT_TIMEOUT_S = 60.0
+#: Modules whose presence at first paint is reported.
+HEAVY_MODULES = (
+    "boto3",
+    "botocore",
+    "azure",
+    "google.auth",
+    "google.oauth2",
+    "paramiko",
+    "kubernetes",
+    "httpx",
+    "requests",
+    "pynvml",
+    "fastapi",
+    "uvicorn",
+    "moto",
+)
+#: Of those, the cloud SDKs that must not be loaded before the window is painted.
+CLOUD_SDKS = ("boto3", "botocore", "azure", "google", "paramiko", "kubernetes")
+
+CHILD = textwrap.dedent(
+    """
+    import time
+    T0 = time.perf_counter()
+    import json, os, sys
+
+    MODE = sys.argv[1]
+    HEAVY = json.loads(sys.argv[2])
+    notes = []
+    marks = []
+
+    def mark(name):
+        marks.append([name, (time.perf_counter() - T0) * 1000])
+
+    def report(window):
+        ms = (time.perf_counter() - T0) * 1000
+        loaded = [m for m in HEAVY if m in sys.modules]
+        google = sorted(m for m in sys.modules if m == "google" or m.startswith("google."))
+        size = [window.width(), window.height()]
+        line = {"ms": ms, "modules": loaded, "google": google[:10], "size": size,
+                "notes": notes, "marks": marks}
+        sys.stdout.write("PAINTED " + json.dumps(line) + "\\n")
+        sys.stdout.flush()
+        os._exit(0)
+
+    if MODE == "app":
+        try:  # what the comfyvn-gui entry point runs before it opens the window
+            from comfyvn_gui import cli
+            cli.build_parser().parse_args([])
+        except Exception as exc:
+            notes.append(f"entry-point parser skipped: {type(exc).__name__}: {exc}")
+        mark("entry point: cli imported, arguments parsed")
+        import asyncio
+        from comfyvn_gui.gui import app as gui_app
+        from qasync import QEventLoop
+        gui_app._configure_logging()
+        mark("gui.app and qasync imported")
+        qapp = gui_app._create_application()
+        loop = QEventLoop(qapp)
+        asyncio.set_event_loop(loop)
+        try:
+            from comfyvn_gui.gui.errors import ErrorReporter
+            reporter = ErrorReporter(log_file=gui_app._log_to_file())
+            reporter.install()
+            loop.set_exception_handler(reporter.asyncio_handler)
+        except Exception as exc:
+            notes.append(f"error reporter skipped: {type(exc).__name__}: {exc}")
+        mark("QApplication, event loop, error reporter")
+        from comfyvn_gui.gui.mainwindow import MainWindow
+        mark("gui.mainwindow imported")
+        try:
+            window = MainWindow(remember_geometry=False)
+        except TypeError as exc:
+            notes.append(f"MainWindow(remember_geometry=False) failed ({exc}); used MainWindow()")
+            window = MainWindow()
+        if hasattr(window, "show_page"):
+            try:
+                window.show_page("remote-gpu")
+            except Exception as exc:
+                notes.append(f"show_page skipped: {type(exc).__name__}: {exc}")
+        mark("MainWindow built")
+    else:
+        from PySide6.QtWidgets import QApplication, QMainWindow
+        qapp = QApplication(["bare"])
+        window = QMainWindow()
+        window.setWindowTitle("bare")
+        window.resize(int(sys.argv[3]), int(sys.argv[4]))
+        loop = None
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):
+            if obj is window and event.type() == QEvent.Type.Paint:
+                report(window)
+            return False
+
+    first_paint = FirstPaint()
+    window.installEventFilter(first_paint)
+    window.show()
+    mark("show() returned")
+
+    def give_up():
+        sys.stdout.write("TIMEOUT no paint event\\n")
+        sys.stdout.flush()
+        os._exit(1)
+
+    QTimer.singleShot(int(float(sys.argv[5]) * 1000), give_up)
+    if loop is not None:
+        with loop:
+            loop.run_forever()
+    else:
+        qapp.exec()
+    """
+)
+
+BARE_SIZE = (1000, 650)  # comfyvn_gui.gui.mainwindow.DEFAULT_SIZE when this was written
+
+
+def child_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env["COMFYVN_GUI_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def run_once(mode: str) -> dict[str, Any]:
+    """One fresh process; its in-process and wall times to the first paint (ms)."""
+    with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
+        args = [
+            sys.executable,
+            "-c",
+            CHILD,
+            mode,
+            json.dumps(HEAVY_MODULES),
+            str(BARE_SIZE[0]),
+            str(BARE_SIZE[1]),
+            str(PAINT_TIMEOUT_S),
+        ]
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            args,
+            env=child_env(Path(tmp) / "home"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp,
+        )
+        assert proc.stdout is not None
+        result: dict[str, Any] = {"error": None}
+        for line in proc.stdout:
+            if line.startswith("PAINTED "):
+                result["wall_ms"] = (time.perf_counter() - start) * 1000
+                result.update(json.loads(line[len("PAINTED ") :]))
+                break
+            if line.startswith("TIMEOUT"):
+                result["error"] = line.strip()
+                break
+        try:
+            _, err = proc.communicate(timeout=PAINT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if "wall_ms" not in result and result["error"] is None:
+            tail = err.strip().splitlines()[-5:]
+            result["error"] = f"exit {proc.returncode}: " + " | ".join(tail)
+        return result
+
+
+def summary(values: list[float]) -> str:
+    return f"median {statistics.median(values):7.1f} ms   min {min(values):7.1f} ms"
+
+
+def main(argv: list[str]) -> int:
+    runs = int(argv[0]) if argv else 5
+    print(f"start-up to first paint: {runs} runs each (+1 warm-up), offscreen, no keyring")
+    print(f"python {sys.version.split()[0]}, {sys.executable}")
+    for mode in ("bare", "app"):  # warm the file-system cache and the .pyc files
+        warm = run_once(mode)
+        if warm.get("error"):
+            print(f"{mode}: the warm-up run failed: {warm['error']}")
+    results: dict[str, list[dict[str, Any]]] = {"bare": [], "app": []}
+    for _ in range(runs):
+        for mode in ("bare", "app"):
+            results[mode].append(run_once(mode))
+
+    failed = False
+    for mode, rs in results.items():
+        errors = [r["error"] for r in rs if r.get("error")]
+        if errors:
+            failed = True
+            print(f"GOAL MISSED: {mode} window never painted in {len(errors)} run(s): {errors[0]}")
+    if failed:
+        return 0
+
+    ratios: dict[str, float] = {}
+    for key, label in (("wall_ms", "process spawn -> paint"), ("ms", "script top -> paint")):
+        bare = [r[key] for r in results["bare"]]
+        app = [r[key] for r in results["app"]]
+        ratios[key] = statistics.median(app) / statistics.median(bare)
+        print(f"\n{label}:")
+        print(f"  bare PySide6 window  {summary(bare)}")
+        print(f"  comfyvn-gui window   {summary(app)}")
+        print(f"  ratio app/bare (medians) {ratios[key]:.2f}   (goal <= {GOAL_RATIO})")
+
+    last = results["app"][-1]
+    print(f"\napp window size at first paint: {last['size'][0]}x{last['size'][1]}")
+    print("app phases (median ms since the script's top; the last is the first paint):")
+    names = [name for name, _ in last.get("marks") or []]
+    for i, name in enumerate(names):
+        at = statistics.median(r["marks"][i][1] for r in results["app"])
+        print(f"  {at:7.1f}  {name}")
+    print(f"  {statistics.median(r['ms'] for r in results['app']):7.1f}  first paint")
+    for note in last.get("notes") or []:
+        print(f"note: {note}")
+    loaded = sorted({m for r in results["app"] for m in r["modules"]})
+    print(f"heavy modules loaded at first paint: {', '.join(loaded) or 'none'}")
+    google = sorted({m for r in results["app"] for m in r.get("google", [])})
+    if google:
+        print(f"  google.* modules (the first 10): {', '.join(google)}")
+
+    for key, label in (("wall_ms", "process spawn -> paint"), ("ms", "script top -> paint")):
+        if ratios[key] > GOAL_RATIO:
+            print(f"GOAL MISSED: {label} ratio {ratios[key]:.2f} > {GOAL_RATIO}")
+    sdks = [m for m in loaded if m.split(".")[0] in CLOUD_SDKS]
+    for sdk in sdks:
+        print(f"GOAL MISSED: the cloud SDK {sdk} is loaded before the window is painted")
+    if not sdks and all(r <= GOAL_RATIO for r in ratios.values()):
+        print("all goals met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""The GUI's one way to the service: blocking calls off the GUI thread, changes as signals.
+
+Everything that can wait on a disk, the keyring or a network (the registry, the keyring, the
+checks, the NVML snapshot) runs in the service's I/O pool and is awaited from the qasync loop,
+so the window never freezes. The bridge also watches the home's registry, check results and
+job queue (QFileSystemWatcher), so a change made by the command line or the API server shows
+in the window without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
+
+from comfyvn_gui.service import Service
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Several writes in a row (an import, a round of checks) make one refresh.
+COALESCE_MS = 150
+
+
+class ServiceBridge(QObject):
+    """Runs service calls off the GUI thread and tells the window what changed."""
+
+    providers_changed = Signal()
+    results_changed = Signal()
+    jobs_changed = Signal()
+
+    def __init__(self, service: Service | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.service = service or Service()
+        self._closed = False
+        self._watcher: QFileSystemWatcher | None = None
+        self._pending: set[str] = set()
+        self._timer = QTimer(self)
+        self._timer.setObjectName("bridge-coalesce")
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(COALESCE_MS)
+        self._timer.timeout.connect(self._flush)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in the service's I/O pool, awaited on the GUI's loop."""
+        if self._closed:
+            raise RuntimeError("the window is closing")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.service.io_pool, functools.partial(fn, *args, **kwargs)
+        )
+
+    def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine on the loop, kept alive until done and cancelled on close."""
+        task: asyncio.Task[Any] = asyncio.get_event_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    # -- watching the home ---------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Follow changes other processes make to the registry, the results and the jobs."""
+        if self._watcher is not None:
+            return
+        home = self.service.home
+        self._files = {
+            str(home.registry_file): "providers",
+            str(home.data_dir / "checks.json"): "results",
+            str(home.data_dir / "jobs.sqlite3-wal"): "jobs",
+            str(home.data_dir / "jobs.sqlite3"): "jobs",
+        }
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.setObjectName("home-watcher")
+        # Watch the folders too: an atomic write replaces the file (a new inode).
+        folders = {str(Path(f).parent) for f in self._files}
+        for folder in sorted(folders):
+            if Path(folder).is_dir():
+                self._watcher.addPath(folder)
+        self._rewatch_files()
+        self._watcher.fileChanged.connect(self._on_path_changed)
+        self._watcher.directoryChanged.connect(self._on_path_changed)
+
+    def _rewatch_files(self) -> None:
+        if self._watcher is None:
+            return
+        watched = set(self._watcher.files())
+        for f in self._files:
+            if f not in watched and Path(f).exists():
+                self._watcher.addPath(f)
+
+    def _on_path_changed(self, path: str) -> None:
+        kind = self._files.get(path)
+        if kind is None:  # a folder: any of its files may have been replaced
+            for f, k in self._files.items():
+                if str(Path(f).parent) == path:
+                    self._pending.add(k)
+        else:
+            self._pending.add(kind)
+        self._rewatch_files()
+        if not self._closed:
+            self._timer.start()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, set()
+        if "providers" in pending:
+            self.providers_changed.emit()
+        if "results" in pending:
+            self.results_changed.emit()
+        if "jobs" in pending:
+            self.jobs_changed.emit()
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Cancel running work, wait for it, stop the workers (the clean shutdown)."""
+        self._closed = True
+        self._timer.stop()
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._stop()
+
+    def close(self) -> None:
+        """Synchronous close (the loop may be gone): cancel tasks, stop the workers."""
+        self._closed = True
+        self._timer.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.deleteLater()
+            self._watcher = None
+        self.service.close()
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        # The excepthook shows it to the user (non-modal) and logs the traceback.
+        import sys
+
+        sys.excepthook(type(exc), exc, exc.__traceback__)
