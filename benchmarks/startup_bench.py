@@ -6,13 +6,12 @@ Each measurement is a fresh Python process (``QT_QPA_PLATFORM=offscreen``, a new
 ``COMFYVN_GUI_HOME``, no ``DBUS_SESSION_BUS_ADDRESS`` so no keyring is contacted):
 
 * ``bare``: a QApplication and an empty QMainWindow of the app's default size, shown;
-* ``app``: what ``comfyvn-gui`` does before its window appears: the entry point's command-line
-  parser (``comfyvn_gui.cli``), then as ``comfyvn_gui.gui.app._run``: ``_create_application()``,
-  a qasync ``QEventLoop``, the error reporter, ``MainWindow(remember_geometry=False)``, the
-  first page, ``show()``.
+* ``app``: the real entry point, ``comfyvn_gui.__main__.main([])`` (what ``comfyvn-gui`` runs),
+  with ``COMFYVN_GUI_STARTUP_PROBE=1``: the app prints a line once its window received its first
+  ``QEvent.Paint`` (an event filter on the window) and exits.
 
-Both stop at the first ``QEvent.Paint`` the window receives (an event filter on it) and print
-a line. Two times are taken: from the top of the child script (``time.perf_counter``, Python
+Both stop at the first ``QEvent.Paint`` the window receives and print a line. Two times
+are taken: from the top of the child script (``time.perf_counter``, Python
 start-up excluded) and the parent's wall time from spawning the process to reading that line
 (what a user waits). One warm-up run of each is discarded; then ``RUNS`` (default 5) of each,
 interleaved. It prints median and minimum of both, the app/bare ratios (goal: at most 1.5),
@@ -82,41 +81,33 @@ CHILD = textwrap.dedent(
         os._exit(0)
 
     if MODE == "app":
-        try:  # what the comfyvn-gui entry point runs before it opens the window
-            from comfyvn_gui import cli
-            cli.build_parser().parse_args([])
-        except Exception as exc:
-            notes.append(f"entry-point parser skipped: {type(exc).__name__}: {exc}")
-        mark("entry point: cli imported, arguments parsed")
-        import asyncio
-        from comfyvn_gui.gui import app as gui_app
-        from qasync import QEventLoop
-        gui_app._configure_logging()
-        mark("gui.app and qasync imported")
-        qapp = gui_app._create_application()
-        loop = QEventLoop(qapp)
-        asyncio.set_event_loop(loop)
-        try:
-            from comfyvn_gui.gui.errors import ErrorReporter
-            reporter = ErrorReporter(log_file=gui_app._log_to_file())
-            reporter.install()
-            loop.set_exception_handler(reporter.asyncio_handler)
-        except Exception as exc:
-            notes.append(f"error reporter skipped: {type(exc).__name__}: {exc}")
-        mark("QApplication, event loop, error reporter")
-        from comfyvn_gui.gui.mainwindow import MainWindow
-        mark("gui.mainwindow imported")
-        try:
-            window = MainWindow(remember_geometry=False)
-        except TypeError as exc:
-            notes.append(f"MainWindow(remember_geometry=False) failed ({exc}); used MainWindow()")
-            window = MainWindow()
-        if hasattr(window, "show_page"):
-            try:
-                window.show_page("remote-gpu")
-            except Exception as exc:
-                notes.append(f"show_page skipped: {type(exc).__name__}: {exc}")
-        mark("MainWindow built")
+        # The real entry point (`comfyvn-gui` with no arguments), told by the app's start-up
+        # probe to print when its window was first painted, and what was loaded by then.
+        os.environ["COMFYVN_GUI_STARTUP_PROBE"] = "1"
+        import contextlib, io
+        from comfyvn_gui.__main__ import main as entry_point
+        captured = io.StringIO()
+        real_write = sys.stdout.write
+
+        def probe_write(text):
+            if text.startswith("PAINTED "):
+                probe = json.loads(text[len("PAINTED "):])
+                line = {
+                    "ms": (probe["perf_counter"] - T0) * 1000,
+                    "modules": [m for m in HEAVY if m.split(".")[0] in probe["modules"]
+                                and (m in sys.modules)],
+                    "google": sorted(m for m in sys.modules if m.startswith("google"))[:10],
+                    "size": probe["size"], "notes": notes, "marks": marks,
+                }
+                return real_write("PAINTED " + json.dumps(line) + "\\n")
+            return real_write(text)
+
+        sys.stdout.write = probe_write
+        entry_point([])
+        sys.stdout.write = real_write
+        sys.stdout.write("TIMEOUT the app exited without painting\\n")
+        sys.stdout.flush()
+        os._exit(1)
     else:
         from PySide6.QtWidgets import QApplication, QMainWindow
         qapp = QApplication(["bare"])

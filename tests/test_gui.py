@@ -30,6 +30,9 @@ from comfyvn_gui.gui import app as gui_app
 from comfyvn_gui.gui.errors import ErrorReporter
 from comfyvn_gui.gui.mainwindow import GEOMETRY_KEY, PAGE_IDS, MainWindow
 
+# The Remote GPU page asks the keyring for its backend: use the real test keyring.
+pytestmark = pytest.mark.usefixtures("secret_service")
+
 REPO = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT_S = 60
 
@@ -76,7 +79,7 @@ def loaded(qtbot: QtBot, w: MainWindow) -> MainWindow:
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: w.remote.is_loaded, timeout=10000)
+    qtbot.waitUntil(lambda: w.is_loaded, timeout=10000)
     return w
 
 

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
-
-import platformdirs
-from filelock import FileLock
 
 from .errors import OperationError
 
@@ -79,11 +75,15 @@ class Home:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         self.ensure()
+        from filelock import FileLock  # (not at import: the window's start-up needs paths)
+
         with FileLock(str(self.config_dir / ".home.lock"), timeout=30):
             try:
                 return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
             except (OSError, ValueError, KeyError, TypeError):
-                home_id = _random.token_hex(8)
+                import secrets
+
+                home_id = secrets.token_hex(8)
                 atomic_write_text(self.home_file, json.dumps({"home_id": home_id}) + "\n")
                 return home_id
 
@@ -94,6 +94,8 @@ def resolve_home(env: dict[str, str] | None = None) -> Home:
     if root:
         base = Path(root).expanduser().resolve()
         return Home(base / "config", base / "data", base / "logs")
+    import platformdirs  # (only here: the window's start-up imports this module)
+
     return Home(
         Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
         Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
@@ -104,7 +106,9 @@ def resolve_home(env: dict[str, str] | None = None) -> Home:
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

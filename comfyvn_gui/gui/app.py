@@ -8,20 +8,21 @@ machine without a display gets a short hint instead of Qt's abort.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
 import os
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from comfyvn_gui import __version__
 
 if TYPE_CHECKING:
+    import argparse
+    import asyncio
+    import socket
+
     from PySide6.QtWidgets import QApplication
 
     from .mainwindow import MainWindow
@@ -39,6 +40,8 @@ EXPOSE_TIMEOUT_S = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # (not at import: the usual start needs no parser)
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="ComfyVN GPU Manager: the desktop app.",
@@ -85,10 +88,14 @@ def _check_screenshot_target(path: Path) -> str | None:
 
 def main(argv: list[str]) -> int:
     """Run the desktop app (or take a screenshot); returns the process exit code."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, --version or bad input: argparse already printed
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    args: argparse.Namespace | SimpleNamespace
+    if argv:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version or bad input: argparse already printed
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    else:  # the usual start: no parser to build (start-up time)
+        args = SimpleNamespace(screenshot=None, page="remote-gpu")
 
     screenshot: Path | None = None
     if args.screenshot is not None:
@@ -147,45 +154,82 @@ def _create_application() -> QApplication:
     return app
 
 
-def _run(page: str, screenshot: Path | None) -> int:
-    from qasync import QEventLoop
+#: Set to make the app print when its window was first painted and exit (benchmarks/).
+STARTUP_PROBE_ENV = "COMFYVN_GUI_STARTUP_PROBE"
 
+
+def _run(page: str, screenshot: Path | None) -> int:
     from .errors import ErrorReporter
     from .mainwindow import MainWindow
 
     app = _create_application()
-    loop = QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    closing = asyncio.Event()
-    app.aboutToQuit.connect(closing.set)
-
-    sigint = _QuitOnSigint(app)
+    sigint: _QuitOnSigint | None = _QuitOnSigint(app)  # Ctrl+C quits cleanly from here on
     log_file = None if screenshot else _log_to_file()
     reporter = ErrorReporter(log_file=log_file)
     reporter.install()
-    loop.set_exception_handler(reporter.asyncio_handler)
     result = 0
     try:
-        window = MainWindow(remember_geometry=screenshot is None, monitor=screenshot is None)
+        window = MainWindow(
+            remember_geometry=screenshot is None, monitor=screenshot is None, autoload=False
+        )
         reporter.error_reported.connect(window.notify_error)
         window.show_page(page)
         window.show()
-        shot: asyncio.Task[int] | None = None
-        if screenshot is not None:
-            shot = loop.create_task(_take_screenshot(window, screenshot))
-        with loop:
-            loop.run_until_complete(closing.wait())
-        if shot is not None:
-            result = shot.result() if shot.done() and not shot.cancelled() else 1
+        # The first paint, before asyncio, qasync, the service or any SDK is imported.
+        deadline = time.monotonic() + EXPOSE_TIMEOUT_S
+        while not window.painted and window.isVisible() and time.monotonic() < deadline:
+            app.processEvents()
+        if os.environ.get(STARTUP_PROBE_ENV):
+            _report_startup(window)
+        if sigint is not None and sigint.requested:  # Ctrl+C while the window was appearing
+            return 0
+
+        import asyncio
+
+        from qasync import QEventLoop
+
+        loop = QEventLoop(app)
+        asyncio.set_event_loop(loop)
+        closing = asyncio.Event()
+        app.aboutToQuit.connect(closing.set)
+        loop.set_exception_handler(reporter.asyncio_handler)
+        try:
+            loop.call_soon(window.start)  # fill the pages, off the GUI thread
+            shot: asyncio.Task[int] | None = None
+            if screenshot is not None:
+                shot = loop.create_task(_take_screenshot(window, screenshot))
+            with loop:
+                loop.run_until_complete(closing.wait())
+            if shot is not None:
+                result = shot.result() if shot.done() and not shot.cancelled() else 1
+        finally:
+            asyncio.set_event_loop(None)
     finally:
-        sigint.close()
+        if sigint is not None:
+            sigint.close()
         reporter.uninstall()
-        asyncio.set_event_loop(None)
     return result
+
+
+def _report_startup(window: MainWindow) -> None:
+    """``COMFYVN_GUI_STARTUP_PROBE``: print when the window was painted, and what was loaded."""
+    import json
+
+    line = {
+        "perf_counter": time.perf_counter(),
+        "painted": window.painted,
+        "modules": sorted(m for m in sys.modules if "." not in m),
+        "size": [window.width(), window.height()],
+    }
+    sys.stdout.write("PAINTED " + json.dumps(line) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 async def _take_screenshot(window: MainWindow, path: Path) -> int:
     """Wait until the window is on screen, save it as PNG, print the path, close the window."""
+    import asyncio
+
     try:
         deadline = time.monotonic() + EXPOSE_TIMEOUT_S
         handle = window.windowHandle()
@@ -194,13 +238,11 @@ async def _take_screenshot(window: MainWindow, path: Path) -> int:
                 return _fail(f"the window was not shown within {EXPOSE_TIMEOUT_S:g} s")
             await asyncio.sleep(0.01)
             handle = window.windowHandle()
-        loaded = asyncio.Event()
-        window.remote.loaded.connect(loaded.set)
-        if not window.remote.is_loaded:
-            try:  # the page fills itself off the GUI thread; show it filled
-                await asyncio.wait_for(loaded.wait(), max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
+        while not window.is_loaded:  # the page fills itself off the GUI thread
+            if time.monotonic() > deadline:
                 log.warning("the page was still loading when the screenshot was taken")
+                break
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)  # let layouts and the first paint settle
         if not window.grab().save(str(path), "PNG"):
             return _fail(f"cannot write the screenshot to {path}")
@@ -218,6 +260,9 @@ class _QuitOnSigint:
     """
 
     def __init__(self, app: QApplication) -> None:
+        import signal
+        import socket
+
         from PySide6.QtCore import QSocketNotifier
 
         self._app = app
@@ -238,11 +283,12 @@ class _QuitOnSigint:
         self._notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._drain)
 
-    def _on_sigint(self, _signum: int, _frame: object) -> None:
-        from PySide6.QtCore import QTimer
+    requested = False
 
-        # Deferred to the event loop: the signal may arrive before the loop runs.
-        QTimer.singleShot(0, self._quit)
+    def _on_sigint(self, _signum: int, _frame: object) -> None:
+        # Only a flag: Qt is acted on from _drain, a normal Qt callback (touching Qt from a
+        # signal handler that interrupted processEvents() can crash PySide).
+        self.requested = True
 
     def _quit(self) -> None:
         self._app.closeAllWindows()  # each window saves its geometry
@@ -254,8 +300,12 @@ class _QuitOnSigint:
                 self._socks[0].recv(512)
             except OSError:
                 pass
+        if self.requested:
+            self._quit()
 
     def close(self) -> None:
+        import signal
+
         if self._notifier is not None:
             self._notifier.setEnabled(False)
             self._notifier.deleteLater()

@@ -10,17 +10,19 @@ queued connection.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from comfyvn_gui.core.errors import ComfyVNError
+
+if TYPE_CHECKING:  # (asyncio itself is imported after the window's first paint)
+    import asyncio
 
 log = logging.getLogger("comfyvn_gui.gui")
 

@@ -9,13 +9,11 @@ home's config folder (DESIGN.md "Storage"); a first run greets the user.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -44,10 +42,14 @@ from PySide6.QtWidgets import (
 from comfyvn_gui import __version__
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.paths import resolve_home
-from comfyvn_gui.service import Service
 
-from .bridge import ServiceBridge
-from .remote_gpu import RemoteGpuPage
+if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_pages
+    import asyncio
+
+    from comfyvn_gui.service import Service
+
+    from .bridge import ServiceBridge
+    from .remote_gpu import RemoteGpuPage
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,7 @@ STATE_KEY = "mainwindow/state"
 GREETED_KEY = "firstrun/greeted"
 
 
-@dataclass(frozen=True)
-class PageSpec:
+class PageSpec(NamedTuple):
     """One entry of the navigation: its stable id (``--page``), title and placeholder text."""
 
     id: str
@@ -120,14 +121,12 @@ class PlaceholderPage(QWidget):
         self.summary.setObjectName(f"page-{spec.id}-summary")
         self.summary.setAccessibleName(f"{spec.title}: what this page is for")
         self.summary.setWordWrap(True)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.meanwhile = QLabel(spec.meanwhile, self)
         self.meanwhile.setObjectName(f"page-{spec.id}-meanwhile")
         self.meanwhile.setAccessibleName(f"{spec.title}: availability")
         self.meanwhile.setTextFormat(Qt.TextFormat.RichText)
         self.meanwhile.setWordWrap(True)
-        self.meanwhile.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         # The content sits on the palette's Base colour, the navigation on Window: a sidebar.
         self.setBackgroundRole(QPalette.ColorRole.Base)
@@ -184,12 +183,17 @@ class MainWindow(QMainWindow):
         self._autoload = autoload
         self._monitor = monitor
         self._started = False
+        self._closing = False
+        self.painted = False
+        self._load_task: asyncio.Task[Any] | None = None
         self._monitor_stop: asyncio.Event | None = None
         self._diagnostics_dialog: QFileDialog | None = None
         if remember_geometry:
             path = settings_file or resolve_home().qt_settings_file
             self._settings = QSettings(str(path), QSettings.Format.IniFormat, self)
-        self.bridge = ServiceBridge(service, self)
+        self._service = service
+        self.bridge: ServiceBridge | None = None
+        self.remote: RemoteGpuPage | None = None
 
         self.nav = QListWidget(self)
         self.nav.setObjectName("navigation")
@@ -208,18 +212,21 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget(self)
         self.stack.setObjectName("places")
         self.stack.setAccessibleName("Places")
-        self.remote = RemoteGpuPage(self.bridge)
-        self.remote.setBackgroundRole(QPalette.ColorRole.Base)
+        # The Remote GPU page is built right after the window's first paint (_build_pages).
+        loading = QLabel("Loading your providers…", self)
+        loading.setObjectName("page-remote-gpu-loading")
+        loading.setAccessibleName("Loading the Remote GPU settings")
+        loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pages: dict[str, QWidget] = {
             "jobs": PlaceholderPage(PAGES[1]),
-            "remote-gpu": self.remote,
+            "remote-gpu": loading,
             "advisor": PlaceholderPage(PAGES[2]),
         }
         self.settings_tabs = QTabWidget(self)
         self.settings_tabs.setObjectName("settings-tabs")
         self.settings_tabs.setAccessibleName("Settings")
         self.settings_tabs.setDocumentMode(True)
-        self.settings_tabs.addTab(self.remote, "&Remote GPU")
+        self.settings_tabs.addTab(loading, "&Remote GPU")
         self.settings_tabs.addTab(self.pages["advisor"], "A&dvisor")
         self.places: dict[str, QWidget] = {
             "jobs": self.pages["jobs"],
@@ -258,29 +265,79 @@ class MainWindow(QMainWindow):
         self.nav.setFocus()
         self._restore_geometry()
 
+    pages_built = Signal()
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._started or not self._autoload:
+        if not self._started:
+            self._started = True
+            self.installEventFilter(self)  # build the pages after the first paint
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self and event.type() == QEvent.Type.Paint:
+            self.removeEventFilter(self)
+            self.painted = True
+            QTimer.singleShot(0, self._after_first_paint)
+        return super().eventFilter(watched, event)
+
+    @Slot()
+    def _after_first_paint(self) -> None:
+        if self.remote is not None or self._closing:
             return
-        self._started = True
-        self.start()
+        self.build_pages()
+        if self._autoload:
+            self.start()
+
+    def build_pages(self) -> RemoteGpuPage:
+        """Build the Remote GPU page (imports the service, pydantic and superqt: done after
+        the first paint so the window appears at once)."""
+        if self.remote is not None:
+            return self.remote
+        from .bridge import ServiceBridge
+        from .remote_gpu import RemoteGpuPage
+
+        self.bridge = ServiceBridge(self._service, self)
+        page = RemoteGpuPage(self.bridge)
+        page.setBackgroundRole(QPalette.ColorRole.Base)
+        current = self.settings_tabs.currentIndex()
+        loading = self.pages["remote-gpu"]
+        self.settings_tabs.removeTab(0)
+        self.settings_tabs.insertTab(0, page, "&Remote GPU")
+        self.settings_tabs.setCurrentIndex(current)
+        loading.deleteLater()
+        self.pages["remote-gpu"] = page
+        self.remote = page
+        self.pages_built.emit()
+        return page
+
+    @property
+    def is_loaded(self) -> bool:
+        """The Remote GPU page is built and has loaded its data."""
+        return self.remote is not None and self.remote.is_loaded
 
     def start(self) -> asyncio.Task[Any]:
         """Load the pages (and start the health monitor); the window is already visible."""
+        page = self.build_pages()
+        assert self.bridge is not None
+        if self._load_task is not None:
+            return self._load_task
         greet = self._first_run()
         self.bridge.watch()
         if self._monitor:
+            import asyncio
+
             self._monitor_stop = asyncio.Event()
             self.bridge.spawn(
                 self.bridge.service.monitor.run_forever(self._monitor_stop),
                 name="health-monitor",
             )
-        return self.remote.start(greet=greet)
+        self._load_task = page.start(greet=greet)
+        return self._load_task
 
     def _first_run(self) -> bool:
         """True once per home: the window greets the user with what it found."""
         if self._settings is None:
-            return not self.bridge.service.home.registry_file.exists()
+            return self.bridge is not None and not self.bridge.service.home.registry_file.exists()
         if self._settings.value(GREETED_KEY):
             return False
         self._settings.setValue(GREETED_KEY, True)
@@ -379,10 +436,14 @@ class MainWindow(QMainWindow):
     def save_diagnostics(self, path: str) -> asyncio.Task[Any]:
         from comfyvn_gui.service.diagnostics import write_diagnostics
 
+        self.build_pages()
+        bridge = self.bridge
+        assert bridge is not None
+
         async def run() -> None:
             self.statusBar().showMessage("Saving diagnostics…")
             try:
-                report = await self.bridge.call(write_diagnostics, self.bridge.service, Path(path))
+                report = await bridge.call(write_diagnostics, bridge.service, Path(path))
             except ComfyVNError as exc:
                 self.statusBar().showMessage(f"Diagnostics not saved: {exc.message}")
                 return
@@ -391,7 +452,7 @@ class MainWindow(QMainWindow):
                 f"{report.redacted_count} secret values removed)."
             )
 
-        return self.bridge.spawn(run(), name="diagnostics")
+        return bridge.spawn(run(), name="diagnostics")
 
     # -- notifications -------------------------------------------------------------------------
 
@@ -459,9 +520,12 @@ class MainWindow(QMainWindow):
             self._about.close()
         if self._diagnostics_dialog is not None:
             self._diagnostics_dialog.reject()
-        self.remote.close_dialogs()
+        self._closing = True
+        if self.remote is not None:
+            self.remote.close_dialogs()
         if self._monitor_stop is not None:
             self._monitor_stop.set()
-        self.bridge.close()  # cancels running checks and waits for the workers
+        if self.bridge is not None:
+            self.bridge.close()  # cancels running checks and waits for the workers
         self.statusBar().clearMessage()  # stops the status bar's timer, if any
         super().closeEvent(event)
