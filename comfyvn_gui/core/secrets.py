@@ -105,6 +105,11 @@ class SecretStore:
             return "none"
         return f"{type(b).__module__}.{type(b).__qualname__}"
 
+    @property
+    def backend_label(self) -> str:
+        """The backend in a user's words: "Secret Service", "macOS Keychain" ..."""
+        return backend_label(self.backend_name)
+
     def check(self) -> None:
         """Raise a typed error unless the keyring can be read now (it may be locked)."""
         with _translate("read"):
@@ -260,3 +265,22 @@ def _past(action: str) -> str:
     return {"read": "read", "write": "saved", "delete": "deleted", "open": "opened"}.get(
         action, action
     )
+
+
+#: Backends as a desktop user knows them (module prefix -> words).
+_BACKEND_LABELS: tuple[tuple[str, str], ...] = (
+    ("keyring.backends.SecretService.", "Secret Service (GNOME Keyring / KWallet)"),
+    ("keyring.backends.libsecret.", "Secret Service (libsecret)"),
+    ("keyring.backends.kwallet.", "KWallet"),
+    ("keyring.backends.macOS.", "macOS Keychain"),
+    ("keyring.backends.Windows.", "Windows Credential Manager"),
+)
+
+
+def backend_label(name: str) -> str:
+    """``keyring.backends.SecretService.Keyring`` -> ``Secret Service (GNOME Keyring / KWallet)``;
+    an unknown backend keeps its class path; ``none`` stays ``none``."""
+    for prefix, label in _BACKEND_LABELS:
+        if name.startswith(prefix):
+            return label
+    return name

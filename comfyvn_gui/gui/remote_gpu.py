@@ -354,11 +354,18 @@ class RemoteGpuPage(QWidget):
         )
         if problem:
             problem = problem.replace(" Nothing was saved.", "").strip()
+        from comfyvn_gui.core.secrets import backend_label
+
+        backend = backend_label(backend)
         self.backend, self.keyring_problem = backend, problem
         self.local.set_keyring(backend, problem)
         self.local.set_snapshot(snap)
         if greet:
             self._greet(snap, backend, problem)
+        if self.current_key is None:  # show the first of the user's providers
+            first = next((pid for pid in self.entries if pid != LOCAL_ID), None)
+            if first is not None:
+                self.cards.select(first)
         self.is_loaded = True
         self.loaded.emit()
 
