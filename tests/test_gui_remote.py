@@ -25,7 +25,7 @@ from comfyvn_gui.service import Service
 
 from .conftest import keyring_entries
 from .fakes.http import SilentServer
-from .fakes.runpod import RunPodFake
+from .fakes.runpod import RunPodFake, health_body
 from .fakes.sshd import Sshd, running_sshd
 from .test_gui import close, loaded, no_leaks, qloop  # noqa: F401 - fixtures
 
@@ -156,9 +156,7 @@ def test_a_missing_keyring_says_what_to_install_and_saves_nothing(
     qtbot: QtBot, app_home: Path
 ) -> None:
     svc = Service(resolve_home())
-    svc.__dict__["secrets"] = SecretStore(
-        svc.home.home_id, backend=keyring.backends.fail.Keyring()
-    )
+    svc.__dict__["secrets"] = SecretStore(svc.home.home_id, backend=keyring.backends.fail.Keyring())
     w = loaded(qtbot, MainWindow(service=svc))
     page = w.remote
     assert page.local.keyring.property("warning")
@@ -499,3 +497,48 @@ def test_save_diagnostics_from_the_help_menu(
 def test_every_button_of_the_page_is_named(window: MainWindow) -> None:
     for button in window.remote.findChildren(QPushButton):
         assert button.accessibleName() or button.text(), button.objectName()
+
+
+def test_an_unhealthy_provider_shows_since_when(qtbot: QtBot, window: MainWindow) -> None:
+    page = page_of(window)
+    with RunPodFake(endpoints={"ep-down": health_body(unhealthy=3, in_queue=1)}) as fake:
+        page.svc.create_provider(
+            "runpod",
+            {
+                "id": "down",
+                "base_url": fake.serverless_base,
+                "config": {
+                    "api_key": fake.key,
+                    "endpoint_id": "ep-down",
+                    "endpoints": {"graphql": fake.graphql_url},
+                },
+            },
+        )
+        refreshed(qtbot, page, "down")
+        select(qtbot, page, "down")
+        task = window.bridge.spawn(page.svc.check("health", ["down"]))
+        qtbot.waitUntil(task.done, timeout=15000)
+    [result] = task.result()
+    assert result.status == "unhealthy"
+    qtbot.waitUntil(lambda: page.cards.card("down").info.badge.state == "unhealthy", timeout=10000)
+    badge = page.cards.card("down").info.badge
+    assert badge.text.startswith("unhealthy since ")
+    assert result.checked_at.astimezone().strftime("%H:%M") in badge.text
+
+
+def test_closing_the_window_cancels_a_running_check(qtbot: QtBot, app_home: Path) -> None:
+    w = loaded(qtbot, MainWindow())
+    page = w.remote
+    assert page is not None
+    with SilentServer() as silent:
+        page.svc.create_provider(
+            "runpod",
+            {"id": "slow", "config": {"api_key": KEY, "endpoints": {"graphql": silent.base}}},
+        )
+        refreshed(qtbot, page, "slow")
+        select(qtbot, page, "slow")
+        page.validate_button.click()
+        qtbot.waitUntil(page.progress.isVisible, timeout=5000)
+        close(qtbot, w)  # waits until the cancelled work has ended
+    assert not w.bridge._tasks
+    assert "slow" not in Service(resolve_home()).last_results()
