@@ -164,8 +164,7 @@ def _run(page: str, screenshot: Path | None) -> int:
 
     app = _create_application()
     sigint: _QuitOnSigint | None = _QuitOnSigint(app)  # Ctrl+C quits cleanly from here on
-    log_file = None if screenshot else _log_to_file()
-    reporter = ErrorReporter(log_file=log_file)
+    reporter = ErrorReporter()
     reporter.install()
     result = 0
     try:
@@ -183,6 +182,7 @@ def _run(page: str, screenshot: Path | None) -> int:
             _report_startup(window)
         if sigint is not None and sigint.requested:  # Ctrl+C while the window was appearing
             return 0
+        reporter.log_file = None if screenshot else _log_to_file()
 
         import asyncio
 
@@ -200,6 +200,11 @@ def _run(page: str, screenshot: Path | None) -> int:
                 shot = loop.create_task(_take_screenshot(window, screenshot))
             with loop:
                 loop.run_until_complete(closing.wait())
+                # The window cancelled its work when it closed: let the tasks finish
+                # cancelling before the loop closes (a clean shutdown, no stray errors).
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                if pending:
+                    loop.run_until_complete(asyncio.wait(pending, timeout=5))
             if shot is not None:
                 result = shot.result() if shot.done() and not shot.cancelled() else 1
         finally:
