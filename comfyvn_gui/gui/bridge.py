@@ -59,8 +59,21 @@ class ServiceBridge(QObject):
         )
 
     def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
-        """Run a coroutine on the loop, kept alive until done and cancelled on close."""
-        task: asyncio.Task[Any] = asyncio.get_event_loop().create_task(coro, name=name)
+        """Run a coroutine on the loop, kept alive until done and cancelled on close.
+
+        Once the bridge is closed nothing new starts: the coroutine is discarded and the
+        returned task is already cancelled."""
+        loop = asyncio.get_event_loop()
+        if self._closed:
+            coro.close()
+
+            async def nothing() -> None:
+                return None
+
+            dead = loop.create_task(nothing(), name=name)
+            dead.cancel()
+            return dead
+        task: asyncio.Task[Any] = loop.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)

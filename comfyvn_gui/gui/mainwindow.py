@@ -319,8 +319,12 @@ class MainWindow(QMainWindow):
         """Load the pages (and start the health monitor); the window is already visible."""
         page = self.build_pages()
         assert self.bridge is not None
-        if self._load_task is not None:
-            return self._load_task
+        if self._load_task is not None or self._closing:  # (closed before the loop ran)
+            return (
+                self.bridge.spawn(_done(), name="nothing")
+                if self._load_task is None
+                else (self._load_task)
+            )
         greet = self._first_run()
         self.bridge.watch()
         if self._monitor:
@@ -529,3 +533,7 @@ class MainWindow(QMainWindow):
             self.bridge.close()  # cancels running checks and waits for the workers
         self.statusBar().clearMessage()  # stops the status bar's timer, if any
         super().closeEvent(event)
+
+
+async def _done() -> None:
+    return None

@@ -1,0 +1,636 @@
+"""The Jobs page's item models: the job queue, a job's alternatives and its audit trail.
+
+Every display string is worked out once, when the jobs are set (:meth:`JobsModel.set_jobs`),
+so ``data()`` only indexes a tuple: the queue stays quick with ten thousand jobs. ``set_jobs``
+updates in place when the same jobs come back in the same order (``dataChanged`` for the rows
+that changed: the selection and the scroll position stay), and resets otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
+
+from comfyvn_gui.core.jobs import JOB_STATUSES, Job, JobEvent
+from comfyvn_gui.core.workload import Workload
+
+__all__ = [
+    "ADVICE_ROLE",
+    "ALTERNATIVE_ROLE",
+    "EVENT_ROLE",
+    "JOB_ID_ROLE",
+    "JOB_ROLE",
+    "KIND_NAMES",
+    "SEARCH_ROLE",
+    "SORT_ROLE",
+    "WARNING_WORDS",
+    "AlternativesModel",
+    "Column",
+    "EventsModel",
+    "JobsModel",
+    "cost_text",
+    "local_time",
+    "minutes_text",
+    "size_text",
+]
+
+_USER = int(Qt.ItemDataRole.UserRole)
+#: The :class:`~comfyvn_gui.core.jobs.Job` of a row (any column).
+JOB_ROLE = _USER + 1
+#: The row's Advice JSON (``job.meta.compute.advice``, a dict; ``{}`` without a decision).
+ADVICE_ROLE = _USER + 2
+#: What the page's proxy sorts by: numbers for Size, Est. cost and Warnings.
+SORT_ROLE = _USER + 3
+#: One lower-case text per row (column 0) that the filter matches against.
+SEARCH_ROLE = _USER + 4
+#: The job's id (any column).
+JOB_ID_ROLE = _USER + 5
+#: An alternative's dict (AlternativesModel, any column).
+ALTERNATIVE_ROLE = _USER + 6
+#: A :class:`~comfyvn_gui.core.jobs.JobEvent` (EventsModel).
+EVENT_ROLE = _USER + 7
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+
+#: How each advisor warning code reads (the Review panel and the Warnings tooltip).
+WARNING_WORDS: dict[str, str] = {
+    "data_leaves_machine": "Data leaves this machine",
+    "residency": "Residency: where it may run",
+    "non_open_source_assets": "Assets that are not open source",
+    "dpia": "Data protection (DPIA)",
+    "provider_unhealthy_skipped": "Skipped: a provider is unhealthy",
+    "provider_degraded": "Provider degraded",
+    "health_unknown": "Provider health unknown",
+    "price_unknown": "Price unknown",
+    "over_budget_skipped": "Skipped: over budget",
+    "quota_lapsed_skipped": "Skipped: quota lapsed",
+    "user_pick_ineligible": "Your pick cannot run it",
+}
+
+#: How each kind of job reads in the table.
+KIND_NAMES: dict[str, str] = {
+    "sprite_generation": "Sprite generation",
+    "cg_remix": "CG remix",
+    "cg_super_res": "CG super-res",
+    "cg_bake": "CG bake",
+    "voice_synthesis": "Voice synthesis",
+    "translation": "Translation",
+    "comfyui_workflow": "ComfyUI workflow",
+}
+
+NO_VALUE = "—"
+
+
+class Column(IntEnum):
+    JOB = 0
+    KIND = 1
+    SIZE = 2
+    STATUS = 3
+    PROVIDER = 4
+    COST = 5
+    REASON = 6
+    WARNINGS = 7
+
+
+HEADERS: tuple[str, ...] = (
+    "Job",
+    "Kind",
+    "Size",
+    "Status",
+    "Provider",
+    "Est. cost",
+    "Reason",
+    "Warnings",
+)
+HEADER_TIPS: tuple[str, ...] = (
+    "The job's title",
+    "What the job does",
+    "How much work it is",
+    "Where the job is in the queue",
+    "Where it runs: the advisor's choice, or your pick",
+    "The estimated cost on that provider",
+    "Why the advisor chose it (hover for the full text)",
+    "Legal, residency and provider warnings (hover for the list)",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Text helpers (pure; the Review panel uses them too)
+# --------------------------------------------------------------------------------------------
+
+
+def _num(x: float) -> str:
+    text = f"{x:.1f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def size_text(w: Workload) -> str:
+    """'40 × 2048×2048', '420 lines · 52.5 min', '96,420 chars', '24 items'."""
+    if w.width is not None and w.height is not None:
+        return f"{w.items:,} × {w.width}×{w.height}"
+    if w.audio_seconds is not None:
+        secs = w.audio_seconds
+        length = f"{_num(secs / 60)} min" if secs >= 60 else f"{_num(secs)} s"
+        return f"{w.items:,} line{'s' if w.items != 1 else ''} · {length}"
+    if w.characters is not None:
+        return f"{w.characters:,} chars"
+    return f"{w.items:,} item{'s' if w.items != 1 else ''}"
+
+
+def _size_tip(w: Workload) -> str:
+    parts = [f"{w.items:,} item{'s' if w.items != 1 else ''}"]
+    if w.width is not None and w.height is not None:
+        parts.append(f"{w.width}×{w.height} px each")
+    if w.audio_seconds is not None:
+        parts.append(f"{_num(w.audio_seconds / 60)} min of audio")
+    if w.characters is not None:
+        parts.append(f"{w.characters:,} characters")
+    if w.total_bytes is not None:
+        parts.append(f"{w.total_bytes / 1e6:,.1f} MB of inputs")
+    return ", ".join(parts)
+
+
+def minutes_text(minutes: float | None) -> str:
+    if minutes is None:
+        return "unknown time"
+    if minutes < 1:
+        return f"{max(1, round(minutes * 60))} s"
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def cost_text(usd: float | None) -> str:
+    if usd is None:
+        return "price unknown"
+    if usd <= 0:
+        return "$0.00"
+    if usd < 0.005:
+        return "<$0.01"
+    return f"${usd:,.2f}"
+
+
+def local_time(value: datetime | str | None, *, seconds: bool = False) -> str:
+    """An aware timestamp in this computer's time zone, e.g. '2026-11-27 21:00'."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _warning_tip(warnings: Sequence[Mapping[str, Any]]) -> str:
+    if not warnings:
+        return "No warnings"
+    lines = [
+        f"• {WARNING_WORDS.get(str(w.get('code')), str(w.get('code')))}: {w.get('message', '')}"
+        for w in warnings
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The job queue
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    job: Job
+    advice: dict[str, Any]
+    display: tuple[str, ...]
+    sort: tuple[Any, ...]
+    search: str
+    warnings: int
+    pos: int = 0  # the job's place in the queue's order (as given to set_jobs)
+    tips: tuple[str, ...] | None = None  # worked out the first time one is asked for
+
+
+def _row(job: Job, pos: int) -> _Row:
+    compute = job.meta.get("compute") or {}
+    advice: dict[str, Any] = compute.get("advice") or {}
+    w = job.workload
+    provider = compute.get("provider")
+    by_user = compute.get("decided_by") == "user"
+    warnings = advice.get("warnings") or []
+    cost = advice.get("estimated_cost")
+    cost_usd = advice.get("estimated_cost_usd")
+    reason = " ".join(str(advice.get("reason") or "").split())
+    kind = KIND_NAMES.get(job.kind, job.kind)
+    status = job.status.capitalize()
+    provider_text = (provider or "none") + (" (your pick)" if by_user else "")
+    count = len(warnings)
+    display = (
+        job.title,
+        kind,
+        size_text(w),
+        status,
+        provider_text,
+        cost or NO_VALUE,
+        reason,
+        f"⚠ {count}" if count else "",
+    )
+    codes = " ".join([str(x.get("code", "")) for x in warnings])
+    search = f"{job.title} {kind} {display[2]} {status} {provider_text} {display[5]} {reason} "
+    search = f"{search}{job.kind} {codes}".casefold()
+    sort = (
+        job.title.casefold(),
+        kind.casefold(),
+        float(w.items),
+        JOB_STATUSES.index(job.status) if job.status in JOB_STATUSES else len(JOB_STATUSES),
+        provider_text.casefold(),
+        float(cost_usd) if isinstance(cost_usd, int | float) else math.inf,
+        reason.casefold(),
+        count,
+    )
+    return _Row(job, advice, display, sort, search, count, pos)
+
+
+def _tips(row: _Row) -> tuple[str, ...]:
+    """The tooltips of a row (only hovered rows need them: not worked out in set_jobs)."""
+    job, advice = row.job, row.advice
+    compute = job.meta.get("compute") or {}
+    provider = compute.get("provider")
+    chosen = advice.get("chosen") or {}
+    w = job.workload
+    source = job.source or {}
+    where = " · ".join(
+        str(source[k]) for k in ("project", "unit") if source.get(k) not in (None, "")
+    )
+    if provider is None:
+        provider_tip = "No provider can run this job now"
+    else:
+        name = chosen.get("name") or provider
+        gpu = f" on {chosen['gpu']}" if chosen.get("gpu") else ""
+        who = "Your pick" if compute.get("decided_by") == "user" else "Chosen by the advisor"
+        provider_tip = f"{who}: {name} ({provider}){gpu}"
+    cost_usd = advice.get("estimated_cost_usd")
+    minutes = advice.get("estimated_minutes")
+    return (
+        f"{job.title}\nJob {job.id}" + (f" · {where}" if where else ""),
+        f"{row.display[Column.KIND]} ({job.kind}, {w.asset_type})",
+        _size_tip(w),
+        f"{row.display[Column.STATUS]} (since {local_time(job.updated_at)})",
+        provider_tip,
+        (
+            f"{cost_text(cost_usd)} for ~{minutes_text(minutes)} (estimated)"
+            if provider is not None
+            else "No estimate: no provider can run it"
+        ),
+        row.display[Column.REASON] or "No advice yet",
+        _warning_tip(advice.get("warnings") or []),
+    )
+
+
+class JobsModel(QAbstractTableModel):
+    """The job queue, one row per job: in the queue's order, or sorted by :meth:`sort`.
+
+    Sorting happens here, in Python, on the :data:`SORT_ROLE` keys worked out in
+    :meth:`set_jobs` (a few milliseconds for 10,000 jobs, where a proxy calling ``data()``
+    for every comparison takes most of a second); the page's proxy forwards its ``sort``
+    here and only filters."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[_Row] = []
+        self._index: dict[int, int] = {}
+        self._queue: list[int] = []
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
+
+    # -- Qt's interface --------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        role = int(role)
+        if role == _DISPLAY:
+            return row.display[col]
+        if role == _TOOLTIP:
+            if row.tips is None:
+                row.tips = _tips(row)
+            return row.tips[col]
+        if role == SORT_ROLE:
+            return row.sort[col]
+        if role == JOB_ROLE:
+            return row.job
+        if role == ADVICE_ROLE:
+            return row.advice
+        if role == JOB_ID_ROLE:
+            return row.job.id
+        if role == SEARCH_ROLE:
+            return row.search
+        if role == _ALIGN:
+            return _RIGHT if col in (Column.COST, Column.WARNINGS) else _LEFT
+        if role == _ACCESSIBLE:
+            if col == Column.WARNINGS:
+                n = row.warnings
+                return f"{n} warning{'s' if n != 1 else ''}" if n else "no warnings"
+            if col == Column.COST and row.display[col] == NO_VALUE:
+                return "no estimate"
+            return row.display[col]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
+            return None
+        role = int(role)
+        if role == _DISPLAY:
+            return HEADERS[section]
+        if role == _TOOLTIP:
+            return HEADER_TIPS[section]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by ``column``'s :data:`SORT_ROLE` key (-1: the queue's order). Rows with the
+        same key keep the queue's order; a job without an estimate has an infinite cost."""
+        self._sort_column = column if 0 <= column < len(HEADERS) else -1
+        self._sort_order = order
+        self._relayout(self._ordered(self._rows))
+
+    # -- ours ------------------------------------------------------------------------------
+
+    def set_jobs(self, jobs: Sequence[Job]) -> bool:
+        """Show ``jobs`` (in the queue's order; the current sort still applies).
+
+        The same ids in the same order: ``dataChanged`` for the rows that changed only (and
+        ``layoutChanged`` if a change moved a row of the sorted table), so the view keeps its
+        selection and scroll position; otherwise a reset. Returns True when it reset."""
+        old = {r.job.id: r for r in self._rows}
+        ids = [j.id for j in jobs]
+        if ids != self._queue:
+            rows = []
+            for pos, job in enumerate(jobs):
+                prev = old.get(job.id)
+                if prev is not None and (prev.job is job or prev.job == job):
+                    prev.pos = pos
+                    rows.append(prev)
+                else:
+                    rows.append(_row(job, pos))
+            self.beginResetModel()
+            self._queue = ids
+            self._rows = self._ordered(rows)
+            self._reindex()
+            self.endResetModel()
+            return True
+        changed: list[int] = []
+        for pos, job in enumerate(jobs):
+            prev = old[job.id]
+            if prev.job is job or prev.job == job:
+                continue
+            old[job.id] = _row(job, pos)
+            changed.append(job.id)
+        if not changed:
+            return False
+        rows = [old[r.job.id] for r in self._rows]
+        if self._sort_column >= 0:
+            self._relayout(self._ordered(rows))
+        else:
+            self._rows = rows
+        at = sorted(self._index[i] for i in changed)
+        last = len(HEADERS) - 1
+        start = 0
+        while start < len(at):  # one signal per run of adjacent rows
+            end = start
+            while end + 1 < len(at) and at[end + 1] == at[end] + 1:
+                end += 1
+            self.dataChanged.emit(self.index(at[start], 0), self.index(at[end], last), [])
+            start = end + 1
+        return False
+
+    def _ordered(self, rows: list[_Row]) -> list[_Row]:
+        queue = sorted(rows, key=lambda r: r.pos)
+        col = self._sort_column
+        if col < 0:
+            return queue
+        descending = self._sort_order == Qt.SortOrder.DescendingOrder
+        return sorted(queue, key=lambda r: r.sort[col], reverse=descending)
+
+    def _reindex(self) -> None:
+        self._index = {r.job.id: i for i, r in enumerate(self._rows)}
+
+    def _relayout(self, rows: list[_Row]) -> None:
+        """Put the rows in a new order (the same jobs), moving persistent indexes along."""
+        if len(rows) == len(self._rows) and all(
+            a is b for a, b in zip(rows, self._rows, strict=True)
+        ):
+            self._rows = rows
+            return
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        held = [(self._rows[i.row()].job.id, i.column()) for i in persistent]
+        self._rows = rows
+        self._reindex()
+        self.changePersistentIndexList(
+            persistent, [self.index(self._index[jid], col) for jid, col in held]
+        )
+        self.layoutChanged.emit()
+
+    def jobs(self) -> list[Job]:
+        """The jobs in the order shown."""
+        return [r.job for r in self._rows]
+
+    def job(self, job_id: int) -> Job | None:
+        i = self._index.get(job_id)
+        return None if i is None else self._rows[i].job
+
+    def row_of(self, job_id: int) -> int:
+        """The row of job ``job_id``, or -1."""
+        return self._index.get(job_id, -1)
+
+    def job_at(self, row: int) -> Job:
+        return self._rows[row].job
+
+
+# --------------------------------------------------------------------------------------------
+# Small read-only tables of the Review panel
+# --------------------------------------------------------------------------------------------
+
+
+class _TableModel(QAbstractTableModel):
+    """Rows of precomputed strings with a tooltip per cell and a payload per row."""
+
+    headers: tuple[str, ...] = ()
+    payload_role = _USER + 100
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._display: list[tuple[str, ...]] = []
+        self._tips: list[tuple[str, ...]] = []
+        self._payload: list[Any] = []
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._display)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.headers)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        if not index.isValid():
+            return None
+        role = int(role)
+        if role in (_DISPLAY, _ACCESSIBLE):
+            return self._display[index.row()][index.column()]
+        if role == _TOOLTIP:
+            return self._tips[index.row()][index.column()] or None
+        if role == self.payload_role:
+            return self._payload[index.row()]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and int(role) == _DISPLAY
+            and 0 <= section < len(self.headers)
+        ):
+            return self.headers[section]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
+
+    def _set(self, rows: Sequence[tuple[tuple[str, ...], tuple[str, ...], Any]]) -> None:
+        self.beginResetModel()
+        self._display = [d for d, _, _ in rows]
+        self._tips = [t for _, t, _ in rows]
+        self._payload = [p for _, _, p in rows]
+        self.endResetModel()
+
+    def payload(self, row: int) -> Any:
+        return self._payload[row]
+
+
+class AlternativesModel(_TableModel):
+    """The providers the advisor weighed besides its choice, and why each was not chosen."""
+
+    headers = ("Provider", "Cost", "Eligible?", "Why not chosen")
+    payload_role = ALTERNATIVE_ROLE
+
+    def set_alternatives(self, alternatives: Sequence[Mapping[str, Any]]) -> None:
+        rows = []
+        for alt in alternatives:
+            pid = str(alt.get("provider", ""))
+            name = str(alt.get("name") or pid)
+            eligible = bool(alt.get("eligible"))
+            why = str(alt.get("note") or alt.get("excluded_because") or "")
+            cost = alt.get("estimated_cost_usd")
+            minutes = alt.get("estimated_minutes")
+            details = [f"{name} ({pid}), {alt.get('kind', '')}"]
+            if alt.get("gpu"):
+                vram = alt.get("vram_gb")
+                details.append(f"GPU: {alt['gpu']}" + (f" ({vram:g} GB)" if vram else ""))
+            if alt.get("zones"):
+                details.append("Zones: " + ", ".join(alt["zones"]))
+            details.append(f"Health: {alt.get('health', 'unknown')}")
+            if alt.get("hourly_usd") is not None:
+                details.append(f"${alt['hourly_usd']:g}/hr")
+            time = f"~{minutes_text(minutes)}" if minutes is not None else "unknown time"
+            display = (
+                pid,
+                cost_text(cost) if cost is not None else NO_VALUE,
+                "Yes" if eligible else "No",
+                why,
+            )
+            tips = ("\n".join(details), f"Estimated, for {time}", "", why)
+            rows.append((display, tips, dict(alt)))
+        self._set(rows)
+
+    def alternative(self, row: int) -> dict[str, Any]:
+        alt: dict[str, Any] = self.payload(row)
+        return alt
+
+
+class EventsModel(QAbstractListModel):
+    """A job's audit trail, one item per event: "when · who · what" over the message (a
+    list, so it reads well in a narrow panel); :data:`EVENT_ROLE` gives the JobEvent."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._events: list[JobEvent] = []
+        self._display: list[str] = []
+        self._accessible: list[str] = []
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._events)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        if not index.isValid():
+            return None
+        role = int(role)
+        if role == _DISPLAY:
+            return self._display[index.row()]
+        if role == _TOOLTIP:
+            return self._events[index.row()].message
+        if role == _ACCESSIBLE:
+            return self._accessible[index.row()]
+        if role == EVENT_ROLE:
+            return self._events[index.row()]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
+
+    def set_events(self, events: Sequence[JobEvent]) -> None:
+        self.beginResetModel()
+        self._events = list(events)
+        self._display = []
+        self._accessible = []
+        for e in self._events:
+            when = local_time(e.at, seconds=True)
+            what = e.action.replace("_", " ")
+            msg = " ".join(e.message.split())
+            self._display.append(f"{when} · {e.actor} · {what}\n{msg}")
+            self._accessible.append(f"{when}, {e.actor}, {what}: {msg}")
+        self.endResetModel()
+
+    def job_event(self, row: int) -> JobEvent:
+        return self._events[row]
