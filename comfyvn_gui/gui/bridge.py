@@ -86,6 +86,10 @@ class ServiceBridge(QObject):
         if self._watcher is not None:
             return
         home = self.service.home
+        try:
+            home.ensure()  # (the folders must exist to be watched)
+        except Exception:  # noqa: BLE001 - an unwritable home: nothing to watch
+            log.warning("cannot watch %s for changes", home.config_dir.parent)
         self._files = {
             str(home.registry_file): "providers",
             str(home.data_dir / "checks.json"): "results",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,8 +95,6 @@ __all__ = [
     "ReviewPanel",
     "WarningList",
 ]
-
-log = logging.getLogger(__name__)
 
 EMPTY_TEXT = (
     "No jobs yet. Import an importer summary (File → Import summary… or drop a .json here)."
@@ -624,7 +621,7 @@ class JobsPage(QWidget):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setSectionsMovable(True)  # e.g. drag Provider and Est. cost next to the title
         for col, width in {
-            Column.JOB: 180,
+            Column.JOB: 230,
             Column.KIND: 105,
             Column.SIZE: 105,
             Column.STATUS: 60,
@@ -634,6 +631,9 @@ class JobsPage(QWidget):
             Column.WARNINGS: 60,
         }.items():
             hh.resizeSection(col, width)
+        # The advice sits next to each job: Job, Provider, Est. cost, Warnings, then the rest.
+        for visual, col in enumerate((Column.JOB, Column.PROVIDER, Column.COST, Column.WARNINGS)):
+            hh.moveSection(hh.visualIndex(col), visual)
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # the queue's order at first
         self.table.setSortingEnabled(True)
         self.table.horizontalScrollBar().setAccessibleName("Scroll the jobs sideways")
@@ -750,6 +750,8 @@ class JobsPage(QWidget):
         selected = self.selected_job_id()
         if self.model.set_jobs(jobs) and selected is not None:
             self.select_job(selected)
+        elif selected is None and jobs:  # open the first job's review
+            self.select_job(self.model.job_at(0).id)
         self._update_empty()
         self._sync_review()
         self.reloaded.emit()

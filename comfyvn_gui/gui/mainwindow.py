@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
     from comfyvn_gui.service import Service
 
     from .bridge import ServiceBridge
+    from .jobs_page import JobsPage
     from .remote_gpu import RemoteGpuPage
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
         self._service = service
         self.bridge: ServiceBridge | None = None
         self.remote: RemoteGpuPage | None = None
+        self.jobs: JobsPage | None = None
 
         self.nav = QListWidget(self)
         self.nav.setObjectName("navigation")
@@ -307,13 +309,34 @@ class MainWindow(QMainWindow):
         loading.deleteLater()
         self.pages["remote-gpu"] = page
         self.remote = page
+
+        from .jobs_page import JobsPage
+
+        jobs = JobsPage(self.bridge)
+        jobs.setBackgroundRole(QPalette.ColorRole.Base)
+        placeholder = self.places["jobs"]
+        index = self.stack.indexOf(placeholder)
+        current = self.stack.currentIndex()
+        self.stack.removeWidget(placeholder)
+        self.stack.insertWidget(index, jobs)
+        self.stack.setCurrentIndex(current)
+        placeholder.deleteLater()
+        self.pages["jobs"] = self.places["jobs"] = jobs
+        self.jobs = jobs
+        self._file_menu.insertAction(self.quit_action, jobs.import_action)
+        jobs.import_action.triggered.connect(lambda: self.show_page("jobs"))
         self.pages_built.emit()
         return page
 
     @property
     def is_loaded(self) -> bool:
         """The Remote GPU page is built and has loaded its data."""
-        return self.remote is not None and self.remote.is_loaded
+        return (
+            self.remote is not None
+            and self.remote.is_loaded
+            and self.jobs is not None
+            and self.jobs.is_loaded
+        )
 
     def start(self) -> asyncio.Task[Any]:
         """Load the pages (and start the health monitor); the window is already visible."""
@@ -327,6 +350,8 @@ class MainWindow(QMainWindow):
             )
         greet = self._first_run()
         self.bridge.watch()
+        assert self.jobs is not None
+        self.jobs.start()
         if self._monitor:
             import asyncio
 
@@ -356,6 +381,7 @@ class MainWindow(QMainWindow):
         bar.setAccessibleName("Main menu")
 
         file_menu = bar.addMenu("&File")
+        self._file_menu = file_menu
         file_menu.setAccessibleName("File menu")
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -527,6 +553,8 @@ class MainWindow(QMainWindow):
         self._closing = True
         if self.remote is not None:
             self.remote.close_dialogs()
+        if self.jobs is not None:
+            self.jobs.close_dialogs()
         if self._monitor_stop is not None:
             self._monitor_stop.set()
         if self.bridge is not None:

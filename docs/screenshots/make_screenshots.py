@@ -1,9 +1,11 @@
-"""Make docs/screenshots/remote-gpu.png: a temporary home with a few providers, checked for
-real against the test suite's provider fakes and a private Secret Service keyring.
+"""Make docs/screenshots/{remote-gpu,jobs,advisor}.png: a temporary home with a few providers,
+checked for real against the test suite's provider fakes and a private Secret Service keyring,
+and the sample importer summary resources/examples/summaries/moonlit-academy.json queued.
 
 Run from the repository root: ``.venv/bin/python docs/screenshots/make_screenshots.py``.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -57,17 +59,26 @@ try:
         )
         s.run_checks("validate", ["runpod-voices", "lambda-cg"])
         s.run_checks("health", ["runpod-voices"])
+        summary = ROOT / "resources" / "examples" / "summaries" / "moonlit-academy.json"
+        s.import_summary(json.loads(summary.read_text("utf-8")))
         s.close()
-    out = (
-        sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "docs" / "screenshots" / "remote-gpu.png")
-    )
-    r = subprocess.run(
-        [sys.executable, "-m", "comfyvn_gui", "--screenshot", out, "--page", "remote-gpu"],
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    print(r.stdout.strip() or r.stderr[-2000:])
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    for page in ("remote-gpu", "jobs", "advisor"):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "comfyvn_gui",
+                "--screenshot",
+                str(folder / f"{page}.png"),
+                "--page",
+                page,
+            ],
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        print(r.stdout.strip() or r.stderr[-2000:])
 finally:
     os.kill(pid, 15)
