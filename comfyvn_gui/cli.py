@@ -195,10 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     jpick.add_argument(
         "--advisor", action="store_true", help="drop your pick: back to the advisor's choice"
     )
-    js.add_parser(
+    jre = js.add_parser(
         "readvise",
         help="advise the queued jobs again now (health and registry changes do it by themselves)",
         parents=[common],
+    )
+    jre.add_argument(
+        "--because", metavar="TEXT", help="what changed (recorded with each changed decision)"
     )
 
     sub.add_parser(
@@ -789,7 +792,7 @@ def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) ->
                 f"(decided by {'you' if compute.decided_by == 'user' else 'the advisor'})"
             )
         return EXIT_OK
-    changes = svc.readvise("asked from the command line")
+    changes = svc.readvise(args.because or "asked from the command line")
     if out.as_json:
         out.json(changes)
     elif not changes:

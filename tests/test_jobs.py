@@ -383,3 +383,18 @@ def test_every_sample_imports(svc: Service, name: str) -> None:
     jobs = svc.import_summary(data)
     assert jobs and all(j.compute is not None for j in jobs)
     assert len(svc.list_jobs()) == len(jobs)
+
+
+def test_the_app_re_advises_in_a_child_process(svc: Service, runpod: RunPodFake) -> None:
+    """The desktop app's mode: re-advice runs as `comfyvn-gui jobs readvise` in a child
+    process (its CPU work would stall the window's GIL), recorded as usual."""
+    two_runpods(svc, runpod)
+    job = svc.add_job({"kind": "cg_remix", "vram_gb": 10, "gpu_hours": 1})
+    assert job.compute.provider == "runpod-a"
+    app = Service(resolve_home())
+    app.readvise_in_subprocess = True
+    app.set_setting("advisor.budget_usd", 0.3)  # returns at once; the child re-advises
+    app.close()  # waits for the child
+    assert svc.get_job(job.id).compute.provider is None
+    [line] = [e for e in svc.job_events(job.id) if e.action == "re-advised"]
+    assert "over budget" in line.message and "advisor.budget_usd was set to 0.3" in line.message

@@ -169,7 +169,10 @@ def _run(page: str, screenshot: Path | None) -> int:
     result = 0
     try:
         window = MainWindow(
-            remember_geometry=screenshot is None, monitor=screenshot is None, autoload=False
+            remember_geometry=screenshot is None,
+            monitor=screenshot is None,
+            background_readvise=True,
+            autoload=False,
         )
         reporter.error_reported.connect(window.notify_error)
         window.show_page(page)
@@ -195,6 +198,7 @@ def _run(page: str, screenshot: Path | None) -> int:
         loop.set_exception_handler(reporter.asyncio_handler)
         try:
             loop.call_soon(window.start)  # fill the pages, off the GUI thread
+            loop.call_later(3.0, _tune_gc)
             shot: asyncio.Task[int] | None = None
             if screenshot is not None:
                 shot = loop.create_task(_take_screenshot(window, screenshot))
@@ -214,6 +218,17 @@ def _run(page: str, screenshot: Path | None) -> int:
             sigint.close()
         reporter.uninstall()
     return result
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections once the app has started: what exists now (Qt
+    wrappers, the catalog, modules) is never collected, and young collections run less often.
+    A full collection in a worker thread stops every thread, the GUI's included."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _report_startup(window: MainWindow) -> None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
 
     from comfyvn_gui.service import Service
 
+    from .advisor_page import AdvisorPage
     from .bridge import ServiceBridge
     from .jobs_page import JobsPage
     from .remote_gpu import RemoteGpuPage
@@ -162,7 +163,8 @@ class MainWindow(QMainWindow):
     ``config/gui.ini``); ``remember_geometry=False`` neither reads nor writes it (screenshots).
     ``service``: the home's service (default: a new one for the current home).
     ``autoload``: load the Remote GPU page when first shown; ``monitor``: run the health
-    monitor while the window is open (the app does; tests and screenshots do not).
+    monitor while the window is open (the app does; tests and screenshots do not);
+    ``background_readvise``: re-advise queued jobs in a child process (the app does).
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class MainWindow(QMainWindow):
         service: Service | None = None,
         autoload: bool = True,
         monitor: bool = False,
+        background_readvise: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -183,6 +186,7 @@ class MainWindow(QMainWindow):
         self._settings: QSettings | None = None
         self._autoload = autoload
         self._monitor = monitor
+        self._background_readvise = background_readvise
         self._started = False
         self._closing = False
         self.painted = False
@@ -196,6 +200,7 @@ class MainWindow(QMainWindow):
         self.bridge: ServiceBridge | None = None
         self.remote: RemoteGpuPage | None = None
         self.jobs: JobsPage | None = None
+        self.advisor: AdvisorPage | None = None
 
         self.nav = QListWidget(self)
         self.nav.setObjectName("navigation")
@@ -299,6 +304,8 @@ class MainWindow(QMainWindow):
         from .remote_gpu import RemoteGpuPage
 
         self.bridge = ServiceBridge(self._service, self)
+        if self._background_readvise:  # the app: re-advice in a child process (GIL, GC)
+            self.bridge.service.readvise_in_subprocess = True
         page = RemoteGpuPage(self.bridge)
         page.setBackgroundRole(QPalette.ColorRole.Base)
         current = self.settings_tabs.currentIndex()
@@ -323,6 +330,19 @@ class MainWindow(QMainWindow):
         placeholder.deleteLater()
         self.pages["jobs"] = self.places["jobs"] = jobs
         self.jobs = jobs
+
+        from .advisor_page import AdvisorPage
+
+        advisor = AdvisorPage(self.bridge)
+        advisor.setBackgroundRole(QPalette.ColorRole.Base)
+        current = self.settings_tabs.currentIndex()
+        old_advisor = self.pages["advisor"]
+        self.settings_tabs.removeTab(1)
+        self.settings_tabs.insertTab(1, advisor, "A&dvisor")
+        self.settings_tabs.setCurrentIndex(current)
+        old_advisor.deleteLater()
+        self.pages["advisor"] = advisor
+        self.advisor = advisor
         self._file_menu.insertAction(self.quit_action, jobs.import_action)
         jobs.import_action.triggered.connect(lambda: self.show_page("jobs"))
         self.pages_built.emit()
@@ -331,11 +351,8 @@ class MainWindow(QMainWindow):
     @property
     def is_loaded(self) -> bool:
         """The Remote GPU page is built and has loaded its data."""
-        return (
-            self.remote is not None
-            and self.remote.is_loaded
-            and self.jobs is not None
-            and self.jobs.is_loaded
+        return all(
+            page is not None and page.is_loaded for page in (self.remote, self.jobs, self.advisor)
         )
 
     def start(self) -> asyncio.Task[Any]:
@@ -350,8 +367,10 @@ class MainWindow(QMainWindow):
             )
         greet = self._first_run()
         self.bridge.watch()
-        assert self.jobs is not None
+        assert self.jobs is not None and self.advisor is not None
         self.jobs.start()
+        self.advisor.start()
+        self.bridge.spawn(self.bridge.call(_warm_up), name="warm-up")
         if self._monitor:
             import asyncio
 
@@ -565,3 +584,14 @@ class MainWindow(QMainWindow):
 
 async def _done() -> None:
     return None
+
+
+def _warm_up() -> None:
+    """Import the provider adapters and HTTP client in a worker thread, ahead of the first
+    check, so that check does not import them on the GUI thread (a stall of ~0.5 s)."""
+    import importlib
+
+    from comfyvn_gui.providers import ADAPTER_MODULES
+
+    for name in ADAPTER_MODULES.values():
+        importlib.import_module(f"comfyvn_gui.providers.{name}")

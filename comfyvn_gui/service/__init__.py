@@ -137,9 +137,21 @@ class Service:
     @cached_property
     def io_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         """Disk and keyring work of async callers (recording check results, the GUI's calls)."""
-        return concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix="comfyvn-io"
-        )
+        return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="comfyvn-io")
+
+    def _readvise_runner(self) -> Any:
+        if not self.readvise_in_subprocess:
+            return None
+        runner = self.__dict__.get("_runner")
+        if runner is None:
+            h = self.home
+            root = h.config_dir.parent
+            if not (h.data_dir.parent == root == h.log_dir.parent):
+                return None  # a home a child process could not find: re-advise here
+            from .jobs import ReadviseRunner
+
+            runner = self.__dict__["_runner"] = ReadviseRunner(root)
+        return runner
 
     def close(self) -> None:
         """Stop this service's worker threads (waiting for running calls to end) and close
@@ -155,6 +167,9 @@ class Service:
         store = self.__dict__.get("job_store")
         if store is not None:
             store.close()
+        runner = self.__dict__.pop("_runner", None)
+        if runner is not None:
+            runner.close()
 
     @cached_property
     def check_store(self) -> CheckStore:
@@ -472,10 +487,18 @@ class Service:
 
         return readvise(self, trigger)
 
+    #: The desktop app re-advises in a child process (see ``ReadviseRunner``): a large queue's
+    #: re-advice would otherwise hold the GIL of the window's process.
+    readvise_in_subprocess = False
+
     def readvise_quietly(self, trigger: str) -> None:
         """Re-advise after a change that already succeeded: a failure here is logged, never
         raised (the change itself stands; the next re-advice catches up)."""
         if not self.job_store.exists():
+            return
+        runner = self._readvise_runner()
+        if runner is not None:
+            runner.request(trigger)
             return
         try:
             self.readvise(trigger)

@@ -9,8 +9,13 @@ provider can no longer run the job, which is recorded too.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -335,3 +340,61 @@ def jobs_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+class ReadviseRunner:
+    """Re-advice in a separate ``comfyvn-gui jobs readvise`` process (the desktop app's way).
+
+    Re-advising a large queue is CPU work in Python: in a thread of the GUI process it holds
+    the GIL (and triggers garbage collections) long enough to stall the window. A child
+    process shares nothing but the home, whose job queue is multi-process safe. At most one
+    child runs; requests meanwhile are merged into one more run afterwards.
+    """
+
+    def __init__(self, home_root: Path) -> None:
+        self.home_root = home_root
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pending: list[str] = []
+        self._waiter: threading.Thread | None = None
+        self._closed = False
+
+    def request(self, trigger: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._pending.append(trigger)
+            if self._proc is None:
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        because = "; ".join(dict.fromkeys(self._pending))[:2000]
+        self._pending = []
+        env = {**os.environ, "COMFYVN_GUI_HOME": str(self.home_root)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "comfyvn_gui", "jobs", "readvise", "--because", because],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._waiter = threading.Thread(
+            target=self._wait, args=(self._proc,), name="comfyvn-readvise", daemon=True
+        )
+        self._waiter.start()
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        with self._lock:
+            self._proc = None
+            if self._pending and not self._closed:
+                self._start_locked()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let a running re-advice finish (it is recorded all or nothing per job)."""
+        with self._lock:
+            self._closed = True
+            self._pending = []
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.join(timeout)
