@@ -32,6 +32,7 @@ from .catalog import WorkloadKind
 from .errors import InputError
 from .workload import (
     ASSET_TYPES_OF_KIND,
+    KIND_TITLES,
     MAX_AUDIO_SECONDS,
     MAX_BUDGET_USD,
     MAX_BYTES,
@@ -594,15 +595,7 @@ class _Problems:
 
 
 #: A kind's name at the start of a job title.
-_KIND_TITLES: dict[str, str] = {
-    "sprite_generation": "Sprite generation",
-    "cg_remix": "CG remix",
-    "cg_super_res": "CG super-res",
-    "cg_bake": "CG bake",
-    "voice_synthesis": "Voice synthesis",
-    "translation": "Translation",
-    "comfyui_workflow": "ComfyUI workflow",
-}
+_KIND_TITLES: dict[str, str] = KIND_TITLES
 
 #: What one item of an asset type is called in a title (singular, plural).
 _ITEM_NOUNS: dict[str, tuple[str, str]] = {

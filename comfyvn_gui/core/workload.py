@@ -43,6 +43,17 @@ ASSET_TYPES_OF_KIND: dict[str, tuple[AssetType, ...]] = {
     "comfyui_workflow": ("cg", "sprite", "audio", "text"),
 }
 
+#: How a kind reads at the start of a title or a table cell ("CG super-res (40 CGs)").
+KIND_TITLES: dict[str, str] = {
+    "sprite_generation": "Sprite generation",
+    "cg_remix": "CG remix",
+    "cg_super_res": "CG super-res",
+    "cg_bake": "CG bake",
+    "voice_synthesis": "Voice synthesis",
+    "translation": "Translation",
+    "comfyui_workflow": "ComfyUI workflow",
+}
+
 #: How a kind reads in a sentence ("12GB required for CG super-res").
 KIND_LABELS: dict[str, str] = {
     "sprite_generation": "sprite generation",

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 
 from comfyvn_gui.core.jobs import JOB_STATUSES, Job, JobEvent
-from comfyvn_gui.core.workload import Workload
+from comfyvn_gui.core.workload import KIND_TITLES, Workload
 
 __all__ = [
     "ADVICE_ROLE",
@@ -85,15 +85,7 @@ WARNING_WORDS: dict[str, str] = {
 }
 
 #: How each kind of job reads in the table.
-KIND_NAMES: dict[str, str] = {
-    "sprite_generation": "Sprite generation",
-    "cg_remix": "CG remix",
-    "cg_super_res": "CG super-res",
-    "cg_bake": "CG bake",
-    "voice_synthesis": "Voice synthesis",
-    "translation": "Translation",
-    "comfyui_workflow": "ComfyUI workflow",
-}
+KIND_NAMES: dict[str, str] = KIND_TITLES
 
 NO_VALUE = "—"
 
