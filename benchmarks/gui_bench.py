@@ -13,10 +13,13 @@ Service keyring and the RunPod contract fake (in a process of its own, as a real
 Advisor tab). Each load runs in its own phase so the cause of a stall shows: idle, the first
 checks (adapters imported), warm checks, queueing the jobs, re-advice alone, checks with
 re-advice, re-advice with a 1 ms GIL switch interval, and re-advice with the garbage collector
-tuned. Every collection is timed (a full one holds the GIL throughout, whichever thread runs
-it) and, when a tick is over 30 ms late, a sampler thread notes the GUI thread's innermost
-Python frame. Goals: p99 <= 16 ms and no stall over 50 ms; a phase that misses one prints a
-``GOAL MISSED`` line, and the last line says whether the advisor's threads starve the GUI
+tuned — and last **the app's own way**: the checks on the bridge's second asyncio loop in a
+worker thread (``ServiceBridge.check``), the re-advice they trigger in a child process
+(``Service.readvise_in_subprocess``), the collector tuned. Every collection is timed (a full
+one holds the GIL throughout, whichever thread runs it) and, when a tick is over 30 ms late, a
+sampler thread notes the GUI thread's innermost Python frame. Goals, judged on the app's
+phase: p99 <= 16 ms and no stall over 50 ms (``GOAL MISSED`` when missed); the other phases
+show what the app avoids, and the last line says whether the advisor's threads starve the GUI
 thread through the GIL, and why.
 
 (b) The jobs view. 10,000 ``Job`` objects carrying real advice dicts (copied from the queue of
@@ -438,8 +441,9 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
         return f"gc.freeze() of {frozen:,} objects + gc.set_threshold{GC_TUNED}"
 
     async def app_mode() -> str:
-        """What the desktop app does: re-advice in a child process (Service.
-        readvise_in_subprocess), the collector tuned after start-up, adapters imported."""
+        """What the desktop app does: checks on the bridge's own loop in a worker thread,
+        re-advice in a child process (Service.readvise_in_subprocess), the collector tuned
+        after start-up, adapters imported."""
         threshold = gc.get_threshold()
         gc.collect()
         gc.freeze()
@@ -450,9 +454,9 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
             for r in range(ROUNDS):
                 for i in range(0, n_providers, 5):
                     fake.set_health(f"ep-{i}", healthy=r % 2 == 0)
-                await asyncio.gather(
-                    svc.check("validate", ids, timeout_s=20),
-                    svc.check("health", ids, timeout_s=20),
+                await asyncio.gather(  # on the bridge's checks loop, as the app runs them
+                    bridge.check("validate", ids),
+                    bridge.check("health", ids),
                 )
             runner = svc._readvise_runner()
             while runner is not None and (runner._proc is not None or runner._pending):
@@ -463,7 +467,8 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
             gc.set_threshold(*threshold)
             gc.unfreeze()
         return (
-            f"{ROUNDS} x checks; the re-advice they trigger runs in a child process "
+            f"{ROUNDS} x checks on the checks loop; the re-advice they trigger runs in a child "
+            "process "
             f"(waited {children * 50} ms for it after the last round)"
         )
 
@@ -508,8 +513,10 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
         print(f"  {phase.name:<34} {phase.gc_line()}")
         if phase.where:
             print(f"  {'':<34} GUI thread at: {phase.where_line()}")
+    # The goal is the app's: every other phase runs the work the way the app avoids (checks
+    # on the GUI's loop, re-advice in a thread of its process) and is printed as a diagnosis.
     missed = False
-    for phase in phases[1:]:
+    for phase in [p for p in phases if p.name == APP_PHASE]:
         if phase.p99 > FRAME_MS:
             print(f"  GOAL MISSED: {phase.name}: p99 {phase.p99:.1f} ms > {FRAME_MS:.0f} ms")
             missed = True
@@ -520,7 +527,10 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
             )
             missed = True
     if not missed:
-        print(f"  goals met: p99 <= {FRAME_MS:.0f} ms and no stall over {STALL_LIMIT_MS:.0f} ms")
+        print(
+            f"  goals met by the app ({APP_PHASE}): p99 <= {FRAME_MS:.0f} ms and no stall "
+            f"over {STALL_LIMIT_MS:.0f} ms; the other phases show what it avoids"
+        )
     print("  " + gil_verdict({p.name: p for p in phases}, readvise_name))
     return jobs
 

@@ -46,6 +46,8 @@ class ServiceBridge(QObject):
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self._flush)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: Any = None
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -78,6 +80,73 @@ class ServiceBridge(QObject):
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
         return task
+
+    # -- checks on their own event loop ---------------------------------------------------------
+
+    def _checks_loop(self) -> asyncio.AbstractEventLoop:
+        """A second asyncio loop, in a worker thread, for the provider checks: a hundred
+        concurrent HTTPS exchanges would otherwise run on the GUI's loop and stall it."""
+        if self._loop is None:
+            import threading
+
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            self._loop_thread = threading.Thread(target=run, name="comfyvn-checks", daemon=True)
+            self._loop_thread.start()
+            ready.wait(5)
+            self._loop = loop
+        return self._loop
+
+    async def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` (a coroutine function) run on the checks' loop;
+        cancelling the caller cancels it there."""
+        if self._closed:
+            raise RuntimeError("the window is closing")
+        future = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._checks_loop())
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
+    async def check(self, kind: str, ids: list[str] | None = None) -> Any:
+        """``Service.check`` on the checks' loop (never on the GUI's)."""
+        return await self.in_background(self.service.check, kind, ids)
+
+    async def run_monitor(self) -> None:
+        """The health monitor, on the checks' loop, until cancelled."""
+
+        async def monitor() -> None:
+            await self.service.monitor.run_forever(asyncio.Event())
+
+        await self.in_background(monitor)
+
+    def _stop_checks_loop(self) -> None:
+        loop, thread = self._loop, self._loop_thread
+        self._loop = self._loop_thread = None
+        if loop is None or thread is None:
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=30)
+        except Exception:
+            log.warning("the checks did not stop in time", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        if not thread.is_alive():
+            loop.close()
 
     # -- watching the home ---------------------------------------------------------------------
 
@@ -158,6 +227,7 @@ class ServiceBridge(QObject):
         self._stop()
 
     def _stop(self) -> None:
+        self._stop_checks_loop()
         if self._watcher is not None:
             self._watcher.deleteLater()
             self._watcher = None

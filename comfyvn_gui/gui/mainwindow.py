@@ -191,7 +191,6 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.painted = False
         self._load_task: asyncio.Task[Any] | None = None
-        self._monitor_stop: asyncio.Event | None = None
         self._diagnostics_dialog: QFileDialog | None = None
         if remember_geometry:
             path = settings_file or resolve_home().qt_settings_file
@@ -372,13 +371,7 @@ class MainWindow(QMainWindow):
         self.advisor.start()
         self.bridge.spawn(self.bridge.call(_warm_up), name="warm-up")
         if self._monitor:
-            import asyncio
-
-            self._monitor_stop = asyncio.Event()
-            self.bridge.spawn(
-                self.bridge.service.monitor.run_forever(self._monitor_stop),
-                name="health-monitor",
-            )
+            self.bridge.spawn(self.bridge.run_monitor(), name="health-monitor")
         self._load_task = page.start(greet=greet)
         return self._load_task
 
@@ -574,8 +567,6 @@ class MainWindow(QMainWindow):
             self.remote.close_dialogs()
         if self.jobs is not None:
             self.jobs.close_dialogs()
-        if self._monitor_stop is not None:
-            self._monitor_stop.set()
         if self.bridge is not None:
             self.bridge.close()  # cancels running checks and waits for the workers
         self.statusBar().clearMessage()  # stops the status bar's timer, if any

@@ -596,7 +596,7 @@ class RemoteGpuPage(QWidget):
             else "Checking every provider at once… (Esc or Stop cancels)",
         )
         try:
-            results: list[CheckResult] = await self.svc.check("validate", ids)
+            results: list[CheckResult] = await self.bridge.check("validate", ids)
         except asyncio.CancelledError:
             self.banner.show_message("warning", "Cancelled: nothing was recorded.")
             raise
