@@ -17,7 +17,6 @@ from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QT
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QFont,
     QGuiApplication,
     QKeySequence,
     QPalette,
@@ -35,7 +34,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QStatusBar,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -63,12 +61,11 @@ GREETED_KEY = "firstrun/greeted"
 
 
 class PageSpec(NamedTuple):
-    """One entry of the navigation: its stable id (``--page``), title and placeholder text."""
+    """One page: its stable id (``--page``), title and what it holds."""
 
     id: str
     title: str
     summary: str
-    meanwhile: str
 
 
 PAGES: tuple[PageSpec, ...] = (
@@ -78,69 +75,20 @@ PAGES: tuple[PageSpec, ...] = (
         "Register remote GPU providers (RunPod, Vast.ai, Lambda, AWS, Azure, Google Cloud, "
         "CoreWeave, Paperspace, LAN and SSH nodes), store their keys in the OS keyring and "
         "validate them.",
-        "Coming in the next release; meanwhile use <code>comfyvn-gui providers</code> on the "
-        "command line.",
     ),
     PageSpec(
         "jobs",
         "Jobs",
         "The ComfyVN importer jobs (voice synthesis, CG remix and super-resolution, "
         "translation, ComfyUI workflows), where each one would run and what it would cost.",
-        "The queue arrives in the next release; meanwhile <code>comfyvn-gui jobs list</code> "
-        "shows each job with its provider, cost and warnings.",
     ),
     PageSpec(
         "advisor",
         "Advisor",
-        "Ask the compute advisor where a workload should run, what it would cost, why, and "
-        "which legal or residency warnings apply before anything is uploaded.",
-        "The advisor's defaults (budget, latency, residency) arrive here in the next release; "
-        "meanwhile <code>comfyvn-gui settings set advisor.budget_usd 5</code> and "
-        "<code>comfyvn-gui advise</code>.",
+        "The compute advisor's defaults: budget per job, latency, allowed residency zones.",
     ),
 )
 PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
-
-
-class PlaceholderPage(QWidget):
-    """A heading and what the page will hold."""
-
-    def __init__(self, spec: PageSpec, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.spec = spec
-        self.setObjectName(f"page-{spec.id}")
-        self.setAccessibleName(f"{spec.title} page")
-
-        self.heading = QLabel(spec.title, self)
-        self.heading.setObjectName(f"page-{spec.id}-heading")
-        self.heading.setAccessibleName(f"{spec.title} heading")
-        font = QFont(self.heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.6)
-        font.setWeight(QFont.Weight.DemiBold)
-        self.heading.setFont(font)
-
-        self.summary = QLabel(spec.summary, self)
-        self.summary.setObjectName(f"page-{spec.id}-summary")
-        self.summary.setAccessibleName(f"{spec.title}: what this page is for")
-        self.summary.setWordWrap(True)
-
-        self.meanwhile = QLabel(spec.meanwhile, self)
-        self.meanwhile.setObjectName(f"page-{spec.id}-meanwhile")
-        self.meanwhile.setAccessibleName(f"{spec.title}: availability")
-        self.meanwhile.setTextFormat(Qt.TextFormat.RichText)
-        self.meanwhile.setWordWrap(True)
-
-        # The content sits on the palette's Base colour, the navigation on Window: a sidebar.
-        self.setBackgroundRole(QPalette.ColorRole.Base)
-        self.setAutoFillBackground(True)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(32, 28, 32, 28)
-        layout.setSpacing(12)
-        layout.addWidget(self.heading)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.meanwhile)
-        layout.addStretch(1)
 
 
 #: The navigation's places: (id, title, what it holds).
@@ -224,9 +172,9 @@ class MainWindow(QMainWindow):
         loading.setAccessibleName("Loading the Remote GPU settings")
         loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pages: dict[str, QWidget] = {
-            "jobs": PlaceholderPage(PAGES[1]),
+            "jobs": _loading("jobs", "Loading the job queue…", self),
             "remote-gpu": loading,
-            "advisor": PlaceholderPage(PAGES[2]),
+            "advisor": _loading("advisor", "Loading the advisor's settings…", self),
         }
         self.settings_tabs = QTabWidget(self)
         self.settings_tabs.setObjectName("settings-tabs")
@@ -257,13 +205,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
-        self._build_menus()
-        status = QStatusBar(self)
-        status.setObjectName("status-bar")
-        status.setAccessibleName("Status")
-        self.setStatusBar(status)
-        for grip in status.findChildren(QSizeGrip):
-            grip.setAccessibleName("Resize the window")
+        self._chrome_built = False  # the menus and status bar: right after the first paint
 
         self.resize(*DEFAULT_SIZE)
         self.setMinimumSize(720, 480)
@@ -286,10 +228,24 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._after_first_paint)
         return super().eventFilter(watched, event)
 
+    def build_chrome(self) -> None:
+        """The menus and the status bar (built after the first paint: start-up time)."""
+        if self._chrome_built:
+            return
+        self._chrome_built = True
+        self._build_menus()
+        status = QStatusBar(self)
+        status.setObjectName("status-bar")
+        status.setAccessibleName("Status")
+        self.setStatusBar(status)
+        for grip in status.findChildren(QSizeGrip):
+            grip.setAccessibleName("Resize the window")
+
     @Slot()
     def _after_first_paint(self) -> None:
         if self.remote is not None or self._closing:
             return
+        self.build_chrome()
         self.build_pages()
         if self._autoload:
             self.start()
@@ -299,6 +255,7 @@ class MainWindow(QMainWindow):
         the first paint so the window appears at once)."""
         if self.remote is not None:
             return self.remote
+        self.build_chrome()
         from .bridge import ServiceBridge
         from .remote_gpu import RemoteGpuPage
 
@@ -586,3 +543,12 @@ def _warm_up() -> None:
 
     for name in ADAPTER_MODULES.values():
         importlib.import_module(f"comfyvn_gui.providers.{name}")
+
+
+def _loading(page: str, text: str, parent: QWidget) -> QLabel:
+    """What a place shows for the instant before its page is built (after the first paint)."""
+    label = QLabel(text, parent)
+    label.setObjectName(f"page-{page}-loading")
+    label.setAccessibleName(text.rstrip("…"))
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label
