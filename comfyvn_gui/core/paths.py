@@ -6,10 +6,9 @@ otherwise platformdirs' user folders for the app name ``comfyvn-gui`` are used.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import OperationError
 
@@ -17,9 +16,9 @@ APP_NAME = "comfyvn-gui"
 HOME_ENV = "COMFYVN_GUI_HOME"
 
 
-@dataclass(frozen=True)
-class Home:
-    """The set of folders one installation writes to."""
+class Home(NamedTuple):
+    """The set of folders one installation writes to (immutable; a NamedTuple rather than a
+    dataclass: the window's start-up imports this module, and dataclasses is not cheap)."""
 
     config_dir: Path
     data_dir: Path
@@ -70,6 +69,7 @@ class Home:
 
     def home_id(self) -> str:
         """The random id of this home, made once; it namespaces the keyring entries."""
+        import json
         try:
             return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
         except (OSError, ValueError, KeyError, TypeError):

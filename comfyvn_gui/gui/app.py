@@ -159,11 +159,18 @@ STARTUP_PROBE_ENV = "COMFYVN_GUI_STARTUP_PROBE"
 
 
 def _run(page: str, screenshot: Path | None) -> int:
+    import signal
+
+    # Until the window has painted, Ctrl+C only sets a flag (the full handler needs socket,
+    # and Qt is still being imported).
+    early: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: early.append(signum))
+
     from .errors import ErrorReporter
     from .mainwindow import MainWindow
 
     app = _create_application()
-    sigint: _QuitOnSigint | None = _QuitOnSigint(app)  # Ctrl+C quits cleanly from here on
+    sigint: _QuitOnSigint | None = None
     reporter = ErrorReporter()
     reporter.install()
     result = 0
@@ -183,7 +190,10 @@ def _run(page: str, screenshot: Path | None) -> int:
             app.processEvents()
         if os.environ.get(STARTUP_PROBE_ENV):
             _report_startup(window)
-        if sigint is not None and sigint.requested:  # Ctrl+C while the window was appearing
+        signal.signal(signal.SIGINT, previous)
+        sigint = _QuitOnSigint(app)  # Ctrl+C quits cleanly (geometry saved) from here on
+        if early:  # Ctrl+C while the window was appearing
+            window.close()
             return 0
         reporter.log_file = None if screenshot else _log_to_file()
 
