@@ -16,13 +16,16 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .core.audit import RedactingFilter, redact
 from .core.errors import ComfyVNError, InputError
 from .core.models import ProviderInput
 from .service import Service
+
+if TYPE_CHECKING:
+    from .core.advisor import Advice
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PAGES = ("remote-gpu", "jobs", "advisor")
@@ -642,28 +645,35 @@ def _advise(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) 
     if not args.text:
         out.json(advice.model_dump(mode="json"))
         return EXIT_OK
-    req = advice.requirements
     out.line(f"choice:    {advice.choice or 'none'}")
+    _advice_lines(advice, out, policy=True)
+    return EXIT_OK
+
+
+def _advice_lines(advice: Advice, out: Output, *, policy: bool) -> None:
+    """An advice for people: cost, reason, needs, (policy,) warnings, alternatives."""
     if advice.choice:
         out.line(f"cost:      {advice.estimated_cost} (~{_minutes(advice.estimated_minutes or 0)})")
     out.line(f"reason:    {advice.reason}")
+    req = advice.requirements
     out.line(f"needs:     {req.vram_gb:g} GB VRAM, {req.gpu_hours:g} GPU-hours on the A10G")
-    if advice.policy_hint:
+    if policy and advice.policy_hint:
         out.line(f"policy:    {advice.policy_hint}")
     for w in advice.warnings:
         out.line(f"warning:   [{w.code}] {w.message}")
-    rows = []
-    for a in advice.alternatives:
-        cost = (
+    rows = [
+        [
+            a.provider,
             "-"
             if a.estimated_cost_usd is None or not a.eligible
-            else f"${a.estimated_cost_usd:.2f}"
-        )
-        rows.append([a.provider, cost, a.excluded_because or a.note or ""])
+            else f"${a.estimated_cost_usd:.2f}",
+            a.excluded_because or a.note or "",
+        ]
+        for a in advice.alternatives
+    ]
     if rows:
         out.line()
         out.table(["ALTERNATIVE", "COST", "WHY NOT"], rows)
-    return EXIT_OK
 
 
 def _job_rows(jobs: Sequence[Any]) -> list[list[Any]]:
@@ -714,30 +724,7 @@ def _show_job(svc: Service, job: Any, out: Output) -> None:
             f"provider:  {compute.provider or 'none'} (decided by {who}, "
             f"{compute.decided_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
-        if advice.choice:
-            out.line(
-                f"cost:      {advice.estimated_cost} (~{_minutes(advice.estimated_minutes or 0)})"
-            )
-        out.line(f"reason:    {advice.reason}")
-        req = advice.requirements
-        out.line(f"needs:     {req.vram_gb:g} GB VRAM, {req.gpu_hours:g} GPU-hours on the A10G")
-        for w in advice.warnings:
-            out.line(f"warning:   [{w.code}] {w.message}")
-        if advice.alternatives:
-            out.line()
-            out.table(
-                ["ALTERNATIVE", "COST", "WHY NOT"],
-                [
-                    [
-                        a.provider,
-                        "-"
-                        if a.estimated_cost_usd is None or not a.eligible
-                        else f"${a.estimated_cost_usd:.2f}",
-                        a.excluded_because or a.note or "",
-                    ]
-                    for a in advice.alternatives
-                ],
-            )
+        _advice_lines(advice, out, policy=False)
     out.line()
     out.line("audit trail:")
     for e in events:

@@ -734,6 +734,13 @@ def _reason(
     return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
 
 
+#: Exclusions that warn (beyond unhealthy providers, which always do): code -> warning code.
+_SKIPPED_WARNINGS: dict[str, WarningCode] = {
+    "budget": "over_budget_skipped",
+    "quota_lapsed": "quota_lapsed_skipped",
+}
+
+
 def _warnings(
     choice: _Candidate | None,
     candidates: list[_Candidate],
@@ -829,30 +836,16 @@ def _warnings(
     for c in candidates:
         if not c.entry.enabled:
             continue
+        code: WarningCode
         if c.health == "unhealthy":
-            out.append(
-                AdviceWarning(
-                    code="provider_unhealthy_skipped",
-                    provider=c.id,
-                    message=f"{c.label} was skipped: unhealthy at its last health check.",
-                )
-            )
-        elif c.exclusion_code == "budget":
-            out.append(
-                AdviceWarning(
-                    code="over_budget_skipped",
-                    provider=c.id,
-                    message=f"{c.label} was skipped: {c.excluded}.",
-                )
-            )
-        elif c.exclusion_code == "quota_lapsed":
-            out.append(
-                AdviceWarning(
-                    code="quota_lapsed_skipped",
-                    provider=c.id,
-                    message=f"{c.label} was skipped: {c.excluded}.",
-                )
-            )
+            code, why = "provider_unhealthy_skipped", "unhealthy at its last health check"
+        elif c.exclusion_code in _SKIPPED_WARNINGS and c.excluded is not None:
+            code, why = _SKIPPED_WARNINGS[c.exclusion_code], c.excluded
+        else:
+            continue
+        out.append(
+            AdviceWarning(code=code, provider=c.id, message=f"{c.label} was skipped: {why}.")
+        )
     return out
 
 

@@ -328,7 +328,7 @@ class JobStore:
                     new.decision.provider,
                     None,
                     new.message,
-                    _advice_detail(new.decision.advice),
+                    advice_detail(new.decision.advice),
                 )
         return [self.get(i) for i in ids]
 
@@ -393,7 +393,7 @@ class JobStore:
         )
 
 
-def _advice_detail(advice: dict[str, Any]) -> dict[str, Any]:
+def advice_detail(advice: dict[str, Any]) -> dict[str, Any]:
     """What an audit line keeps of an advice: the figures and warning codes, not the lists."""
     return {
         "estimated_cost_usd": advice.get("estimated_cost_usd"),
@@ -403,5 +403,3 @@ def _advice_detail(advice: dict[str, Any]) -> dict[str, Any]:
         "warnings": [w.get("code") for w in advice.get("warnings", [])],
     }
 
-
-advice_detail = _advice_detail

@@ -315,12 +315,10 @@ class MainWindow(QMainWindow):
         """Load the pages (and start the health monitor); the window is already visible."""
         page = self.build_pages()
         assert self.bridge is not None
-        if self._load_task is not None or self._closing:  # (closed before the loop ran)
-            return (
-                self.bridge.spawn(_done(), name="nothing")
-                if self._load_task is None
-                else (self._load_task)
-            )
+        if self._load_task is not None:
+            return self._load_task
+        if self._closing:  # closed before the loop ran: the closed bridge starts nothing
+            return self.bridge.spawn(_done(), name="nothing")
         greet = self._first_run()
         self.bridge.watch()
         assert self.jobs is not None and self.advisor is not None

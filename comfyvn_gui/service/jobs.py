@@ -22,7 +22,14 @@ from pydantic import ValidationError
 
 from comfyvn_gui.core.advisor import Advice, input_error
 from comfyvn_gui.core.errors import InputError
-from comfyvn_gui.core.jobs import ComputeDecision, DecisionChange, Job, JobEvent, NewJob
+from comfyvn_gui.core.jobs import (
+    ComputeDecision,
+    DecisionChange,
+    Job,
+    JobEvent,
+    NewJob,
+    advice_detail,
+)
 from comfyvn_gui.core.workload import Workload
 
 from .advice import advise_workloads
@@ -188,7 +195,7 @@ def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
                     "advisor",
                     "pick_dropped",
                     message,
-                    {"trigger": trigger, **_detail(advice)},
+                    {"trigger": trigger, **advice_detail(decision.advice)},
                 )
             )
             continue
@@ -209,7 +216,7 @@ def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
                 "advisor",
                 "re-advised",
                 message,
-                {"trigger": trigger, "because": because, **_detail(advice)},
+                {"trigger": trigger, "because": because, **advice_detail(decision.advice)},
             )
         )
     applied = store.apply(changes)
@@ -240,15 +247,6 @@ def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def _detail(advice: Advice) -> dict[str, Any]:
-    return {
-        "estimated_cost_usd": advice.estimated_cost_usd,
-        "estimated_minutes": advice.estimated_minutes,
-        "reason": advice.reason,
-        "warnings": [w.code for w in advice.warnings],
-    }
-
-
 def pick(svc: Service, job_id: int, provider_id: str | None) -> Job:
     """The user's explicit choice of provider for a queued job (None: back to the advisor)."""
     job = svc.job_store.get(job_id)
@@ -262,17 +260,8 @@ def pick(svc: Service, job_id: int, provider_id: str | None) -> Job:
     old_by = current.decided_by if current else None
     if provider_id is None:
         [advice] = advise_workloads(svc, [job.workload])
+        by = "advisor"
         message = f"back to the advisor's choice: {advice.choice or 'no provider'}: {advice.reason}"
-        change = DecisionChange(
-            job.id,
-            old,
-            old_by,
-            _decision(advice, "advisor"),
-            "user",
-            "picked",
-            message,
-            _detail(advice),
-        )
     else:
         known = {p.id for p in svc.list_providers()}
         if provider_id not in known:
@@ -286,17 +275,12 @@ def pick(svc: Service, job_id: int, provider_id: str | None) -> Job:
             alt = next((a for a in advice.alternatives if a.provider == provider_id), None)
             why = alt.excluded_because if alt is not None else "it cannot be used"
             raise InputError(f"{provider_id} cannot run job {job_id}: {why}", fields=["provider"])
+        by = "user"
         message = f"you picked {provider_id} ({advice.estimated_cost}) instead of {old or 'none'}"
-        change = DecisionChange(
-            job.id,
-            old,
-            old_by,
-            _decision(advice, "user"),
-            "user",
-            "picked",
-            message,
-            _detail(advice),
-        )
+    decision = _decision(advice, by)
+    change = DecisionChange(
+        job.id, old, old_by, decision, "user", "picked", message, advice_detail(decision.advice)
+    )
     if not svc.job_store.apply([change]):
         raise InputError(
             f"job {job_id} changed meanwhile (another window or process); look again and retry",
