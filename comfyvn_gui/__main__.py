@@ -1,6 +1,7 @@
 """Entry point of ``comfyvn-gui``: a command runs the CLI; no command opens the desktop app.
 
-This module sits above both skins so that neither imports the other (import-linter layers).
+This module sits above the skins so that none imports another (import-linter layers); it
+also starts the HTTP API (``serve``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import cli
 
     args = cli.build_parser().parse_args(argv)  # --help / --version / usage errors end here
+    if args.command == "serve":
+        from .api.server import serve  # FastAPI and uvicorn only for the server
+
+        return serve(host=args.host, port=args.port, monitor=not args.no_monitor)
     if args.command is not None:
         return cli.run(args)
     from .gui import app  # Qt is imported only when the window is wanted

@@ -214,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="This computer's NVIDIA GPUs; with --json a list (empty: no local GPU).",
     )
 
+    srv = sub.add_parser(
+        "serve",
+        help="the local HTTP API (token in config/api-token)",
+        description="Serve the local HTTP API until Ctrl+C. Every request needs the bearer "
+        "token kept in the home's config/api-token.",
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
+    srv.add_argument(
+        "--no-monitor", action="store_true", help="do not run the periodic health monitor"
+    )
+
     sub.add_parser(
         "about", help="version, folders and which keyring holds the secrets", parents=[common]
     )
@@ -224,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--out", metavar="DIR", default="docs/schemas")
     sch.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -863,6 +885,9 @@ def run(
             return _jobs(args, svc, out, stdin)
         if args.command == "gpus":
             return _gpus(svc, out)
+        if args.command == "serve":  # (started by __main__, which may import the API)
+            out.note("comfyvn-gui: run the API with the `comfyvn-gui serve` command")
+            return EXIT_FAILED
         if args.command == "about":
             info = svc.about()
             if out.as_json:

@@ -858,9 +858,14 @@ _MAX_PROBLEMS = 3
 
 def input_error(exc: ValidationError, prefix: str = "") -> InputError:
     """A pydantic error as a user reads it: each problem with its dotted field path."""
+    return input_error_from(exc.errors(), prefix)
+
+
+def input_error_from(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> InputError:
+    """:func:`input_error` for pydantic's error dicts (as a web framework passes them on)."""
     problems: list[str] = []
     fields: list[str] = []
-    for err in exc.errors():
+    for err in errors:
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         msg = (
             "unknown field (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
@@ -890,6 +895,12 @@ def parse_request(data: Any, catalog: Catalog) -> AdviceRequest:
         request = AdviceRequest.model_validate(data)
     except ValidationError as exc:
         raise input_error(exc) from None
+    check_request(request, catalog)
+    return request
+
+
+def check_request(request: AdviceRequest, catalog: Catalog) -> None:
+    """What a request's schema cannot say: its providers' templates exist, ids are unique."""
     seen: set[str] = set()
     for i, p in enumerate(request.providers or []):
         where = f"providers.{i}"
@@ -902,7 +913,6 @@ def parse_request(data: Any, catalog: Catalog) -> AdviceRequest:
         if p.id in seen:
             raise InputError(f"{where}.id: {p.id!r} is given twice", fields=[f"{where}.id"])
         seen.add(p.id)
-    return request
 
 
 def requirements_for(workload: Workload, catalog: Catalog) -> Requirements:

@@ -402,4 +402,3 @@ def advice_detail(advice: dict[str, Any]) -> dict[str, Any]:
         "reason": advice.get("reason"),
         "warnings": [w.get("code") for w in advice.get("warnings", [])],
     }
-

@@ -56,6 +56,10 @@ class Home(NamedTuple):
     def advisor_log(self) -> Path:
         return self.log_dir / "compute_advisor.log"
 
+    @property
+    def api_token_file(self) -> Path:
+        return self.config_dir / "api-token"
+
     def ensure(self) -> None:
         """Create the folders (private to the user) if they are missing."""
         try:
@@ -70,6 +74,7 @@ class Home(NamedTuple):
     def home_id(self) -> str:
         """The random id of this home, made once; it namespaces the keyring entries."""
         import json
+
         try:
             return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -86,6 +91,41 @@ class Home(NamedTuple):
                 home_id = secrets.token_hex(8)
                 atomic_write_text(self.home_file, json.dumps({"home_id": home_id}) + "\n")
                 return home_id
+
+    def api_token(self) -> str:
+        """The local HTTP API's bearer token, made at first use and kept in
+        ``config/api-token`` (mode 0600). A file that others can read is made private again;
+        an empty or unreadable one is replaced by a new token."""
+        path = self.api_token_file
+        try:
+            st = path.stat()
+            if st.st_mode & 0o077:
+                os.chmod(path, 0o600)
+            token = path.read_text("utf-8").strip()
+            if len(token) >= 32:
+                return token
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OperationError(
+                f"cannot read the API token file {path} ({exc.strerror}); check its "
+                "permissions, or delete it to have a new token made"
+            ) from exc
+        self.ensure()
+        from filelock import FileLock
+
+        with FileLock(str(self.config_dir / ".api-token.lock"), timeout=30):
+            try:
+                token = path.read_text("utf-8").strip()
+                if len(token) >= 32:
+                    return token
+            except OSError:
+                pass
+            import secrets
+
+            token = secrets.token_urlsafe(32)
+            atomic_write_text(path, token + "\n", mode=0o600)
+            return token
 
 
 def resolve_home(env: dict[str, str] | None = None) -> Home:

@@ -133,8 +133,7 @@ class Workload(BaseModel):
             z = zone.strip().lower()
             if z not in RESIDENCY_ZONES:
                 raise ValueError(
-                    f"{zone!r} is not a residency zone; use "
-                    f"{', '.join(sorted(RESIDENCY_ZONES))}"
+                    f"{zone!r} is not a residency zone; use {', '.join(sorted(RESIDENCY_ZONES))}"
                 )
             if z not in out:
                 out.append(z)

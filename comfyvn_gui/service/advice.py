@@ -18,6 +18,7 @@ from comfyvn_gui.core.advisor import (
     AdviceRequest,
     AdvisorSettings,
     advise,
+    check_request,
     parse_request,
     requirements_for,
 )
@@ -103,7 +104,11 @@ def advisor_settings(svc: Service) -> AdvisorSettings:
 
 def advise_request(svc: Service, data: AdviceRequest | Mapping[str, Any]) -> Advice:
     """One advice; the request's ``local``, ``health`` and ``providers`` replace the live ones."""
-    request = data if isinstance(data, AdviceRequest) else parse_request(data, svc.catalog)
+    if isinstance(data, AdviceRequest):
+        request = data
+        check_request(request, svc.catalog)
+    else:
+        request = parse_request(data, svc.catalog)
     return advise_workloads(
         svc,
         [request.workload],

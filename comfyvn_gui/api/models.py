@@ -1,0 +1,77 @@
+"""Bodies that exist only on the HTTP API (the shared objects come from ``core``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from comfyvn_gui.core.jobs import Job, JobEvent
+from comfyvn_gui.core.models import ImportPlan
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(
+        description="invalid_input | not_found | conflict | unauthorized | forbidden | "
+        "payload_too_large | method_not_allowed | operation_failed | internal_error"
+    )
+    message: str = Field(description="What went wrong, where, and how to fix it")
+    fields: list[str] = Field(
+        default_factory=list, description="The fields to fix, as dotted paths into the request"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error of the API: ``{"error": {"code", "message", "fields"}}``."""
+
+    error: ErrorDetail
+
+
+class Removed(BaseModel):
+    removed: list[str] = Field(description="Ids of the providers removed (with their secrets)")
+
+
+class ImportRequest(BaseModel):
+    """``POST /api/providers/import``: an export document (or ``{"providers": [...]}``), or
+    ``{"export": {...}}``, with the merge flags beside it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    providers: list[dict[str, Any]] | None = Field(
+        None, description="Provider entries (secrets in `secrets` or `config`)"
+    )
+    export: dict[str, Any] | None = Field(
+        None, description="A whole export document, instead of `providers`"
+    )
+    replace: bool = Field(
+        False, description="Remove every provider not built in first (a backup is kept)"
+    )
+    overwrite: bool = Field(True, description="Update providers whose id exists (else skip them)")
+    dry_run: bool = Field(False, description="Only say what the import would do")
+
+
+class ImportOutcome(BaseModel):
+    dry_run: bool
+    imported: list[str] = Field(description="Ids added or updated (none on a dry run)")
+    plan: ImportPlan
+
+
+class JobDetail(Job):
+    """One job with its audit trail."""
+
+    events: list[JobEvent]
+
+
+class PickRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = Field(
+        description="The provider to run the job on; null: back to the advisor's choice"
+    )
+
+
+class SettingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(None, description="Only on POST /api/settings: the setting's key")
+    value: Any = Field(description="The new value (typed JSON, or a string as on the CLI)")
