@@ -132,19 +132,27 @@ class Guard:
             ] + [(b"content-type", b"application/json")]
 
         started = False
+        refused = False
         received = 0
 
         async def guarded_receive() -> Message:
-            nonlocal received
+            nonlocal received, started, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
+                    # Answer now: the framework turns any error while it reads a body into
+                    # its own 400, which guarded_send then drops.
+                    if not started:
+                        started = refused = True
+                        await _respond(send, 413, self._too_large())
                     raise _TooLarge
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
                 names = {k.lower() for k, _ in message.get("headers", [])}

@@ -53,7 +53,9 @@ class ApiServer:
         self.server.should_exit = True
         self.thread.join(30)
 
-    def client(self, *, token: str | None = None, host: str | None = None, **kw: Any) -> httpx.Client:
+    def client(
+        self, *, token: str | None = None, host: str | None = None, **kw: Any
+    ) -> httpx.Client:
         """An httpx client with the bearer token (``token=""`` sends none)."""
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
