@@ -57,6 +57,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/advisor_bench.py
 	$(BIN)/python benchmarks/startup_bench.py
 	$(BIN)/python benchmarks/gui_bench.py
+	$(BIN)/python benchmarks/api_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -32,7 +32,7 @@ from comfyvn_gui.core.errors import (
     InputError,
     NotFoundError,
 )
-from comfyvn_gui.core.jobs import Job
+from comfyvn_gui.core.jobs import MAX_JOB_ID, Job
 from comfyvn_gui.core.models import ExportDocument, ProviderEntry, ProviderInput
 from comfyvn_gui.core.summary import ImportSummary
 from comfyvn_gui.core.workload import Workload
@@ -202,6 +202,8 @@ def create_app(
         response = _error(exc.status_code, code, message)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return response
 
     _provider_routes(app, service)
@@ -210,6 +212,22 @@ def create_app(
     _settings_routes(app, service)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method this path's routes take (Starlette names only the first route's). A literal
+    path (``/api/providers/create``) is its own resource, even where a templated route
+    (``/api/providers/{provider_id}``) would also match it."""
+    from starlette.routing import Match, Route
+
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match == Match.FULL:
+                (templated if route.param_convertors else literal).update(route.methods)
+    return sorted(literal or templated)
 
 
 def _openapi(app: FastAPI) -> Any:
@@ -423,6 +441,9 @@ def _advice_routes(app: FastAPI, svc: Service) -> None:
 # -- jobs --------------------------------------------------------------------------------------
 
 
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job's id")]
+
+
 def _job_routes(app: FastAPI, svc: Service) -> None:
     tags: list[str | Enum] = ["jobs"]
 
@@ -460,13 +481,13 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
         return svc.import_summary(payload)
 
     @app.get("/api/jobs/{job_id}", tags=tags, response_model=JobDetail)
-    def job(job_id: int) -> Any:
+    def job(job_id: JobId) -> Any:
         """One job with its advice and its audit trail."""
         found = svc.get_job(job_id)
         return JobDetail(**found.model_dump(), events=svc.job_events(job_id))
 
     @app.post("/api/jobs/{job_id}/pick", tags=tags, response_model=Job)
-    def pick(job_id: int, body: PickRequest) -> Any:
+    def pick(job_id: JobId, body: PickRequest) -> Any:
         """Run a queued job on the provider you pick (null: back to the advisor's choice)."""
         return svc.pick_provider(job_id, body.provider)
 

@@ -92,6 +92,10 @@ class ComputeDecision(BaseModel):
     decided_by: DecidedBy
 
 
+#: Job ids are SQLite rowids: 1 .. 2**63-1 (a larger number is no job, not a crash).
+MAX_JOB_ID = 2**63 - 1
+
+
 class Job(BaseModel):
     """One queued unit of importer work."""
 
@@ -252,7 +256,7 @@ class JobStore:
 
     def get(self, job_id: int) -> Job:
         row = None
-        if self.exists():
+        if self.exists() and 1 <= job_id <= MAX_JOB_ID:
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFoundError(
@@ -262,7 +266,7 @@ class JobStore:
         return self._job(row)
 
     def events(self, job_id: int) -> list[JobEvent]:
-        if not self.exists():
+        if not self.exists() or not 1 <= job_id <= MAX_JOB_ID:
             return []
         rows = (
             self._connect()

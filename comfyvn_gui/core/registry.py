@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import secrets as _random
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,6 +138,9 @@ class Registry:
         self._secrets = secrets
         self._audit = audit
         self._lock = FileLock(str(home.lock_file), timeout=lock_timeout)
+        # Threads of one process (the API server's workers) queue here, woken in turn, instead
+        # of polling the file lock against each other; the file lock is for other processes.
+        self._thread_lock = threading.RLock()
         self._lock_timeout = lock_timeout
 
     # -- collaborators -------------------------------------------------------------------
@@ -822,6 +826,19 @@ class Registry:
 
     @contextmanager
     def _locked(self, recover: str = "required") -> Iterator[None]:
+        if not self._thread_lock.acquire(timeout=self._lock_timeout):
+            raise OperationError(
+                f"the provider registry is busy (this process has been using it for over "
+                f"{self._lock_timeout:.0f} s); try again"
+            )
+        try:
+            with self._file_locked(recover):
+                yield
+        finally:
+            self._thread_lock.release()
+
+    @contextmanager
+    def _file_locked(self, recover: str) -> Iterator[None]:
         try:
             self._lock.acquire()
         except Timeout:
