@@ -317,7 +317,9 @@ def test_remove_deletes_the_entry_and_its_secrets(srv: ApiServer, client: httpx.
     assert_error(client.get("/api/providers/gone"), 404, fields=["id"])
 
     before = (home.registry_file.read_bytes(), home_secrets(home))
-    err = assert_error(client.delete("/api/providers/remove/local"), 422, fields=["id"])
+    err = assert_error(
+        client.delete("/api/providers/remove/local"), 403, fields=["id"], code="forbidden"
+    )
     assert "local" in err["message"]
     assert_error(client.delete("/api/providers/remove/gone"), 404, fields=["id"])
     assert (home.registry_file.read_bytes(), home_secrets(home)) == before

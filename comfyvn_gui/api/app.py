@@ -29,6 +29,7 @@ from comfyvn_gui.core.checks import CheckResult, LocalSnapshot
 from comfyvn_gui.core.errors import (
     ComfyVNError,
     ConflictError,
+    ForbiddenError,
     InputError,
     NotFoundError,
 )
@@ -51,10 +52,6 @@ from .models import (
 
 #: Set to 1 to honour ``include_secrets=true`` for clients on other machines (the seed's rule).
 ALLOW_SECRET_EXPORT_ENV = "COMFYVN_ALLOW_SECRET_EXPORT"
-
-
-class ForbiddenError(InputError):
-    code = "forbidden"
 
 
 #: Errors any route may answer (documented on each, so clients and schemathesis know them).

@@ -33,6 +33,13 @@ class ConflictError(InputError):
     code = "conflict"
 
 
+class ForbiddenError(InputError):
+    """Understood, but not allowed: the built-in local provider, a secret export from another
+    machine."""
+
+    code = "forbidden"
+
+
 class OperationError(ComfyVNError):
     """The request was valid but could not be carried out."""
 

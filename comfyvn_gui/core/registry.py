@@ -36,7 +36,7 @@ from comfyvn_gui import __version__
 
 from .audit import AuditLog, get_audit_log
 from .catalog import Catalog, ProviderProfile, load_catalog
-from .errors import ConflictError, InputError, NotFoundError, OperationError
+from .errors import ConflictError, ForbiddenError, InputError, NotFoundError, OperationError
 from .models import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -350,7 +350,7 @@ class Registry:
     def remove(self, provider_id: str) -> ProviderEntry:
         """Remove a provider and delete its secrets. The local provider is protected."""
         if provider_id == LOCAL_ID:
-            raise InputError(
+            raise ForbiddenError(
                 "the local provider (this machine) is built in and cannot be removed; "
                 "disable it instead",
                 fields=["id"],
