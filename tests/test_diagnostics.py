@@ -359,3 +359,16 @@ def test_writing_diagnostics_loads_no_cloud_sdk(svc: Service, tmp_path: Path) ->
         check=True,
     ).stdout
     assert out.strip() == "True []"
+
+
+def test_the_local_api_token_is_removed_like_a_secret(svc: Service, tmp_path: Path) -> None:
+    """A log line that quoted the API's bearer token (it never should) loses it in the zip."""
+    token = svc.home.api_token()
+    log = svc.home.log_dir / "gui.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"a user pasted {token} into the wrong field\n")
+
+    members = read_zip(write_diagnostics(svc, tmp_path / "d.zip").path)
+
+    assert all(token.encode() not in data for data in members.values())
+    assert f"a user pasted {REDACTED} into the wrong field" in members["logs/gui.log"].decode()

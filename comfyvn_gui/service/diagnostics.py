@@ -461,6 +461,15 @@ def _write_zip(path: Path, members: list[tuple[str, str]]) -> None:
         ) from exc
 
 
+def _api_token(svc: Service) -> list[str]:
+    """The local API's token, if one was made: removed like a stored secret."""
+    try:
+        token = svc.home.api_token_file.read_text("utf-8").strip()
+    except OSError:
+        return []
+    return [token] if token else []
+
+
 def write_diagnostics(svc: Service, path: Path) -> DiagnosticsReport:
     """Write the diagnostics zip of ``svc``'s home to ``path`` (see the module docstring).
 
@@ -471,6 +480,7 @@ def write_diagnostics(svc: Service, path: Path) -> DiagnosticsReport:
     _check_target(path)
 
     values, keyring_read, keyring_error = _read_keyring(svc)
+    values.extend(_api_token(svc))
     scrub = _Scrubber(values)
     del values
 
