@@ -900,7 +900,9 @@ def run(
         raise AssertionError(args.command)
     except ComfyVNError as exc:
         code = EXIT_BAD_INPUT if isinstance(exc, InputError) else EXIT_FAILED
-        message = str(redact(exc.message))
+        # Domain messages never hold a secret (core's rule, checked with canaries); redact()
+        # would only mask words after a field name ("config.api_key: *** key does not ...").
+        message = exc.message
         out.note(f"comfyvn-gui: {message}")
         if out.as_json:
             out.json({"error": {"code": exc.code, "message": message, "fields": exc.fields}})

@@ -186,6 +186,11 @@ def test_create_takes_a_partial_entry_file(
         ),
         (("settings", "set", "health.interval_s", "soon"), "", "health.interval_s"),
         (("settings", "get", "no.such.key"), "", "no.such.key"),
+        (  # the field's label reads in full (it is not masked as if it were a secret)
+            ("providers", "create", "runpod", "--config-file", "-"),
+            '{"api_key": "short"}',
+            "config.api_key: API key does not have the expected form",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
