@@ -50,7 +50,7 @@ pytestmark = pytest.mark.usefixtures("secret_service")
 
 #: Generated requests per operation in the fuzzing phase (the examples and coverage phases add
 #: their own, a bounded number); the seed makes every run send the same requests.
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 12
 SEED = 20260101
 
 EXAMPLES = resources_dir() / "examples"

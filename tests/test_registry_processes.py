@@ -81,8 +81,10 @@ def test_sigkill_during_save_never_breaks_registry_or_keyring(
     rng = random.Random(1234)
     kills, inside, rolled_back, completed = 0, 0, 0, 0
     gen = 0
-    # At least 24 kills, and on until both recovery paths were seen (a bounded number).
-    while kills < 24 or ((not rolled_back or not completed) and kills < 100):
+    # At least 14 kills, and on until both recovery paths were seen (a bounded number). (24
+    # took 85 s, the suite's longest test; the kill timing is seeded, so CI still sees both
+    # recovery paths and kills inside a save, which the asserts below require.)
+    while kills < 14 or ((not rolled_back or not completed) and kills < 100):
         proc = subprocess.Popen(
             [sys.executable, str(script), str(gen)], stdout=subprocess.PIPE, text=True
         )
