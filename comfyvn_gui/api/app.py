@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
@@ -39,7 +38,7 @@ from comfyvn_gui.core.summary import ImportSummary
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.service import Service
 
-from .guard import Guard
+from .guard import Guard, error_object, is_loopback_ip
 from .models import (
     ErrorResponse,
     ImportOutcome,
@@ -109,10 +108,7 @@ def _error(status: int, code: str, message: str, fields: list[str] | None = None
     canary tests), so they are not passed through ``redact``, which would also mask words
     such as "unknown field" after a field named ``api_key``; the guard redacts the text of
     unexpected exceptions, whose origin is unknown."""
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "fields": fields or []}},
-        status_code=status,
-    )
+    return JSONResponse(error_object(code, message, fields), status_code=status)
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
@@ -258,14 +254,6 @@ def _openapi(app: FastAPI) -> Any:
 # -- providers ---------------------------------------------------------------------------------
 
 
-def _loopback_client(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _provider_routes(app: FastAPI, svc: Service) -> None:
     tags: list[str | Enum] = ["providers"]
 
@@ -318,7 +306,7 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
         """The registry as an export document; secrets stripped unless asked for."""
         if (
             include_secrets
-            and not _loopback_client(request)
+            and not is_loopback_ip(request.client.host if request.client else "")
             and os.environ.get(ALLOW_SECRET_EXPORT_ENV) != "1"
         ):
             raise ForbiddenError(

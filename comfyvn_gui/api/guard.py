@@ -57,13 +57,16 @@ def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def is_loopback_ip(address: str) -> bool:
+    """``address`` is an IP address of this machine's loopback interface."""
+    ip = _ip(address)
+    return ip is not None and ip.is_loopback
+
+
 def is_loopback_name(name: str) -> bool:
     """A name or address that can only mean this machine (a DNS name an attacker controls
     cannot be one: ``*.localhost`` never leaves the machine, RFC 6761)."""
-    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
-        return True
-    ip = _ip(name)
-    return ip is not None and ip.is_loopback
+    return name in LOOPBACK_NAMES or name.endswith(".localhost") or is_loopback_ip(name)
 
 
 def is_loopback_bind(host: str) -> bool:
@@ -86,10 +89,13 @@ class HostPolicy:
         return self.any_ip and _ip(name) is not None
 
 
+def error_object(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    """The API's one error shape: ``{"error": {"code", "message", "fields"}}``."""
+    return {"error": {"code": code, "message": message, "fields": list(fields or [])}}
+
+
 def error_body(code: str, message: str, fields: list[str] | None = None) -> bytes:
-    return json.dumps(
-        {"error": {"code": code, "message": message, "fields": list(fields or [])}}
-    ).encode()
+    return json.dumps(error_object(code, message, fields)).encode()
 
 
 class Guard:
