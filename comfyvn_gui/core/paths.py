@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import OperationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 APP_NAME = "comfyvn-gui"
 HOME_ENV = "COMFYVN_GUI_HOME"
@@ -71,61 +74,69 @@ class Home(NamedTuple):
                 f"check the permissions or set {HOME_ENV} to a writable folder"
             ) from exc
 
+    def _made_once(
+        self, lock_name: str, read: Callable[[], str | None], make: Callable[[], str]
+    ) -> str:
+        """The value ``read`` finds, else one ``make`` writes: under a file lock, so that every
+        process of this home ends up with the same value."""
+        value = read()
+        if value is not None:
+            return value
+        self.ensure()
+        from filelock import FileLock  # (not at import: the window's start-up needs paths)
+
+        with FileLock(str(self.config_dir / lock_name), timeout=30):
+            value = read()
+            return value if value is not None else make()
+
     def home_id(self) -> str:
         """The random id of this home, made once; it namespaces the keyring entries."""
         import json
 
-        try:
-            return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        self.ensure()
-        from filelock import FileLock  # (not at import: the window's start-up needs paths)
-
-        with FileLock(str(self.config_dir / ".home.lock"), timeout=30):
+        def read() -> str | None:
             try:
                 return str(json.loads(self.home_file.read_text("utf-8"))["home_id"])
             except (OSError, ValueError, KeyError, TypeError):
-                import secrets
+                return None
 
-                home_id = secrets.token_hex(8)
-                atomic_write_text(self.home_file, json.dumps({"home_id": home_id}) + "\n")
-                return home_id
+        def make() -> str:
+            import secrets
+
+            home_id = secrets.token_hex(8)
+            atomic_write_text(self.home_file, json.dumps({"home_id": home_id}) + "\n")
+            return home_id
+
+        return self._made_once(".home.lock", read, make)
 
     def api_token(self) -> str:
         """The local HTTP API's bearer token, made at first use and kept in
         ``config/api-token`` (mode 0600). A file that others can read is made private again;
-        an empty or unreadable one is replaced by a new token."""
+        an empty or too short one is replaced by a new token; an unreadable one is an
+        :class:`OperationError`."""
         path = self.api_token_file
-        try:
-            st = path.stat()
-            if st.st_mode & 0o077:
-                os.chmod(path, 0o600)
-            token = path.read_text("utf-8").strip()
-            if len(token) >= 32:
-                return token
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise OperationError(
-                f"cannot read the API token file {path} ({exc.strerror}); check its "
-                "permissions, or delete it to have a new token made"
-            ) from exc
-        self.ensure()
-        from filelock import FileLock
 
-        with FileLock(str(self.config_dir / ".api-token.lock"), timeout=30):
+        def read() -> str | None:
             try:
+                if path.stat().st_mode & 0o077:
+                    os.chmod(path, 0o600)
                 token = path.read_text("utf-8").strip()
-                if len(token) >= 32:
-                    return token
-            except OSError:
-                pass
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise OperationError(
+                    f"cannot read the API token file {path} ({exc.strerror}); check its "
+                    "permissions, or delete it to have a new token made"
+                ) from exc
+            return token if len(token) >= 32 else None
+
+        def make() -> str:
             import secrets
 
             token = secrets.token_urlsafe(32)
             atomic_write_text(path, token + "\n", mode=0o600)
             return token
+
+        return self._made_once(".api-token.lock", read, make)
 
 
 def resolve_home(env: dict[str, str] | None = None) -> Home:
