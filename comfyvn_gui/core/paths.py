@@ -6,9 +6,10 @@ otherwise platformdirs' user folders for the app name ``comfyvn-gui`` are used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .errors import OperationError
 
@@ -154,29 +155,41 @@ def resolve_home(env: dict[str, str] | None = None) -> Home:
     )
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, mode: int = 0o600) -> None:
+    """Write ``path`` atomically with ``write(file)``: a temp file in the same folder with
+    ``mode``, fsync, replace, then fsync of the folder (best effort: the file is in place by
+    then). Raises ``OSError``; whatever fails, the temp file is removed and ``path`` is as it
+    was."""
     import secrets
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`); creates the
+    folder. :class:`OperationError` when it cannot, and then nothing was changed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), mode=mode)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise OperationError(
             f"could not write {path} ({exc.strerror or exc}); nothing was changed"
         ) from exc

@@ -38,12 +38,10 @@ report is recorded in the audit log (``diagnostics.saved``: path and counts).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import re
-import secrets as _random
 import sys
 import zipfile
 from collections import Counter
@@ -52,10 +50,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from comfyvn_gui.core.audit import MASK, MIN_SECRET_LENGTH, is_secret_key, redact
 from comfyvn_gui.core.errors import ComfyVNError, OperationError
+from comfyvn_gui.core.paths import atomic_write
 
 if TYPE_CHECKING:
     from . import Service
@@ -427,33 +426,19 @@ def _check_target(path: Path) -> None:
 
 
 def _write_zip(path: Path, members: list[tuple[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
     t = datetime.now()
     stamp = (t.year, t.month, t.day, t.hour, t.minute, t.second)
+
+    def write(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, text in members:
+                info = zipfile.ZipInfo(name, date_time=stamp)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (0o100600 & 0xFFFF) << 16
+                zf.writestr(info, text.encode("utf-8"))
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    for name, text in members:
-                        info = zipfile.ZipInfo(name, date_time=stamp)
-                        info.compress_type = zipfile.ZIP_DEFLATED
-                        info.external_attr = (0o100600 & 0xFFFF) << 16
-                        zf.writestr(info, text.encode("utf-8"))
-                fh.flush()
-                os.fchmod(fh.fileno(), 0o600)
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        with contextlib.suppress(OSError):  # durability of the rename; not worth failing for
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        atomic_write(path, write, mode=0o600)
     except OSError as exc:
         raise OperationError(
             f"cannot save the diagnostics to {path} ({exc.strerror or exc}); choose a folder "
