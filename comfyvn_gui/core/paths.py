@@ -6,7 +6,6 @@ otherwise platformdirs' user folders for the app name ``comfyvn-gui`` are used.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
@@ -172,15 +171,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, mode: int =
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             tmp.unlink()
+        except OSError:
+            pass
         raise
-    with contextlib.suppress(OSError):
+    try:  # (no contextlib: the window's start-up imports this module)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
