@@ -294,6 +294,15 @@ def _tips(row: _Row) -> tuple[str, ...]:
     )
 
 
+def _read_only_flags(self: Any, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+    """``flags`` of every model here: rows are selected and read, never edited or nested."""
+    if not index.isValid():
+        return Qt.ItemFlag.NoItemFlags
+    return (
+        Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+    )
+
+
 class JobsModel(QAbstractTableModel):
     """The job queue, one row per job: in the queue's order, or sorted by :meth:`sort`.
 
@@ -361,14 +370,7 @@ class JobsModel(QAbstractTableModel):
             return HEADER_TIPS[section]
         return None
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+    flags = _read_only_flags
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by ``column``'s :data:`SORT_ROLE` key (-1: the queue's order). Rows with the
@@ -515,14 +517,7 @@ class _TableModel(QAbstractTableModel):
             return self.headers[section]
         return None
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+    flags = _read_only_flags
 
     def _set(self, rows: Sequence[tuple[tuple[str, ...], tuple[str, ...], Any]]) -> None:
         self.beginResetModel()
@@ -602,14 +597,7 @@ class EventsModel(QAbstractListModel):
             return self._events[index.row()]
         return None
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+    flags = _read_only_flags
 
     def set_events(self, events: Sequence[JobEvent]) -> None:
         self.beginResetModel()
