@@ -147,13 +147,7 @@ def test_seed_example_against_the_live_registry(
     with RunPodFake() as runpod:
         svc.create_provider(
             "runpod",
-            {
-                "id": "runpod-demo",
-                "name": "RunPod Demo",
-                "base_url": runpod.serverless_base,
-                "config": {"api_key": runpod.key, "endpoints": {"graphql": runpod.graphql_url}},
-                "meta": {"notes": "Demo project"},
-            },
+            runpod.provider("runpod-demo", name="RunPod Demo", meta={"notes": "Demo project"}),
         )
         request = {k: v for k, v in SEED_REQUEST.items() if k not in ("providers", "health")}
         before = json.loads(cli(capsys, "advise", "--request", "-", stdin=json.dumps(request))[1])

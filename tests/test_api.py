@@ -141,13 +141,10 @@ def without(entry: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def runpod_payload(fake: RunPodFake, pid: str, key: str, **config: Any) -> dict[str, Any]:
-    """A RunPod provider whose serverless and GraphQL endpoints are the contract fake."""
-    return {
-        "template_id": "runpod",
-        "id": pid,
-        "base_url": fake.serverless_base,
-        "config": {"api_key": key, "endpoints": {"graphql": fake.graphql_url}, **config},
-    }
+    """A create/register body: a RunPod provider whose endpoints are the contract fake."""
+    payload = fake.provider(pid, key=key, template_id="runpod")
+    payload["config"].update(config)
+    return payload
 
 
 def own_ipv4() -> str:

@@ -158,18 +158,7 @@ def test_the_server_runs_the_health_monitor(app_home: Path, runpod: RunPodFake) 
     from comfyvn_gui.service import Service
 
     svc = Service()
-    svc.create_provider(
-        "runpod",
-        {
-            "id": "rp",
-            "base_url": runpod.serverless_base,
-            "config": {
-                "api_key": runpod.key,
-                "endpoint_id": "ep-a",
-                "endpoints": {"graphql": runpod.graphql_url},
-            },
-        },
-    )
+    svc.create_provider("runpod", runpod.provider("rp", endpoint="ep-a"))
     # (in a thread: a GUI test earlier in the session left qasync's loop running here)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         [result] = pool.submit(svc.run_checks, "validate", ["rp"], timeout_s=10).result()
@@ -205,17 +194,9 @@ def test_what_the_api_adds_appears_in_the_open_window_without_a_restart(
     with served.client() as c:
         created = c.post(
             "/api/providers/create",
-            json={
-                "template_id": "runpod",
-                "id": "from-api",
-                "name": "From the API",
-                "base_url": runpod.serverless_base,
-                "config": {
-                    "api_key": KEY,
-                    "endpoint_id": "ep-a",
-                    "endpoints": {"graphql": runpod.graphql_url},
-                },
-            },
+            json=runpod.provider(
+                "from-api", endpoint="ep-a", template_id="runpod", name="From the API"
+            ),
         )
         assert created.status_code == 201, created.text
         qtbot.waitUntil(lambda: "from-api" in page.cards.keys(), timeout=10000)

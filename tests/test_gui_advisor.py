@@ -364,18 +364,7 @@ def test_a_budget_change_re_advises_a_queued_job(
     qtbot: QtBot, page: AdvisorPage, runpod: RunPodFake
 ) -> None:
     svc = page.svc
-    svc.create_provider(
-        "runpod",
-        {
-            "id": "runpod-a",
-            "base_url": runpod.serverless_base,
-            "config": {
-                "api_key": runpod.key,
-                "endpoint_id": "ep-a",
-                "endpoints": {"graphql": runpod.graphql_url},
-            },
-        },
-    )
+    svc.create_provider("runpod", runpod.provider("runpod-a", endpoint="ep-a"))
     task = page.bridge.spawn(svc.check("validate", ["runpod-a"], timeout_s=10))
     qtbot.waitUntil(task.done, timeout=WAIT_MS)
     assert [r.status for r in task.result()] == ["valid"]

@@ -95,19 +95,7 @@ def run(qtbot: QtBot, bridge: ServiceBridge, coro: Any) -> Any:
 
 
 def add_runpod(svc: Service, fake: RunPodFake, pid: str, endpoint: str, **extra: Any) -> None:
-    svc.create_provider(
-        "runpod",
-        {
-            "id": pid,
-            "base_url": fake.serverless_base,
-            "config": {
-                "api_key": fake.key,
-                "endpoint_id": endpoint,
-                "endpoints": {"graphql": fake.graphql_url},
-            },
-            **extra,
-        },
-    )
+    svc.create_provider("runpod", fake.provider(pid, endpoint=endpoint, **extra))
 
 
 def two_runpods(qtbot: QtBot, bridge: ServiceBridge, fake: RunPodFake) -> None:

@@ -57,14 +57,7 @@ def select(qtbot: QtBot, page: RemoteGpuPage, key: str) -> None:
 
 
 def add_runpod(svc: Service, fake: RunPodFake, pid: str = "rp", key: str | None = None) -> None:
-    svc.create_provider(
-        "runpod",
-        {
-            "id": pid,
-            "base_url": fake.serverless_base,
-            "config": {"api_key": key or fake.key, "endpoints": {"graphql": fake.graphql_url}},
-        },
-    )
+    svc.create_provider("runpod", fake.provider(pid, key=key or fake.key))
 
 
 def refreshed(qtbot: QtBot, page: RemoteGpuPage, pid: str) -> None:

@@ -43,19 +43,7 @@ def runpod() -> Any:
 
 
 def add_runpod(svc: Service, fake: RunPodFake, pid: str, endpoint: str, **extra: Any) -> None:
-    svc.create_provider(
-        "runpod",
-        {
-            "id": pid,
-            "base_url": fake.serverless_base,
-            "config": {
-                "api_key": fake.key,
-                "endpoint_id": endpoint,
-                "endpoints": {"graphql": fake.graphql_url},
-            },
-            **extra,
-        },
-    )
+    svc.create_provider("runpod", fake.provider(pid, endpoint=endpoint, **extra))
 
 
 def check(svc: Service, kind: str, *ids: str) -> list[Any]:

@@ -97,6 +97,20 @@ class RunPodFake(ResettableFake):
     def graphql_url(self) -> str:
         return f"{self.server.base}/graphql"
 
+    def provider(
+        self, pid: str, *, key: str | None = None, endpoint: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A RunPod provider entry whose serverless base and GraphQL URL are this fake, with
+        ``key`` (default: the one this fake accepts) and ``endpoint`` (a serverless endpoint
+        id) in its config; ``fields`` are more entry fields (``template_id``, ``meta`` ...)."""
+        config: dict[str, Any] = {
+            "api_key": self.key if key is None else key,
+            "endpoints": {"graphql": self.graphql_url},
+        }
+        if endpoint is not None:
+            config["endpoint_id"] = endpoint
+        return {"id": pid, "base_url": self.serverless_base, "config": config, **fields}
+
     @property
     def serverless_base(self) -> str:
         return f"{self.server.base}/v2"
