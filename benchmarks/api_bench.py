@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="comfyvn-api-bench-") as tmp:
         os.environ["COMFYVN_GUI_HOME"] = str(Path(tmp) / "home")
         os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
-        from comfyvn_gui.api.server import build
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from comfyvn_gui.service import Service
+        from tests.fakes.api_server import ApiServer
 
         svc = Service()
         providers = register_providers(svc)
@@ -185,16 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             svc.advise(body)  # each request is valid: the goal counts only the server's errors
         in_process = in_process_ms(svc, bodies, rounds=600)
 
-        server = build(svc, host="127.0.0.1", port=0, monitor=False)
-        thread = threading.Thread(target=server.run, name="api-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise SystemExit("the API server did not start")
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
+        server = ApiServer(svc).start()  # the product's server, as `serve` builds it
+        url = server.url
         try:
             env = dict(os.environ, **{TOKEN_ENV: svc.home.api_token()})
             proc = subprocess.run(
@@ -214,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 check=False,
             )
         finally:
-            server.should_exit = True
-            thread.join(30)
+            server.stop()
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             raise SystemExit(f"the client process failed (exit {proc.returncode})")
