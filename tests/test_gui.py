@@ -52,15 +52,14 @@ def qloop(qapp: QApplication) -> Iterator[QEventLoop]:
     asyncio.set_event_loop(None)
 
 
-@pytest.fixture(autouse=True)
-def no_leaks(qtbot: QtBot, qloop: QEventLoop) -> Iterator[None]:
-    """Fail a test that leaves a thread, a running QTimer or a pending asyncio task behind."""
-    threads_before = set(threading.enumerate())
-    yield
+def assert_nothing_left(threads_before: set[threading.Thread], *, join_s: float = 0) -> None:
+    """No thread started since ``threads_before`` still runs (each may take ``join_s`` to end),
+    Qt's thread pool is idle and no top-level widget has a running QTimer."""
     leaked_threads = set(threading.enumerate()) - threads_before
-    for thread in leaked_threads:  # a closed SDK connection's thread may take a moment
-        thread.join(timeout=5)
-    leaked_threads = {t for t in leaked_threads if t.is_alive()}
+    if join_s:
+        for thread in leaked_threads:
+            thread.join(timeout=join_s)
+        leaked_threads = {t for t in leaked_threads if t.is_alive()}
     assert not leaked_threads, f"threads left running: {leaked_threads}"
     assert QThreadPool.globalInstance().activeThreadCount() == 0
     timers = [
@@ -70,6 +69,15 @@ def no_leaks(qtbot: QtBot, qloop: QEventLoop) -> Iterator[None]:
         if t.isActive()
     ]
     assert not timers, f"timers left running: {[t.objectName() or t for t in timers]}"
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(qtbot: QtBot, qloop: QEventLoop) -> Iterator[None]:
+    """Fail a test that leaves a thread, a running QTimer or a pending asyncio task behind."""
+    threads_before = set(threading.enumerate())
+    yield
+    # (a closed SDK connection's thread may take a moment)
+    assert_nothing_left(threads_before, join_s=5)
     pending = [t for t in asyncio.all_tasks(qloop) if not t.done()]
     assert not pending, f"asyncio tasks left running: {pending}"
 

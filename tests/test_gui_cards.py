@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import pytest
-from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QProgressBar, QWidget
 from pytestqt.qtbot import QtBot
@@ -32,6 +32,8 @@ from comfyvn_gui.gui.cards import (
     matches,
 )
 
+from .test_gui import assert_nothing_left
+
 NOW = datetime(2025, 11, 27, 15, 0, tzinfo=UTC)
 CATALOG = load_catalog()
 
@@ -41,15 +43,7 @@ def no_leaks(qtbot: QtBot) -> Iterator[None]:
     """Fail a test that leaves a thread or a running QTimer behind (as tests/test_gui.py)."""
     threads_before = set(threading.enumerate())
     yield
-    assert not set(threading.enumerate()) - threads_before
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    timers = [
-        t
-        for top in QApplication.topLevelWidgets()
-        for t in top.findChildren(QTimer)
-        if t.isActive()
-    ]
-    assert not timers, f"timers left running: {timers}"
+    assert_nothing_left(threads_before)
 
 
 def entry(pid: str, template: str, name: str | None = None, **kw: Any) -> ProviderEntry:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -40,6 +40,8 @@ from comfyvn_gui.gui.forms import (
     SecretField,
 )
 
+from .test_gui import assert_nothing_left
+
 CATALOG = load_catalog()
 PROFILES = list(CATALOG.profiles.values())
 RUNPOD_KEY = "rpa_0123456789abcdefXYZ"
@@ -59,16 +61,7 @@ def no_leaks(qtbot: QtBot) -> Iterator[None]:
     """Fail a test that leaves a thread or a running QTimer behind (as tests/test_gui.py)."""
     threads_before = set(threading.enumerate())
     yield
-    leaked = set(threading.enumerate()) - threads_before
-    assert not leaked, f"threads left running: {leaked}"
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    timers = [
-        t
-        for top in QApplication.topLevelWidgets()
-        for t in top.findChildren(QTimer)
-        if t.isActive()
-    ]
-    assert not timers, f"timers left running: {[t.objectName() or t for t in timers]}"
+    assert_nothing_left(threads_before)
 
 
 def make_form(
