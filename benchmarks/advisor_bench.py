@@ -24,10 +24,10 @@ from comfyvn_gui.core.advisor import AdviceProvider, AdvisorSettings, advise
 from comfyvn_gui.core.catalog import WORKLOAD_KINDS, load_catalog, resources_dir
 from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.core.estimator import estimate
-from comfyvn_gui.core.paths import Home
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.service import Service
 from comfyvn_gui.service.jobs import add_jobs
+from comfyvn_gui.store.paths import Home
 
 FRAME_MS = 16.0
 

@@ -36,8 +36,8 @@ DEADLINE_S = 5.0
 
 
 def make_service(root: Path) -> Any:
-    from comfyvn_gui.core.paths import Home
     from comfyvn_gui.service import Service
+    from comfyvn_gui.store.paths import Home
 
     return Service(Home(root / "config", root / "data", root / "logs"))
 

@@ -255,8 +255,8 @@ async def measure(
 
 def make_home(root: Path) -> Any:
     from comfyvn_gui.core.checks import LocalSnapshot
-    from comfyvn_gui.core.paths import Home
     from comfyvn_gui.service import Service
+    from comfyvn_gui.store.paths import Home
 
     svc = Service(Home(root / "config", root / "data", root / "logs"))
     # A fixed local GPU: no NVML in the figures (as benchmarks/advisor_bench.py does).

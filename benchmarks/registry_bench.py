@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from comfyvn_gui.core.paths import Home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import Home
 
 TEMPLATES = ["runpod", "vast", "lambda", "aws", "azure", "coreweave", "gcp", "paperspace", "lan"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from .core.audit import RedactingFilter, redact
 from .core.errors import ComfyVNError, InputError
 from .core.models import ProviderInput
+from .core.redaction import RedactingFilter, redact
 from .service import Service
 
 if TYPE_CHECKING:
@@ -469,7 +469,7 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
         doc = svc.export_providers(include_secrets=args.include_secrets)
         text = json.dumps(doc, indent=2) + "\n"
         if args.output:
-            from .core.paths import atomic_write_text
+            from .store.paths import atomic_write_text
 
             atomic_write_text(Path(args.output), text, mode=0o600)
             out.note(f"exported {len(doc['providers'])} provider(s) to {args.output}")

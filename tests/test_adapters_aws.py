@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers import aws as aws_adapter
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.aws import Key, MotoAccount, QuotaFront, auth_off, moto_server, setup_account
 from .fakes.http import FakeServer, Route, SilentServer, arun, closed_by_peer, closed_port_url

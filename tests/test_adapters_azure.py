@@ -21,9 +21,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers.azure import family_of, vcpus_of
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.azure import SCOPE, AzureFake
 from .fakes.http import FakeServer, SilentServer, arun, closed_port_url, reply_json

@@ -18,8 +18,8 @@ import pytest
 import trustme
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import (
     FakeServer,

@@ -20,9 +20,9 @@ import pytest
 
 from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.core.errors import InputError
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers import gcp
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.gcp import (
     ALL_PROJECT_PERMISSIONS,

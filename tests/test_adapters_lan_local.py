@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers import local as local_adapter
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.comfyui import CPU_ONLY, RTX_3060, RTX_4090, comfyui_server
 from .fakes.docker import DockerFake, Pki, make_pki

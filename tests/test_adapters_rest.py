@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers.runpod import MYSELF_QUERY
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import Request, arun, assert_clean
 from .fakes.lambda_cloud import LambdaFake

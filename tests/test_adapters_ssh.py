@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import SilentServer, arun, closed_port_url
 from .fakes.sshd import PASSPHRASE, Sshd, free_port, running_sshd

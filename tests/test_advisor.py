@@ -25,9 +25,9 @@ from comfyvn_gui.core.advisor import (
 from comfyvn_gui.core.catalog import load_catalog, resources_dir
 from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.core.errors import InputError
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.core.workload import Requirements, Workload
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.comfyui import RTX_4090, comfyui_server
 from .fakes.docker import DockerFake, Pki, make_pki

@@ -23,10 +23,10 @@ import httpx
 import pytest
 
 from comfyvn_gui import cli
-from comfyvn_gui.core.audit import read_events
 from comfyvn_gui.core.catalog import resources_dir
-from comfyvn_gui.core.paths import Home, resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.audit import read_events
+from comfyvn_gui.store.paths import Home, resolve_home
 
 from .conftest import keyring_entries
 from .fakes.api_server import ApiServer, api_server

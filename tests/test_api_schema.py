@@ -38,9 +38,9 @@ from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import UnsupportedMethodResponse
 
 from comfyvn_gui.core.catalog import resources_dir
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.core.settings import SETTINGS
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.api_server import ApiServer, api_server
 from .fakes.http import arun
@@ -68,7 +68,7 @@ EXAMPLES = resources_dir() / "examples"
 
 def _app_document() -> dict[str, Any]:
     from comfyvn_gui.api.app import create_app
-    from comfyvn_gui.core.paths import Home
+    from comfyvn_gui.store.paths import Home
 
     nowhere = Path("/nonexistent/comfyvn-gui-openapi")
     app = create_app(

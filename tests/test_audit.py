@@ -19,15 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from comfyvn_gui.core.audit import (
-    AuditLog,
-    RedactingFilter,
-    get_audit_log,
-    read_events,
-    redact,
-    register_secret,
-)
-from comfyvn_gui.core.paths import Home, resolve_home
+from comfyvn_gui.core.redaction import RedactingFilter, redact, register_secret
+from comfyvn_gui.store.audit import AuditLog, get_audit_log, read_events
+from comfyvn_gui.store.paths import Home, resolve_home
 
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"
@@ -333,8 +327,8 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from comfyvn_gui.core.audit import AuditLog
-    from comfyvn_gui.core.paths import resolve_home
+    from comfyvn_gui.store.audit import AuditLog
+    from comfyvn_gui.store.paths import resolve_home
 
     go, worker = Path(sys.argv[1]), sys.argv[2]
     count, max_bytes = int(sys.argv[3]), int(sys.argv[4])

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import FakeServer, SilentServer, arun, closed_port_url, reply_json, slow
 

@@ -18,7 +18,6 @@ import pytest
 
 from comfyvn_gui.core.catalog import load_catalog
 from comfyvn_gui.core.models import ProviderEntry
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.providers.base import (
     BlockingExecutor,
     CheckContext,
@@ -28,6 +27,7 @@ from comfyvn_gui.providers.base import (
     run_check,
 )
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import FakeServer, Request, SilentServer, arun, reply_json, slow
 

@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
-from comfyvn_gui.core.audit import read_events
-from comfyvn_gui.core.checks import CheckResult, CheckStore, now
+from comfyvn_gui.core.checks import CheckResult, now
 from comfyvn_gui.core.errors import OperationError
-from comfyvn_gui.core.paths import resolve_home
-from comfyvn_gui.core.secrets import KeyringUnavailableError
 from comfyvn_gui.service import Service
 from comfyvn_gui.service import diagnostics as diag_module
 from comfyvn_gui.service.diagnostics import REDACTED, DiagnosticsReport, write_diagnostics
+from comfyvn_gui.store.audit import read_events
+from comfyvn_gui.store.checks import CheckStore
+from comfyvn_gui.store.paths import resolve_home
+from comfyvn_gui.store.secrets import KeyringUnavailableError
 
 pytestmark = pytest.mark.usefixtures("secret_service")
 

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from comfyvn_gui.core.catalog import RESIDENCY_ZONES
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.core.settings import SETTINGS
 from comfyvn_gui.gui.advisor_page import (
     BUDGET_KEY,
@@ -27,6 +26,7 @@ from comfyvn_gui.gui.advisor_page import (
 )
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.runpod import RunPodFake, health_body
 from .test_gui import no_leaks, qloop  # noqa: F401 - fixtures

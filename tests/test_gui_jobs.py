@@ -26,7 +26,6 @@ from pytestqt.qtbot import QtBot
 from comfyvn_gui.core.advisor import WARNING_CODES
 from comfyvn_gui.core.catalog import resources_dir
 from comfyvn_gui.core.jobs import Job, JobEvent
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.jobs_model import Column, size_text
@@ -42,6 +41,7 @@ from comfyvn_gui.gui.jobs_page import (
     JobsPage,
 )
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.runpod import RunPodFake, health_body
 from .test_gui import no_leaks, qloop  # noqa: F401 - fixtures

@@ -17,11 +17,11 @@ import pytest
 from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
-from comfyvn_gui.core.paths import resolve_home
-from comfyvn_gui.core.secrets import SecretStore
 from comfyvn_gui.gui.mainwindow import MainWindow
 from comfyvn_gui.gui.remote_gpu import ImportDialog, RemoteGpuPage
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
+from comfyvn_gui.store.secrets import SecretStore
 
 from .conftest import keyring_entries
 from .fakes.http import SilentServer

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from comfyvn_gui.core.audit import read_events
 from comfyvn_gui.core.catalog import resources_dir
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.audit import read_events
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import arun
 from .fakes.runpod import RunPodFake, health_body

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from comfyvn_gui.core.audit import read_events
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
 from comfyvn_gui.service.monitor import HealthMonitor
+from comfyvn_gui.store.audit import read_events
+from comfyvn_gui.store.paths import resolve_home
 
 from .fakes.http import arun
 from .fakes.vast import VastFake

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError, OperationError
-from comfyvn_gui.core.paths import Home, resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import Home, resolve_home
 
 from .conftest import keyring_entries
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from comfyvn_gui.core.paths import resolve_home
 from comfyvn_gui.service import Service
+from comfyvn_gui.store.paths import resolve_home
 
 from .conftest import keyring_entries, start_secret_service
 

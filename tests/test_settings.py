@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from comfyvn_gui.core.errors import InputError, OperationError
-from comfyvn_gui.core.paths import Home, resolve_home
-from comfyvn_gui.core.settings import SETTINGS, SettingSpec, SettingsStore, specs
+from comfyvn_gui.core.settings import SETTINGS, SettingSpec, specs
+from comfyvn_gui.store.paths import Home, resolve_home
+from comfyvn_gui.store.settings import SettingsStore
 
 DEFAULTS: dict[str, Any] = {
     "advisor.budget_usd": None,

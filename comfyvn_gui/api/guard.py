@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from comfyvn_gui.core.audit import redact
+from comfyvn_gui.core.redaction import redact
 
 log = logging.getLogger("comfyvn_gui.api")
 

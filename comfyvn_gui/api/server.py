@@ -8,8 +8,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from comfyvn_gui.core.audit import RedactingFilter
 from comfyvn_gui.core.errors import ComfyVNError
+from comfyvn_gui.core.redaction import RedactingFilter
 from comfyvn_gui.service import Service
 
 from .guard import is_loopback_bind

@@ -1,4 +1,4 @@
-"""The job queue (the seed's TaskRegistry): ``data/jobs.sqlite3``, shared by every process.
+"""What a job of the queue (the seed's TaskRegistry) is: its status, decision and audit events.
 
 Each job holds its workload, a status (DESIGN.md: queued | submitting | running | completed |
 failed | cancelled) and ``meta.compute``, the current decision: the provider, the advice it
@@ -6,28 +6,17 @@ came from, when and by whom (``advisor`` or ``user``). Every decision and change
 appended to the job's audit trail (``job_events``), which the database itself keeps
 append-only (triggers refuse UPDATE and DELETE).
 
-SQLite in WAL mode with a busy timeout: several processes (the GUI, the API server, the command
-line) add and re-advise jobs at once without losing any. Every change is one transaction
-(``BEGIN IMMEDIATE``), so an import of a summary adds all its jobs or none. A decision is only
-replaced when the job still holds the decision the caller read (compare-and-set), so two
-processes re-advising at once record each change once.
+The database that keeps them is ``store/jobs.py``; this module is what a job is.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import InputError, NotFoundError, OperationError
-from .paths import Home
 from .workload import Workload
 
 __all__ = [
@@ -35,51 +24,16 @@ __all__ = [
     "ComputeDecision",
     "Job",
     "JobEvent",
-    "JobStore",
     "NewJob",
 ]
 
 JobStatus = Literal["queued", "submitting", "running", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 DecidedBy = Literal["advisor", "user"]
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 30.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    title       TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    workload    TEXT NOT NULL,
-    source      TEXT NOT NULL DEFAULT '{}',
-    meta        TEXT NOT NULL DEFAULT '{}',
-    provider    TEXT,
-    decided_by  TEXT,
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
-CREATE TABLE IF NOT EXISTS job_events (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id    INTEGER NOT NULL REFERENCES jobs(id),
-    at        TEXT NOT NULL,
-    actor     TEXT NOT NULL,
-    action    TEXT NOT NULL,
-    provider  TEXT,
-    previous  TEXT,
-    message   TEXT NOT NULL,
-    detail    TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
-CREATE TRIGGER IF NOT EXISTS job_events_no_update BEFORE UPDATE ON job_events
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS job_events_no_delete BEFORE DELETE ON job_events
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
 
 
-def _now() -> str:
+
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -158,243 +112,6 @@ class DecisionChange:
     detail: dict[str, Any]
 
 
-class JobStore:
-    """``data/jobs.sqlite3``: jobs and their append-only audit trail."""
-
-    def __init__(self, home: Home) -> None:
-        self.home = home
-        self.path = home.data_dir / "jobs.sqlite3"
-        self._local = threading.local()
-        self._ready = False
-
-    # -- connection ------------------------------------------------------------------------
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        self.home.ensure()
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            if not self._ready:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise OperationError(
-                        f"{self.path} was written by a newer comfyvn-gui (schema {version}); "
-                        "update comfyvn-gui to open it"
-                    )
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._ready = True
-        except sqlite3.DatabaseError as exc:
-            raise OperationError(
-                f"the job queue {self.path} cannot be opened ({exc}); move it aside to start "
-                "an empty queue"
-            ) from None
-        self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise OperationError(f"the job queue is busy ({exc}); try again") from None
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
-
-    # -- reading ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _job(row: sqlite3.Row) -> Job:
-        return Job(
-            id=row["id"],
-            title=row["title"],
-            kind=row["kind"],
-            status=row["status"],
-            workload=Workload.model_validate_json(row["workload"]),
-            source=json.loads(row["source"]),
-            meta=json.loads(row["meta"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-
-    def select(self, *, status: Sequence[str] | None = None) -> list[Job]:
-        if not self.exists():
-            return []
-        conn = self._connect()
-        if status:
-            marks = ",".join("?" * len(status))
-            rows = conn.execute(
-                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY id", tuple(status)
-            ).fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-        return [self._job(r) for r in rows]
-
-    def get(self, job_id: int) -> Job:
-        row = None
-        if self.exists() and 1 <= job_id <= MAX_JOB_ID:
-            row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
-                fields=["id"],
-            )
-        return self._job(row)
-
-    def events(self, job_id: int) -> list[JobEvent]:
-        if not self.exists() or not 1 <= job_id <= MAX_JOB_ID:
-            return []
-        rows = (
-            self._connect()
-            .execute("SELECT * FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,))
-            .fetchall()
-        )
-        return [
-            JobEvent(
-                seq=r["seq"],
-                job_id=r["job_id"],
-                at=r["at"],
-                actor=r["actor"],
-                action=r["action"],
-                provider=r["provider"],
-                previous=r["previous"],
-                message=r["message"],
-                detail=json.loads(r["detail"]),
-            )
-            for r in rows
-        ]
-
-    def count(self) -> int:
-        if not self.exists():
-            return 0
-        return int(self._connect().execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def add(self, jobs: Sequence[NewJob], *, actor: str = "user") -> list[Job]:
-        """Add every job, each with its first decision and audit lines, or none of them."""
-        if not jobs:
-            raise InputError("nothing to add: no jobs were given")
-        ids: list[int] = []
-        with self._write() as conn:
-            for new in jobs:
-                at = _now()
-                workload = new.workload.model_dump_json(exclude_none=True)
-                meta = json.dumps({"compute": new.decision.model_dump(mode="json")})
-                cur = conn.execute(
-                    "INSERT INTO jobs (title, kind, status, workload, source, meta, provider, "
-                    "decided_by, created_at, updated_at) "
-                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.title,
-                        new.workload.kind,
-                        workload,
-                        json.dumps(new.source),
-                        meta,
-                        new.decision.provider,
-                        new.decision.decided_by,
-                        at,
-                        at,
-                    ),
-                )
-                job_id = int(cur.lastrowid or 0)
-                ids.append(job_id)
-                self._event(conn, job_id, actor, "created", None, None, f"queued: {new.title}", {})
-                self._event(
-                    conn,
-                    job_id,
-                    "advisor",
-                    "decided",
-                    new.decision.provider,
-                    None,
-                    new.message,
-                    advice_detail(new.decision.advice),
-                )
-        return [self.get(i) for i in ids]
-
-    def apply(self, changes: Sequence[DecisionChange]) -> list[DecisionChange]:
-        """Replace decisions in one transaction; returns the changes applied (a job whose
-        decision another process changed meanwhile, or that left the queue, is skipped)."""
-        applied: list[DecisionChange] = []
-        if not changes:
-            return applied
-        with self._write() as conn:
-            for ch in changes:
-                row = conn.execute(
-                    "SELECT provider, decided_by, status, meta FROM jobs WHERE id = ?",
-                    (ch.job_id,),
-                ).fetchone()
-                if row is None or row["status"] != "queued":
-                    continue
-                if (row["provider"], row["decided_by"]) != (ch.expected, ch.expected_by):
-                    continue
-                meta = json.loads(row["meta"])
-                meta["compute"] = ch.decision.model_dump(mode="json")
-                conn.execute(
-                    "UPDATE jobs SET meta = ?, provider = ?, decided_by = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (
-                        json.dumps(meta),
-                        ch.decision.provider,
-                        ch.decision.decided_by,
-                        _now(),
-                        ch.job_id,
-                    ),
-                )
-                if ch.action:
-                    self._event(
-                        conn,
-                        ch.job_id,
-                        ch.actor,
-                        ch.action,
-                        ch.decision.provider,
-                        ch.expected,
-                        ch.message,
-                        ch.detail,
-                    )
-                applied.append(ch)
-        return applied
-
-    @staticmethod
-    def _event(
-        conn: sqlite3.Connection,
-        job_id: int,
-        actor: str,
-        action: str,
-        provider: str | None,
-        previous: str | None,
-        message: str,
-        detail: dict[str, Any],
-    ) -> None:
-        conn.execute(
-            "INSERT INTO job_events (job_id, at, actor, action, provider, previous, message, "
-            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, _now(), actor, action, provider, previous, message, json.dumps(detail)),
-        )
 
 
 def advice_detail(advice: dict[str, Any]) -> dict[str, Any]:

@@ -27,16 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from .catalog import RESIDENCY_ZONES
-from .errors import InputError, OperationError
-from .paths import Home, atomic_write_text
+from .errors import InputError
 
-__all__ = ["SETTINGS", "SettingSpec", "SettingsStore", "specs"]
+__all__ = [
+    "SETTINGS",
+    "SettingSpec",
+    "copy_value",
+    "parse_value",
+    "shown_value",
+    "spec_for",
+    "specs",
+]
 
-SCHEMA_VERSION = 1
-LOCK_TIMEOUT_S = 10.0
 _NULL_WORDS = frozenset({"null", "none"})
 
 
@@ -217,16 +220,16 @@ def specs() -> list[SettingSpec]:
     return [SETTINGS[key] for key in sorted(SETTINGS)]
 
 
-def _copy(value: Any) -> Any:
+def copy_value(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _spec(key: Any) -> SettingSpec:
+def spec_for(key: Any) -> SettingSpec:
     spec = SETTINGS.get(key) if isinstance(key, str) else None
     if spec is None:
         raise InputError(
@@ -236,119 +239,17 @@ def _spec(key: Any) -> SettingSpec:
     return spec
 
 
-def _parse(spec: SettingSpec, value: Any) -> Any:
+def parse_value(spec: SettingSpec, value: Any) -> Any:
     try:
         return spec.parse(value)
     except (ValueError, TypeError):
         raise InputError(
-            f"{spec.key} must be {spec.accepts}, got {_shown(value)}", fields=[spec.key]
+            f"{spec.key} must be {spec.accepts}, got {shown_value(value)}", fields=[spec.key]
         ) from None
 
 
 # --------------------------------------------------------------------------- the store
 
 
-class SettingsStore:
-    """Reads and writes ``home.settings_file``. Safe to share between processes."""
-
-    def __init__(self, home: Home) -> None:
-        self.home = home
-        self.path = home.settings_file
-        self.lock_path = home.config_dir / ".settings.lock"
-
-    # ----------------------------------------------------------------- reading
-
-    def _fix_hint(self) -> str:
-        return (
-            f"fix it or delete it (deleting {self.path.name} returns every setting to its default)"
-        )
-
-    def _load(self) -> dict[str, Any]:
-        """The whole document, ``{"schema_version": 1, "values": {}}`` if there is none."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {"schema_version": SCHEMA_VERSION, "values": {}}
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise OperationError(
-                f"cannot read the settings file {self.path} ({reason}); {self._fix_hint()}"
-            ) from exc
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise OperationError(
-                f"the settings file {self.path} is not valid JSON ({exc}); {self._fix_hint()}"
-            ) from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("values", {}), dict):
-            raise OperationError(
-                f"the settings file {self.path} is not a settings document (expected "
-                f'{{"schema_version": {SCHEMA_VERSION}, "values": {{...}}}}); '
-                f"{self._fix_hint()}"
-            )
-        doc.setdefault("values", {})
-        return doc
-
-    def _effective(self, spec: SettingSpec, values: dict[str, Any]) -> Any:
-        if spec.key not in values:
-            return _copy(spec.default)
-        try:
-            return spec.parse(values[spec.key])
-        except (ValueError, TypeError):
-            raise OperationError(
-                f"the settings file {self.path} holds an invalid {spec.key} "
-                f"({_shown(values[spec.key])}; it must be {spec.accepts}); run "
-                f"`comfyvn-gui settings set {spec.key} VALUE` or `comfyvn-gui settings unset "
-                f"{spec.key}`, or edit the file",
-                fields=[spec.key],
-            ) from None
-
-    def all(self) -> dict[str, Any]:
-        """Every known setting with its effective value (defaults filled in), sorted by key."""
-        values = self._load()["values"]
-        return {spec.key: self._effective(spec, values) for spec in specs()}
-
-    def get(self, key: str) -> Any:
-        spec = _spec(key)
-        return self._effective(spec, self._load()["values"])
-
-    # ----------------------------------------------------------------- writing
-
-    def set(self, key: str, value: Any) -> Any:
-        """Validate ``value`` (typed, or a command-line string), store it, return it typed."""
-        spec = _spec(key)
-        typed = _parse(spec, value)
-        self._update(spec.key, typed, remove=False)
-        return _copy(typed)
-
-    def unset(self, key: str) -> None:
-        """Return ``key`` to its default."""
-        spec = _spec(key)
-        self._update(spec.key, None, remove=True)
-
-    def _update(self, key: str, value: Any, *, remove: bool) -> None:
-        self.home.ensure()
-        try:
-            with FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S):
-                doc = self._load()
-                values: dict[str, Any] = doc["values"]
-                if remove:
-                    if key not in values:
-                        return
-                    del values[key]
-                else:
-                    if key in values and values[key] == value and type(values[key]) is type(value):
-                        return
-                    values[key] = value
-                doc["schema_version"] = max(SCHEMA_VERSION, _int_or(doc.get("schema_version")))
-                atomic_write_text(self.path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        except Timeout as exc:
-            raise OperationError(
-                f"another comfyvn-gui process holds the settings lock {self.lock_path} for more "
-                f"than {LOCK_TIMEOUT_S:.0f} s; try again, or delete the lock file if no other "
-                "process is running"
-            ) from exc
 
 
-def _int_or(value: Any, default: int = SCHEMA_VERSION) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

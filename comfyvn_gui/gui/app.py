@@ -124,7 +124,7 @@ def _configure_logging() -> None:
 def _log_to_file() -> Path | None:
     """Also write warnings and errors to ``logs/gui.log`` in the home; None if impossible."""
     from comfyvn_gui.core.errors import OperationError
-    from comfyvn_gui.core.paths import resolve_home
+    from comfyvn_gui.store.paths import resolve_home
 
     home = resolve_home()
     try:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from comfyvn_gui import __version__
 from comfyvn_gui.core.errors import ComfyVNError
-from comfyvn_gui.core.paths import resolve_home
+from comfyvn_gui.store.paths import resolve_home
 
 if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_pages
     import asyncio

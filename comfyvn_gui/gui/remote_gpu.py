@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.core.errors import ComfyVNError, InputError
 from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
-from comfyvn_gui.core.paths import atomic_write_text
+from comfyvn_gui.store.paths import atomic_write_text
 
 from .bridge import ServiceBridge
 from .cards import LocalPanel, ProviderList, card_info
@@ -354,7 +354,7 @@ class RemoteGpuPage(QWidget):
         )
         if problem:
             problem = problem.replace(" Nothing was saved.", "").strip()
-        from comfyvn_gui.core.secrets import backend_label
+        from comfyvn_gui.store.secrets import backend_label
 
         backend = backend_label(backend)
         self.backend, self.keyring_problem = backend, problem

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from comfyvn_gui.core.audit import redact
 from comfyvn_gui.core.catalog import ProviderProfile
 from comfyvn_gui.core.checks import HEALTH_OF_CODE, CheckKind, CheckResult, now
-from comfyvn_gui.core.hostkeys import HostKeyStore
+from comfyvn_gui.core.hostkeys import PinnedKey
 from comfyvn_gui.core.models import ProviderEntry
+from comfyvn_gui.core.redaction import redact
 
 if TYPE_CHECKING:
     import httpx
@@ -145,6 +145,13 @@ class NetworkOptions:
     ca_bundle: str | None = None  # a PEM file of extra trusted CAs (a TLS-inspecting proxy)
 
 
+class PinnedKeys(Protocol):
+    """Where a check finds the SSH host key the user pinned for a provider (the service passes
+    the home's store; providers never open it themselves)."""
+
+    def get(self, provider_id: str) -> PinnedKey | None: ...
+
+
 @dataclass
 class CheckContext:
     """Everything one check may use. Built by the service; secrets were read beforehand."""
@@ -156,7 +163,7 @@ class CheckContext:
     executor: BlockingExecutor
     network: NetworkOptions = field(default_factory=NetworkOptions)
     transport: httpx.AsyncBaseTransport | None = None  # tests may route httpx elsewhere
-    host_keys: HostKeyStore | None = None  # pinned SSH host keys of the home
+    host_keys: PinnedKeys | None = None  # pinned SSH host keys of the home
 
     @property
     def name(self) -> str:

@@ -15,23 +15,26 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from comfyvn_gui import __version__
-from comfyvn_gui.core.audit import AuditLog, get_audit_log
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
-from comfyvn_gui.core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, CheckStore, now
+from comfyvn_gui.core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, now
 from comfyvn_gui.core.errors import InputError, NotFoundError
-from comfyvn_gui.core.hostkeys import HostKeyStore, PinnedKey
+from comfyvn_gui.core.hostkeys import PinnedKey
 from comfyvn_gui.core.models import ImportPlan, ProviderEntry
-from comfyvn_gui.core.paths import Home, resolve_home
-from comfyvn_gui.core.registry import ImportReport, Registry
-from comfyvn_gui.core.secrets import SecretStore, SecretStoreError
-from comfyvn_gui.core.settings import SettingsStore
 from comfyvn_gui.providers import adapter_for
 from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, NetworkOptions, run_check
+from comfyvn_gui.store.audit import AuditLog, get_audit_log
+from comfyvn_gui.store.checks import CheckStore
+from comfyvn_gui.store.hostkeys import HostKeyStore
+from comfyvn_gui.store.paths import Home, resolve_home
+from comfyvn_gui.store.registry import ImportReport, Registry
+from comfyvn_gui.store.secrets import SecretStore, SecretStoreError
+from comfyvn_gui.store.settings import SettingsStore
 
 if TYPE_CHECKING:
     from comfyvn_gui.core.advisor import Advice, AdviceRequest, AdvisorSettings
     from comfyvn_gui.core.checks import LocalSnapshot
-    from comfyvn_gui.core.jobs import Job, JobEvent, JobStore
+    from comfyvn_gui.core.jobs import Job, JobEvent
+    from comfyvn_gui.store.jobs import JobStore
 
     from .advice import LocalSnapshots
     from .monitor import HealthMonitor
@@ -448,7 +451,7 @@ class Service:
 
     @cached_property
     def job_store(self) -> JobStore:
-        from comfyvn_gui.core.jobs import JobStore
+        from comfyvn_gui.store.jobs import JobStore
 
         return JobStore(self.home)
 

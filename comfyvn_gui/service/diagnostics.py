@@ -22,7 +22,7 @@ Redaction, in every text written (JSON and logs alike):
    as in a log line holding JSON text), each line of a multi-line value and, for a value that
    is a JSON object (a service-account key), the values under its secret-looking keys
    (``private_key`` ...) and their lines;
-2. then :func:`comfyvn_gui.core.audit.redact` masks, with ``***``, every registered secret,
+2. then :func:`comfyvn_gui.core.redaction.redact` masks, with ``***``, every registered secret,
    every value under a secret-looking key and credential-looking text (bearer tokens, AWS key
    ids, PEM private keys ...);
 3. each finished JSON text goes through step 1 once more (escaped forms made by serialising).
@@ -52,9 +52,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from comfyvn_gui.core.audit import MASK, MIN_SECRET_LENGTH, is_secret_key, redact
 from comfyvn_gui.core.errors import ComfyVNError, OperationError
-from comfyvn_gui.core.paths import atomic_write
+from comfyvn_gui.core.redaction import MASK, MIN_SECRET_LENGTH, is_secret_key, redact
+from comfyvn_gui.store.paths import atomic_write
 
 if TYPE_CHECKING:
     from . import Service
@@ -301,7 +301,8 @@ def _checks(svc: Service) -> dict[str, Any]:
 
 
 def _jobs(svc: Service) -> dict[str, Any] | None:
-    from comfyvn_gui.core.jobs import JOB_STATUSES, JobStore
+    from comfyvn_gui.core.jobs import JOB_STATUSES
+    from comfyvn_gui.store.jobs import JobStore
 
     store = JobStore(svc.home)  # our own: its connection is closed before we return
     if not store.exists():

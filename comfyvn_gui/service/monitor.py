@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.core.paths import atomic_write_text
+from comfyvn_gui.store.paths import atomic_write_text
 
 if TYPE_CHECKING:
     from . import Service

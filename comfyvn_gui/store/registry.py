@@ -33,11 +33,15 @@ from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from comfyvn_gui import __version__
-
-from .audit import AuditLog, get_audit_log
-from .catalog import Catalog, ProviderProfile, load_catalog
-from .errors import ConflictError, ForbiddenError, InputError, NotFoundError, OperationError
-from .models import (
+from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
+from comfyvn_gui.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    OperationError,
+)
+from comfyvn_gui.core.models import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
     ID_MAX_LEN,
@@ -53,6 +57,8 @@ from .models import (
     ProviderInput,
     RegistryFile,
 )
+
+from .audit import AuditLog, get_audit_log
 from .paths import Home, atomic_write_text
 from .secrets import SecretStore
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .audit import register_secret
-from .errors import OperationError
+from comfyvn_gui.core.errors import OperationError
+from comfyvn_gui.core.redaction import register_secret
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend

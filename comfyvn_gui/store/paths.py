@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
-from .errors import OperationError
+from comfyvn_gui.core.errors import OperationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
