@@ -44,8 +44,6 @@ from comfyvn_gui.core.errors import (
 from comfyvn_gui.core.models import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
-    ID_MAX_LEN,
-    ID_RE,
     LOCAL_ID,
     REGISTRY_FORMAT,
     REGISTRY_SCHEMA_VERSION,
@@ -57,6 +55,7 @@ from comfyvn_gui.core.models import (
     ProviderInput,
     RegistryFile,
 )
+from comfyvn_gui.core.provider_rules import check_id, pydantic_message, short
 
 from .audit import AuditLog, get_audit_log
 from .paths import Home, atomic_write_text
@@ -70,45 +69,10 @@ _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 SecretKey = tuple[str, str]  # (provider id, field)
 
 
-def _short(value: object, limit: int = 40) -> str:
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def check_id(raw: object, *, where: str = "id") -> str:
-    """Return ``raw`` if it is a safe, unreserved provider id, else a specific InputError."""
-    if not isinstance(raw, str):
-        raise InputError(f"{where} must be a string, got {type(raw).__name__}", fields=["id"])
-    if len(raw) > ID_MAX_LEN:
-        raise InputError(
-            f"{where} {_short(raw)} is {len(raw)} characters long; ids have at most "
-            f"{ID_MAX_LEN} characters",
-            fields=["id"],
-        )
-    if not ID_RE.match(raw):
-        suggestion = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:ID_MAX_LEN]
-        hint = f" (for example {suggestion!r})" if suggestion and ID_RE.match(suggestion) else ""
-        raise InputError(
-            f"{where} {_short(raw)} is not a valid id: use lower-case letters, digits and "
-            f"inner hyphens only{hint}",
-            fields=["id"],
-        )
-    if raw in RESERVED_IDS:
-        raise InputError(
-            f"{where} {raw!r} is reserved (it names an API route); choose another id",
-            fields=["id"],
-        )
-    return raw
 
 
-def _pydantic_message(exc: ValidationError, where: str) -> tuple[str, list[str]]:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    fields = [str(err["loc"][-1])] if err["loc"] else []
-    return f"{where}: {loc or 'value'}: {msg}", fields
 
 
 @dataclass
@@ -176,7 +140,7 @@ class Registry:
                 return p
         known = ", ".join(p.id for p in self.providers())
         raise NotFoundError(
-            f"no provider {_short(provider_id)} is registered (registered: {known}); see "
+            f"no provider {short(provider_id)} is registered (registered: {known}); see "
             "`comfyvn-gui providers list`",
             fields=["id"],
         )
@@ -293,7 +257,7 @@ class Registry:
                     reg.providers[i] = p.model_copy(update={"active": active})
                     self._commit(reg, {}, set())
                 return reg.providers[i]
-        raise NotFoundError(f"no provider {_short(provider_id)} is registered", fields=["id"])
+        raise NotFoundError(f"no provider {short(provider_id)} is registered", fields=["id"])
 
     def current_txn(self) -> str | None:
         """Id of the last committed change (to notice later whether anything changed)."""
@@ -366,7 +330,7 @@ class Registry:
             entry = next((p for p in reg.providers if p.id == provider_id), None)
             if entry is None:
                 raise NotFoundError(
-                    f"no provider {_short(provider_id)} is registered; nothing was removed",
+                    f"no provider {short(provider_id)} is registered; nothing was removed",
                     fields=["id"],
                 )
             reg.providers.remove(entry)
@@ -469,7 +433,7 @@ class Registry:
             return self.catalog.profile(template_id)
         except NotFoundError as exc:
             raise InputError(
-                f"unknown template {_short(template_id)}; templates: "
+                f"unknown template {short(template_id)}; templates: "
                 f"{', '.join(self.catalog.profiles)}",
                 fields=["template_id"],
             ) from exc
@@ -483,7 +447,7 @@ class Registry:
         try:
             return ProviderInput.model_validate(dict(payload))
         except ValidationError as exc:
-            msg, fields = _pydantic_message(exc, where)
+            msg, fields = pydantic_message(exc, where)
             raise InputError(msg, fields=fields) from None
 
     @staticmethod
@@ -585,7 +549,7 @@ class Registry:
                 spec = self.catalog.gpu(inp.gpu)
                 if spec is None:
                     raise InputError(
-                        f"{where}: gpu {_short(inp.gpu)} is not in the GPU catalog (known: "
+                        f"{where}: gpu {short(inp.gpu)} is not in the GPU catalog (known: "
                         f"{', '.join(sorted(self.catalog.gpus))})",
                         fields=["gpu"],
                     )
@@ -629,7 +593,7 @@ class Registry:
                 meta=meta,
             )
         except ValidationError as exc:
-            msg, fields = _pydantic_message(exc, where)
+            msg, fields = pydantic_message(exc, where)
             raise InputError(msg, fields=fields) from None
         try:
             json.dumps(entry.model_dump(mode="json"), allow_nan=False)
@@ -694,7 +658,7 @@ class Registry:
     def _check_url(value: Any, where: str, loc: str) -> None:
         if not isinstance(value, str) or not _URL_RE.match(value):
             raise InputError(
-                f"{where}: {loc} {_short(value)} must be an http:// or https:// URL",
+                f"{where}: {loc} {short(value)} must be an http:// or https:// URL",
                 fields=[loc.split(".")[-1]],
             )
 
@@ -798,13 +762,13 @@ class Registry:
             fmt = data.get("format")
             if fmt not in (EXPORT_FORMAT, REGISTRY_FORMAT):
                 raise InputError(
-                    f"import: unknown format {_short(fmt)}; expected {EXPORT_FORMAT!r}",
+                    f"import: unknown format {short(fmt)}; expected {EXPORT_FORMAT!r}",
                     fields=["format"],
                 )
             version = data.get("version", data.get("schema_version"))
             if not isinstance(version, int) or isinstance(version, bool) or version < 1:
                 raise InputError(
-                    f"import: unknown export version {_short(version)}", fields=["version"]
+                    f"import: unknown export version {short(version)}", fields=["version"]
                 )
             if version > EXPORT_VERSION:
                 raise InputError(
