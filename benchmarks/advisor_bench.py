@@ -26,7 +26,6 @@ from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.core.estimator import estimate
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.service import Service
-from comfyvn_gui.service.jobs import add_jobs
 from comfyvn_gui.store.paths import Home
 
 FRAME_MS = 16.0
@@ -153,7 +152,7 @@ def queue(works: list[Workload], local: LocalSnapshot) -> None:
         svc.local_snapshots._snap = local  # a fixed snapshot: no NVML in the figures
         svc.local_snapshots._taken = time.monotonic()
         t0 = time.perf_counter()
-        add_jobs(svc, [(f"job {i}", w, {}) for i, w in enumerate(works)])
+        svc.add_jobs([(f"job {i}", w, {}) for i, w in enumerate(works)])
         t1 = time.perf_counter()
         svc.readvise("benchmark")
         t2 = time.perf_counter()

@@ -23,7 +23,7 @@ show what the app avoids, and the last line says whether the advisor's threads s
 thread through the GIL, and why.
 
 (b) The jobs view. 10,000 ``Job`` objects carrying real advice dicts (copied from the queue of
-part (a)) are shown in the Jobs page's table (``comfyvn_gui.gui.jobs_page``; a plain
+part (a)) are shown in the Jobs page's table (``comfyvn_gui.gui.jobs.page``; a plain
 ``QTableView`` on ``JobsModel`` or on a minimal model of this file when that page is not there):
 the time of ``set_jobs`` plus the first paint, a refresh after a re-advice (same ids, 10 % of
 the decisions changed), ``scrollToBottom``, and scrolling end to end page by page, each page
@@ -334,7 +334,6 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
     import qasync
 
     from comfyvn_gui.gui.bridge import ServiceBridge
-    from comfyvn_gui.service.jobs import add_jobs
 
     try:
         from advisor_bench import workloads
@@ -391,7 +390,7 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
                 for i in range(n_jobs)
             ]
         drafts = [(f"bench job {i}", w, {"added_by": "gui_bench"}) for i, w in enumerate(works)]
-        added = await bridge.call(add_jobs, svc, drafts)
+        added = await bridge.call(svc.add_jobs, drafts)
         return f"{len(added)} jobs advised and added in the I/O pool"
 
     async def readvise_rounds() -> int:
@@ -584,7 +583,7 @@ def gil_verdict(by_name: dict[str, Phase], readvise_name: str) -> str:
 
 
 class PlainJobsModel(QAbstractTableModel):
-    """Used only when ``comfyvn_gui.gui.jobs_page.JobsModel`` is missing."""
+    """Used only when ``comfyvn_gui.gui.jobs.model.JobsModel`` is missing."""
 
     HEADERS = ("Job", "Kind", "Status", "Provider", "Cost", "Reason")
 
@@ -648,7 +647,7 @@ def jobs_view(app: QApplication, tmp: Path) -> tuple[str, Any, QTableView, QWidg
     exists, else a plain table on JobsModel, else on PlainJobsModel."""
     try:
         from comfyvn_gui.gui.bridge import ServiceBridge
-        from comfyvn_gui.gui.jobs_page import JobsPage
+        from comfyvn_gui.gui.jobs.page import JobsPage
 
         bridge = ServiceBridge(make_home(tmp / "view-home"))
         page = JobsPage(bridge)
@@ -660,7 +659,7 @@ def jobs_view(app: QApplication, tmp: Path) -> tuple[str, Any, QTableView, QWidg
     table = QTableView()
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
     try:
-        from comfyvn_gui.gui.jobs_page import JobsModel
+        from comfyvn_gui.gui.jobs.model import JobsModel
 
         model: Any = JobsModel(table)
         which = "JobsModel in a plain QTableView"

@@ -19,7 +19,7 @@ from comfyvn_gui.core.checks import CheckResult, now
 from comfyvn_gui.core.errors import OperationError
 from comfyvn_gui.service import Service
 from comfyvn_gui.service import diagnostics as diag_module
-from comfyvn_gui.service.diagnostics import REDACTED, DiagnosticsReport, write_diagnostics
+from comfyvn_gui.service.diagnostics import REDACTED, DiagnosticsReport
 from comfyvn_gui.store.audit import read_events
 from comfyvn_gui.store.checks import CheckStore
 from comfyvn_gui.store.paths import resolve_home
@@ -143,7 +143,7 @@ def test_zip_holds_every_section_and_no_secret(svc: Service, tmp_path: Path) -> 
     target = tmp_path / "out" / "diagnostics.zip"
     target.parent.mkdir()
 
-    report = write_diagnostics(svc, target)
+    report = svc.write_diagnostics(target)
 
     assert isinstance(report, DiagnosticsReport)
     assert report.path == target
@@ -209,7 +209,7 @@ def test_zip_holds_every_section_and_no_secret(svc: Service, tmp_path: Path) -> 
 def test_without_jobs_or_logs_the_zip_has_only_the_base_sections(
     svc: Service, tmp_path: Path
 ) -> None:
-    report = write_diagnostics(svc, tmp_path / "d.zip")
+    report = svc.write_diagnostics(tmp_path / "d.zip")
     assert report.files == BASE_MEMBERS
     assert report.keyring_read is True
     assert not svc.job_store.exists()  # writing diagnostics creates no job queue
@@ -224,7 +224,7 @@ def test_stored_secrets_are_removed_even_where_redact_does_not_know_them(
     plant_leaks(svc)
     monkeypatch.setattr(diag_module, "redact", lambda obj: obj)
 
-    report = write_diagnostics(svc, tmp_path / "d.zip")
+    report = svc.write_diagnostics(tmp_path / "d.zip")
 
     members = read_zip(report.path)
     assert_no_canary(members)
@@ -250,7 +250,7 @@ def test_long_logs_keep_their_last_five_megabytes(svc: Service, tmp_path: Path) 
         fh.write(filler * 60_000)  # 6 MB
         fh.write(f"last line with {RUNPOD_KEY}\n")
 
-    members = read_zip(write_diagnostics(svc, tmp_path / "d.zip").path)
+    members = read_zip(svc.write_diagnostics(tmp_path / "d.zip").path)
 
     text = members["logs/gui.log"].decode()
     assert text.startswith("[the first ")
@@ -275,7 +275,7 @@ def test_unavailable_keyring_still_writes_the_zip_and_says_so(
     for method in ("get", "get_raw", "check"):
         monkeypatch.setattr(svc.secrets, method, unavailable)
 
-    report = write_diagnostics(svc, tmp_path / "d.zip")
+    report = svc.write_diagnostics(tmp_path / "d.zip")
 
     assert report.keyring_read is False
     members = read_zip(report.path)
@@ -296,7 +296,7 @@ def test_unavailable_keyring_still_writes_the_zip_and_says_so(
 
 def test_a_folder_nobody_can_write_raises_and_leaves_nothing(svc: Service) -> None:
     with pytest.raises(OperationError, match=r"cannot save the diagnostics to /proc/d\.zip"):
-        write_diagnostics(svc, Path("/proc/d.zip"))  # not writable, not even by root
+        svc.write_diagnostics(Path("/proc/d.zip"))  # not writable, not even by root
     assert not any(p.name.startswith(".d.zip") for p in Path("/proc").iterdir())
 
 
@@ -304,9 +304,9 @@ def test_a_missing_folder_or_a_folder_as_target_is_refused(svc: Service, tmp_pat
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
     with pytest.raises(OperationError, match="does not exist"):
-        write_diagnostics(svc, blocker / "d.zip")
+        svc.write_diagnostics(blocker / "d.zip")
     with pytest.raises(OperationError, match="it is a folder"):
-        write_diagnostics(svc, tmp_path)
+        svc.write_diagnostics(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["file.txt"]
 
 
@@ -327,7 +327,7 @@ def test_a_failure_half_way_removes_the_temp_file_and_keeps_the_old_zip(
 
     monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
     with pytest.raises(OperationError, match="No space left on device") as info:
-        write_diagnostics(svc, target)
+        svc.write_diagnostics(target)
     assert "Nothing was written" in info.value.message
     assert [p.name for p in target.parent.iterdir()] == ["d.zip"]
     assert target.read_bytes() == b"the previous report"
@@ -343,9 +343,8 @@ def test_writing_diagnostics_loads_no_cloud_sdk(svc: Service, tmp_path: Path) ->
         import sys
         from pathlib import Path
         from comfyvn_gui.service import Service
-        from comfyvn_gui.service.diagnostics import write_diagnostics
 
-        report = write_diagnostics(Service(), Path(sys.argv[1]))
+        report = Service().write_diagnostics(Path(sys.argv[1]))
         sdks = ("boto3", "botocore", "azure", "google.auth", "google.oauth2", "paramiko",
                 "kubernetes")
         print(report.keyring_read, sorted(m for m in sdks if m in sys.modules))
@@ -369,7 +368,7 @@ def test_the_local_api_token_is_removed_like_a_secret(svc: Service, tmp_path: Pa
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"a user pasted {token} into the wrong field\n")
 
-    members = read_zip(write_diagnostics(svc, tmp_path / "d.zip").path)
+    members = read_zip(svc.write_diagnostics(tmp_path / "d.zip").path)
 
     assert all(token.encode() not in data for data in members.values())
     assert f"a user pasted {REDACTED} into the wrong field" in members["logs/gui.log"].decode()

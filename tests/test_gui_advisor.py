@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from comfyvn_gui.core.catalog import RESIDENCY_ZONES
 from comfyvn_gui.core.settings import SETTINGS
-from comfyvn_gui.gui.advisor_page import (
+from comfyvn_gui.gui.advisor.page import (
     BUDGET_KEY,
     INTERVAL_KEY,
     INTERVAL_RANGE,

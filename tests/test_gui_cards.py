@@ -17,15 +17,13 @@ from pytestqt.qtbot import QtBot
 from comfyvn_gui.core.catalog import load_catalog
 from comfyvn_gui.core.checks import CheckResult, LocalGpu, LocalSnapshot
 from comfyvn_gui.core.models import ProviderEntry
-from comfyvn_gui.gui.cards import (
+from comfyvn_gui.gui.remote_gpu.cards import LocalPanel, ProviderCard, ProviderList
+from comfyvn_gui.gui.remote_gpu.provider_info import (
     BADGE_STATES,
     REASON_WORDS,
     Badge,
     BadgeState,
     CardInfo,
-    LocalPanel,
-    ProviderCard,
-    ProviderList,
     badge_colors,
     badge_for,
     card_info,

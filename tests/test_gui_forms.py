@@ -31,14 +31,14 @@ from superqt import QCollapsible
 
 from comfyvn_gui.core.catalog import ProviderProfile, load_catalog
 from comfyvn_gui.core.models import ProviderEntry
-from comfyvn_gui.gui.forms import (
+from comfyvn_gui.gui.remote_gpu.fields import (
     MAX_KEY_FILE_BYTES,
     WIDGETS,
     ChoiceField,
-    CredentialForm,
     JsonFileField,
     SecretField,
 )
+from comfyvn_gui.gui.remote_gpu.forms import CredentialForm
 
 from .test_gui import assert_nothing_left
 

@@ -28,18 +28,18 @@ from comfyvn_gui.core.catalog import resources_dir
 from comfyvn_gui.core.jobs import Job, JobEvent
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.gui.bridge import ServiceBridge
-from comfyvn_gui.gui.jobs_model import Column, size_text
-from comfyvn_gui.gui.jobs_page import (
+from comfyvn_gui.gui.jobs.model import (
     ADVICE_ROLE,
-    EMPTY_TEXT,
     JOB_ROLE,
     SORT_ROLE,
     WARNING_WORDS,
     AlternativesModel,
+    Column,
     EventsModel,
     JobsModel,
-    JobsPage,
+    size_text,
 )
+from comfyvn_gui.gui.jobs.page import EMPTY_TEXT, JobsPage
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import resolve_home
 

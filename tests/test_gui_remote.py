@@ -9,16 +9,20 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import keyring.backends.fail
 import pytest
 from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
+from comfyvn_gui.core.catalog import resources_dir
+from comfyvn_gui.gui.bridge import COALESCE_MS
 from comfyvn_gui.gui.mainwindow import MainWindow
-from comfyvn_gui.gui.remote_gpu import ImportDialog, RemoteGpuPage
+from comfyvn_gui.gui.remote_gpu.page import RemoteGpuPage
+from comfyvn_gui.gui.remote_gpu.provider_io import ImportDialog
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import resolve_home
 from comfyvn_gui.store.secrets import SecretStore
@@ -363,6 +367,82 @@ def test_health_results_refresh_the_badges(
         lambda: "rp" in page.cards.keys() and page.cards.card("rp").info.badge.state == "healthy",
         timeout=10000,
     )
+
+
+def count_reads(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], dict[str, int]]:
+    """How often each page has read its state through the bridge since this was called."""
+    remote, jobs, advisor = window.remote, window.jobs, window.advisor
+    bridge = window.bridge
+    assert remote is not None and jobs is not None and advisor is not None and bridge is not None
+    readers: dict[str, list[Callable[..., Any]]] = {
+        "remote-gpu": [remote._read_state],
+        "jobs": [jobs._read_state],
+        "advisor": [advisor._read_state, advisor._count_queued],
+    }
+    calls: list[Callable[..., Any]] = []
+    real_call = bridge.call
+
+    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        calls.append(fn)
+        return await real_call(fn, *args, **kwargs)
+
+    monkeypatch.setattr(bridge, "call", call)
+    return lambda: {page: sum(fn in fns for fn in calls) for page, fns in readers.items()}
+
+
+def settle(qtbot: QtBot, window: MainWindow) -> None:
+    """Wait until the watcher's notifications have been handled and no page is reading."""
+    qtbot.wait(4 * COALESCE_MS)  # the notification, then the bridge's coalescing timer
+    pages = (window.remote, window.jobs, window.advisor)
+    qtbot.waitUntil(
+        lambda: all(p is None or p._reload_task is None or p._reload_task.done() for p in pages),
+        timeout=10000,
+    )
+    assert window.bridge is not None and not window.bridge._timer.isActive()
+
+
+def test_one_save_reloads_each_page_once(
+    qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page, jobs = page_of(window), window.jobs
+    assert jobs is not None and window.bridge is not None
+    other = Service(resolve_home())  # queued jobs: a save re-advises them
+    other.import_summary(
+        json.loads(
+            (resources_dir() / "examples" / "summaries" / "moonlit-academy.json").read_text()
+        )
+    )
+    other.close()
+    qtbot.waitUntil(lambda: jobs.model.rowCount() > 0, timeout=10000)
+    select(qtbot, page, "template:lambda")
+    form = page.form
+    assert form is not None
+    qtbot.keyClicks(form.field_widget("api_key").editor, "secret_lambda_key_0123456789")
+    settle(qtbot, window)
+    reads = count_reads(window, monkeypatch)
+    notified: list[str] = []
+    watcher = window.bridge._watcher
+    assert watcher is not None
+    watcher.directoryChanged.connect(notified.append)
+    watcher.fileChanged.connect(notified.append)
+
+    with qtbot.waitSignal(page.saved, timeout=10000):
+        page.save_button.click()
+    settle(qtbot, window)
+    assert notified  # the watcher saw the save's write ...
+    assert reads() == {"remote-gpu": 1, "jobs": 1, "advisor": 1}  # ... and nobody read twice
+    assert "lambda" in page.cards.keys()
+
+    # A change another writer makes still reloads every page (its registry write and its
+    # re-advice may reach the watcher apart, so a page may read more than once).
+    other = Service(resolve_home())
+    other.create_provider("runpod", {"id": "from-elsewhere"})
+    other.close()
+    qtbot.waitUntil(lambda: "from-elsewhere" in page.cards.keys(), timeout=10000)
+    settle(qtbot, window)
+    assert all(n >= 2 for n in reads().values()), reads()
 
 
 # --------------------------------------------------------------------------- remove, export, import

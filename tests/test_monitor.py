@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from comfyvn_gui.service import Service
-from comfyvn_gui.service.monitor import HealthMonitor
 from comfyvn_gui.store.audit import read_events
 from comfyvn_gui.store.paths import resolve_home
 
@@ -56,7 +55,7 @@ def test_watches_enabled_active_providers_only(vast: VastFake) -> None:
     add_vast(svc, vast, "not-validated", active=False)
     svc.create_provider("vast", {"id": "off", "enabled": False})
     svc.registry.set_active("off", True)
-    assert HealthMonitor(svc).watched() == ["local", "on"]
+    assert svc.monitor.watched() == ["local", "on"]
 
 
 def test_failing_provider_becomes_unhealthy_backs_off_and_recovers(vast: VastFake) -> None:
@@ -64,7 +63,8 @@ def test_failing_provider_becomes_unhealthy_backs_off_and_recovers(vast: VastFak
     svc.set_setting("health.interval_s", 60)
     add_vast(svc, vast, "v")
     clock = Clock()
-    mon = HealthMonitor(svc, clock=clock)
+    mon = svc.monitor
+    mon.clock = clock
 
     assert {r.provider: r.status for r in arun(mon.run_once())} == {
         "local": "healthy",

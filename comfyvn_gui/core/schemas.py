@@ -7,7 +7,6 @@ copies are current.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,23 +46,3 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
-
-
-def write_schemas(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for filename, schema in schemas().items():
-        path = folder / filename
-        path.write_text(render(schema), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-def stale_schemas(folder: Path) -> list[str]:
-    """File names under ``folder`` that are missing or differ from the models."""
-    stale = []
-    for filename, schema in schemas().items():
-        path = folder / filename
-        if not path.exists() or path.read_text(encoding="utf-8") != render(schema):
-            stale.append(filename)
-    return stale

@@ -1,4 +1,5 @@
-"""The workload the advisor is asked about, and what it needs (DESIGN.md, "Advice request").
+"""The workload the advisor is asked about, and what it needs (docs/architecture.md, "Advice
+request and response").
 
 Units: VRAM in GB as GPU vendors state it, sizes in pixels / seconds / characters / bytes,
 money in USD, GPU time in hours on the reference GPU (the catalog's A10G).

@@ -2,8 +2,8 @@
 
 ``main(argv)`` boots a QApplication with a qasync event loop, shows :class:`MainWindow` and
 returns the exit code. ``--screenshot PNG [--page ...]`` renders the window offscreen to a PNG
-and exits (DESIGN.md "Command line"). Qt is imported only once we know it can start, so a
-machine without a display gets a short hint instead of Qt's abort.
+and exits (docs/architecture.md, "Command line"). Qt is imported only once we know it can start,
+so a machine without a display gets a short hint instead of Qt's abort.
 """
 
 from __future__ import annotations

@@ -2,17 +2,26 @@
 
 Everything that can wait on a disk, the keyring or a network (the registry, the keyring, the
 checks, the NVML snapshot) runs in the service's I/O pool and is awaited from the qasync loop,
-so the window never freezes. The bridge also watches the home's registry, check results and
-job queue (QFileSystemWatcher), so a change made by the command line or the API server shows
-in the window without a restart.
+so the window never freezes (docs/architecture.md, "GUI"). The bridge also watches the home's
+registry, settings, check results and job queue (QFileSystemWatcher), so a change made by the
+command line or the API server shows in the window without a restart.
+
+A change the window makes itself (:meth:`ServiceBridge.write`, :meth:`ServiceBridge.check`) is
+announced by the bridge as soon as it is done, once; the watcher's later notification of the
+same change is then ignored: the bridge compares each watched file's state (inode, size,
+modification time) with the state it last announced, and only a file whose state
+differs counts as changed. Notifications that arrive while such a write runs wait until it is
+done, so a change another process makes meanwhile is announced with it, never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +34,22 @@ T = TypeVar("T")
 
 #: Several writes in a row (an import, a round of checks) make one refresh.
 COALESCE_MS = 150
+
+#: What tells two versions of a watched file's content apart: (inode, size, mtime_ns); None
+#: while the file does not exist. An atomic write replaces the inode, SQLite writes in place;
+#: not the change time, which a new SQLite connection may bump (owner, mode) without a write.
+FileState = tuple[int, int, int] | None
+
+#: The order the change signals are emitted in (a page that listens to several reloads once).
+KINDS: tuple[str, ...] = ("providers", "results", "jobs")
+
+
+def file_state(path: str) -> FileState:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class ServiceBridge(QObject):
@@ -39,7 +64,10 @@ class ServiceBridge(QObject):
         self.service = service or Service()
         self._closed = False
         self._watcher: QFileSystemWatcher | None = None
-        self._pending: set[str] = set()
+        #: Watched file -> the kind of change it signals, and the state last announced.
+        self._files: dict[str, str] = {}
+        self._known: dict[str, FileState] = {}
+        self._writing = 0
         self._timer = QTimer(self)
         self._timer.setObjectName("bridge-coalesce")
         self._timer.setSingleShot(True)
@@ -81,6 +109,24 @@ class ServiceBridge(QObject):
         task.add_done_callback(_log_failure)
         return task
 
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """:meth:`call` for a change to the home (a save, a removal, an import, a pick, a
+        setting): once it is done the bridge emits the change signals of the files it changed
+        (before this returns, so a page that reloads right after reads once), and the file
+        watcher's notification of the same change is ignored."""
+        with self._own_changes():
+            return await self.call(fn, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _own_changes(self) -> Iterator[None]:
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+            if not self._writing:
+                self._announce()
+
     # -- checks on their own event loop ---------------------------------------------------------
 
     def _checks_loop(self) -> asyncio.AbstractEventLoop:
@@ -116,8 +162,10 @@ class ServiceBridge(QObject):
             raise
 
     async def check(self, kind: str, ids: list[str] | None = None) -> Any:
-        """``Service.check`` on the checks' loop (never on the GUI's)."""
-        return await self.in_background(self.service.check, kind, ids)
+        """``Service.check`` on the checks' loop (never on the GUI's); the results it records
+        are announced as a :meth:`write`'s are."""
+        with self._own_changes():
+            return await self.in_background(self.service.check, kind, ids)
 
     async def run_monitor(self) -> None:
         """The health monitor, on the checks' loop, until cancelled."""
@@ -151,7 +199,8 @@ class ServiceBridge(QObject):
     # -- watching the home ---------------------------------------------------------------------
 
     def watch(self) -> None:
-        """Follow changes other processes make to the registry, the results and the jobs."""
+        """Follow changes other processes make to the registry, the settings, the results and
+        the jobs."""
         if self._watcher is not None:
             return
         home = self.service.home
@@ -161,10 +210,12 @@ class ServiceBridge(QObject):
             log.warning("cannot watch %s for changes", home.config_dir.parent)
         self._files = {
             str(home.registry_file): "providers",
+            str(home.settings_file): "providers",  # (the Advisor page's settings)
             str(home.data_dir / "checks.json"): "results",
             str(home.data_dir / "jobs.sqlite3-wal"): "jobs",
             str(home.data_dir / "jobs.sqlite3"): "jobs",
         }
+        self._known = {f: file_state(f) for f in self._files}
         self._watcher = QFileSystemWatcher(self)
         self._watcher.setObjectName("home-watcher")
         # Watch the folders too: an atomic write replaces the file (a new inode).
@@ -184,26 +235,36 @@ class ServiceBridge(QObject):
             if f not in watched and Path(f).exists():
                 self._watcher.addPath(f)
 
-    def _on_path_changed(self, path: str) -> None:
-        kind = self._files.get(path)
-        if kind is None:  # a folder: any of its files may have been replaced
-            for f, k in self._files.items():
-                if str(Path(f).parent) == path:
-                    self._pending.add(k)
-        else:
-            self._pending.add(kind)
+    def _on_path_changed(self, _path: str) -> None:
+        # A file or a folder (an atomic write replaces the file): which watched file changed,
+        # if any, is found out by comparing their states when the timer fires.
         self._rewatch_files()
         if not self._closed:
             self._timer.start()
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, set()
-        if "providers" in pending:
-            self.providers_changed.emit()
-        if "results" in pending:
-            self.results_changed.emit()
-        if "jobs" in pending:
-            self.jobs_changed.emit()
+        if self._writing:
+            return  # announced when the window's own write is done (_own_changes)
+        self._announce()
+
+    def _announce(self) -> None:
+        """Emit the signal of each kind whose files changed since they were last announced."""
+        if self._watcher is None or self._closed:
+            return
+        changed: set[str] = set()
+        for path, kind in self._files.items():
+            state = file_state(path)
+            if state != self._known.get(path):
+                self._known[path] = state
+                changed.add(kind)
+        signals = {
+            "providers": self.providers_changed,
+            "results": self.results_changed,
+            "jobs": self.jobs_changed,
+        }
+        for kind in KINDS:
+            if kind in changed:
+                signals[kind].emit()
 
     # -- shutdown ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 The window is shown before anything slow happens: the Remote GPU page loads the registry, the
 keyring status and the NVML snapshot afterwards, off the GUI thread (:mod:`.bridge`), and no
 cloud SDK is imported until a check needs one. The geometry is remembered in an ini file in the
-home's config folder (DESIGN.md "Storage"); a first run greets the user.
+home's config folder (docs/architecture.md, "Storage"); a first run greets the user.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
 
     from comfyvn_gui.service import Service
 
-    from .advisor_page import AdvisorPage
+    from .advisor.page import AdvisorPage
     from .bridge import ServiceBridge
-    from .jobs_page import JobsPage
-    from .remote_gpu import RemoteGpuPage
+    from .jobs.page import JobsPage
+    from .remote_gpu.page import RemoteGpuPage
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             return self.remote
         self.build_chrome()
         from .bridge import ServiceBridge
-        from .remote_gpu import RemoteGpuPage
+        from .remote_gpu.page import RemoteGpuPage
 
         self.bridge = ServiceBridge(self._service, self)
         if self._background_readvise:  # the app: re-advice in a child process (GIL, GC)
@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
         self.pages["remote-gpu"] = page
         self.remote = page
 
-        from .jobs_page import JobsPage
+        from .jobs.page import JobsPage
 
         jobs = JobsPage(self.bridge)
         jobs.setBackgroundRole(QPalette.ColorRole.Base)
@@ -287,7 +287,7 @@ class MainWindow(QMainWindow):
         self.pages["jobs"] = self.places["jobs"] = jobs
         self.jobs = jobs
 
-        from .advisor_page import AdvisorPage
+        from .advisor.page import AdvisorPage
 
         advisor = AdvisorPage(self.bridge)
         advisor.setBackgroundRole(QPalette.ColorRole.Base)
@@ -324,7 +324,9 @@ class MainWindow(QMainWindow):
         assert self.jobs is not None and self.advisor is not None
         self.jobs.start()
         self.advisor.start()
-        self.bridge.spawn(self.bridge.call(_warm_up), name="warm-up")
+        # (the provider adapters and HTTP client, imported in a worker ahead of the first
+        # check, so that check does not import them on the GUI thread: a stall of ~0.5 s)
+        self.bridge.spawn(self.bridge.call(self.bridge.service.warm_up), name="warm-up")
         if self._monitor:
             self.bridge.spawn(self.bridge.run_monitor(), name="health-monitor")
         self._load_task = page.start(greet=greet)
@@ -431,8 +433,6 @@ class MainWindow(QMainWindow):
             self._diagnostics_dialog = None
 
     def save_diagnostics(self, path: str) -> asyncio.Task[Any]:
-        from comfyvn_gui.service.diagnostics import write_diagnostics
-
         self.build_pages()
         bridge = self.bridge
         assert bridge is not None
@@ -440,7 +440,7 @@ class MainWindow(QMainWindow):
         async def run() -> None:
             self.statusBar().showMessage("Saving diagnostics…")
             try:
-                report = await bridge.call(write_diagnostics, bridge.service, Path(path))
+                report = await bridge.call(bridge.service.write_diagnostics, Path(path))
             except ComfyVNError as exc:
                 self.statusBar().showMessage(f"Diagnostics not saved: {exc.message}")
                 return
@@ -530,17 +530,6 @@ class MainWindow(QMainWindow):
 
 async def _done() -> None:
     return None
-
-
-def _warm_up() -> None:
-    """Import the provider adapters and HTTP client in a worker thread, ahead of the first
-    check, so that check does not import them on the GUI thread (a stall of ~0.5 s)."""
-    import importlib
-
-    from comfyvn_gui.providers import ADAPTER_MODULES
-
-    for name in ADAPTER_MODULES.values():
-        importlib.import_module(f"comfyvn_gui.providers.{name}")
 
 
 def _loading(page: str, text: str, parent: QWidget) -> QLabel:

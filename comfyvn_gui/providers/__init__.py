@@ -1,34 +1,13 @@
-"""Provider adapters, one module a provider, imported only when a check needs it."""
+"""Provider adapters, one module (or subpackage) a provider, imported only when a check needs it.
+
+Each adapter registers itself for its catalog template beside its class (``@register``, in
+:mod:`.registry`); :func:`adapter_for` finds and imports the one a check needs, and
+:func:`import_all` imports them all ahead of the first check (docs/architecture.md).
+Importing this package imports no adapter module, no SDK and no httpx.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from .registry import adapter_for, import_all, register
 
-if TYPE_CHECKING:
-    from .base import Adapter
-
-#: template id -> module under comfyvn_gui.providers (each defines ``ADAPTER``).
-ADAPTER_MODULES: dict[str, str] = {
-    "runpod": "runpod",
-    "vast": "vast",
-    "lambda": "lambda_labs",
-    "paperspace": "paperspace",
-    "lan": "lan",
-    "local": "local",
-    "aws": "aws",
-    "azure": "azure",
-    "gcp": "gcp",
-    "ssh": "ssh",
-    "coreweave": "coreweave",
-}
-
-
-def adapter_for(template_id: str) -> Adapter | None:
-    """The adapter of a template, or None where this version has none yet."""
-    module = ADAPTER_MODULES.get(template_id)
-    if module is None:
-        return None
-    mod = importlib.import_module(f"{__name__}.{module}")
-    adapter: Adapter = mod.ADAPTER
-    return adapter
+__all__ = ["adapter_for", "import_all", "register"]

@@ -1,6 +1,6 @@
 """CoreWeave (CKS): the cluster's Kubernetes API server with the stored API access token.
 
-What is sent (PROVIDERS.md; the official ``kubernetes`` Python client):
+What is sent (docs/providers.md; the official ``kubernetes`` Python client):
 
 * validate — ``GET {kubernetes}/api/v1/namespaces/{ns}/pods?limit=1`` with
   ``Authorization: Bearer TOKEN`` (``CoreV1Api.list_namespaced_pod``): a real, authorized list
@@ -25,14 +25,27 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import HTTP_MARGIN_S, CheckContext, CheckFailure, Outcome
+from .base import CheckContext, CheckFailure, Outcome
+from .http_client import HTTP_MARGIN_S
+from .lazy import LazyImport
+from .registry import register
+
+if TYPE_CHECKING:
+    import kubernetes.client
+    import kubernetes.client.exceptions
+    import urllib3
+    import urllib3.exceptions
+else:
+    kubernetes = LazyImport("kubernetes")
+    urllib3 = LazyImport("urllib3")
 
 NAME = "CoreWeave"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+@register("coreweave")
 class CoreWeaveAdapter:
     """Validation and health of a CoreWeave Kubernetes namespace."""
 
@@ -112,9 +125,7 @@ def _settings(ctx: CheckContext) -> tuple[str, str, str]:
 
 def _api_client(ctx: CheckContext, host: str, token: str) -> Any:
     """A client built only from this provider's settings: no kubeconfig, no in-cluster files."""
-    import urllib3
-    from kubernetes import client
-
+    client = kubernetes.client
     conf = client.Configuration()  # a fresh one, never the (kubeconfig-loaded) default
     conf.host = host
     conf.api_key = {"authorization": f"Bearer {token}"}
@@ -156,8 +167,7 @@ async def _call(ctx: CheckContext, host: str, fn: Any, *args: Any, **kwargs: Any
 
 
 def _transport_failure(exc: BaseException, host: str) -> CheckFailure | None:
-    import urllib3.exceptions as u3
-
+    u3 = urllib3.exceptions
     chain: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and len(chain) < 10:
@@ -228,12 +238,9 @@ def _status_details_kind(exc: Any) -> str | None:
 
 
 async def _list_pods(ctx: CheckContext, api: Any, host: str, ns: str) -> None:
-    from kubernetes.client import CoreV1Api
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        await _call(ctx, host, CoreV1Api(api).list_namespaced_pod, ns, limit=1)
-    except ApiException as exc:
+        await _call(ctx, host, kubernetes.client.CoreV1Api(api).list_namespaced_pod, ns, limit=1)
+    except kubernetes.client.exceptions.ApiException as exc:
         raise _api_failure(exc, host, ns) from None
 
 
@@ -290,14 +297,14 @@ def _api_failure(exc: Any, host: str, ns: str) -> CheckFailure:
 
 async def _whoami(ctx: CheckContext, api: Any, host: str) -> str | None:
     """The token's username from a SelfSubjectReview; None where the cluster refuses it."""
-    from kubernetes.client import AuthenticationV1Api, V1SelfSubjectReview
-    from kubernetes.client.exceptions import ApiException
-
     try:
         review = await _call(
-            ctx, host, AuthenticationV1Api(api).create_self_subject_review, V1SelfSubjectReview()
+            ctx,
+            host,
+            kubernetes.client.AuthenticationV1Api(api).create_self_subject_review,
+            kubernetes.client.V1SelfSubjectReview(),
         )
-    except (ApiException, CheckFailure):
+    except (kubernetes.client.exceptions.ApiException, CheckFailure):
         return None
     user = getattr(getattr(review, "status", None), "user_info", None)
     name = getattr(user, "username", None)
@@ -306,12 +313,9 @@ async def _whoami(ctx: CheckContext, api: Any, host: str) -> str | None:
 
 async def _gpu_capacity(ctx: CheckContext, api: Any, host: str) -> dict[str, int] | None:
     """GPUs over the cluster's nodes; None where the token may not list nodes."""
-    from kubernetes.client import CoreV1Api
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        nodes = await _call(ctx, host, CoreV1Api(api).list_node, limit=500)
-    except (ApiException, CheckFailure):
+        nodes = await _call(ctx, host, kubernetes.client.CoreV1Api(api).list_node, limit=500)
+    except (kubernetes.client.exceptions.ApiException, CheckFailure):
         return None
     capacity = allocatable = gpu_nodes = 0
     for node in nodes.items or []:
@@ -329,6 +333,3 @@ def _count(value: Any) -> int:
         return int(str(value))
     except (TypeError, ValueError):
         return 0
-
-
-ADAPTER = CoreWeaveAdapter()

@@ -1,10 +1,9 @@
 """Lambda Cloud: the API key and the capacity for the configured instance type.
 
-What is sent (PROVIDERS.md; Lambda Cloud API, OpenAPI 1.10, docs.lambda.ai):
+What is sent (docs/providers.md; Lambda Cloud API, OpenAPI 1.10, docs.lambda.ai):
 
 * validate and health — ``GET {api}/instance-types`` with ``Authorization: Bearer KEY``: one
-  request a check (the API allows about one a second; 429 is retried by the framework honouring
-  ``Retry-After``, then reported as ``rate_limited``). The answer is
+  request a check (the API allows about one a second). The answer is
   ``{"data": {"<type>": {"instance_type": {"name", "description", "price_cents_per_hour",
   "specs"}, "regions_with_capacity_available": [{"name", "description"}]}}}``; a bad key gets
   401 ``{"error": {"code": "global/invalid-api-key", ...}}``.
@@ -25,8 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from .base import CheckContext, CheckFailure, Outcome
+from .registry import register
 
 
+@register("lambda")
 class LambdaAdapter:
     """Validation and health of a Lambda Cloud account."""
 
@@ -138,6 +139,3 @@ async def _check(ctx: CheckContext) -> tuple[dict[str, Any], str]:
         f"{wanted} has no capacity{where} right now{elsewhere}; launches fail until capacity "
         "frees up — pick another region or instance type, or try later"
     )
-
-
-ADAPTER = LambdaAdapter()

@@ -44,8 +44,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .base import CheckContext, CheckFailure, HttpClient, Outcome
+from .base import CheckContext, CheckFailure, Outcome
+from .http_client import HttpClient
 from .local import comfyui_devices, comfyui_summary
+from .registry import register
 
 if TYPE_CHECKING:
     import httpx
@@ -434,6 +436,7 @@ def _comfyui_words(comfy: dict[str, Any] | None) -> str:
 # --------------------------------------------------------------------------- the adapter
 
 
+@register("lan")
 class LanAdapter:
     """A LAN / unRAID node: its Docker Engine API, and its ComfyUI when configured."""
 
@@ -496,6 +499,3 @@ class LanAdapter:
         if not comfy["gpus"]:
             return Outcome(message=message, detail=detail, health="degraded", code="misconfigured")
         return Outcome(message=message, detail=detail)
-
-
-ADAPTER = LanAdapter()

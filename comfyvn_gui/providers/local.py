@@ -15,12 +15,12 @@ providers or on the CPU.
   ``http://127.0.0.1:8188``), given at most :data:`COMFYUI_PROBE_S` seconds. ComfyUI not
   running is normal: ``detail["comfyui"] = "not running"``, never a failure.
 
-VRAM in GB "as GPU vendors state it" (DESIGN.md: an RTX 4090 is 24): NVML and ComfyUI report
-bytes, and vendors' "GB" on a GPU are binary gigabytes (24 GiB on an RTX 4090), so bytes are
-divided by 2**30 — not 1e9, which would make an RTX 4090 "25.8 GB". The driver keeps back a
-little of every board (an RTX 4090 reports 23.99 GiB, an RTX 5090 31.84, an H100 79.65), so a
-total within 2 % below a whole number of GiB is that whole number (24, 32, 80); anything else,
-and every free amount, is rounded to 0.1. See :func:`vram_gb`.
+VRAM in GB "as GPU vendors state it" (docs/architecture.md: an RTX 4090 is 24): NVML and
+ComfyUI report bytes, and vendors' "GB" on a GPU are binary gigabytes (24 GiB on an RTX 4090),
+so bytes are divided by 2**30 — not 1e9, which would make an RTX 4090 "25.8 GB". The driver
+keeps back a little of every board (an RTX 4090 reports 23.99 GiB, an RTX 5090 31.84, an H100
+79.65), so a total within 2 % below a whole number of GiB is that whole number (24, 32, 80);
+anything else, and every free amount, is rounded to 0.1. See :func:`vram_gb`.
 
 ``python -m comfyvn_gui.providers.local`` prints the snapshot as JSON.
 """
@@ -37,6 +37,11 @@ from typing import Any
 from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot, now
 
 from .base import CheckContext, CheckFailure, Outcome
+from .lazy import LazyImport
+from .registry import register
+
+#: NVML (nvidia-ml-py), imported by the first snapshot; the snapshot reads it untyped.
+_pynvml = LazyImport("pynvml")
 
 GIB = 2**30
 #: A total this close below a whole number of GiB (as a fraction of it) is that number.
@@ -98,7 +103,7 @@ def snapshot(nvml: Any = None) -> LocalSnapshot:
     taken = now()
     if nvml is None:
         try:
-            import pynvml as nvml_module
+            nvml_module = _pynvml.load_module()
         except ImportError:
             return LocalSnapshot(source="none", note=NO_PACKAGE_NOTE, taken_at=taken)
         nvml = nvml_module
@@ -256,6 +261,7 @@ async def _local_comfyui(ctx: CheckContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the adapter
 
 
+@register("local")
 class LocalAdapter:
     """Checks of this computer: cost-free, never a credential problem."""
 
@@ -274,9 +280,6 @@ class LocalAdapter:
 
     async def health(self, ctx: CheckContext) -> Outcome:
         return await self._check(ctx)
-
-
-ADAPTER = LocalAdapter()
 
 
 def main() -> int:

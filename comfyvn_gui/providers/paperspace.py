@@ -1,6 +1,6 @@
 """Paperspace: the API key, the team and user behind it, and the configured project.
 
-What is sent (PROVIDERS.md; the API reference at docs.digitalocean.com/reference/paperspace/
+What is sent (docs/providers.md; the API reference at docs.digitalocean.com/reference/paperspace/
 api-reference, base ``https://api.paperspace.com/v1``, ``Authorization: Bearer KEY``):
 
 * ``GET {api}/machines`` — the proof. Its lists are paged, ``{"hasMore": bool, "items": [...],
@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import CheckContext, CheckFailure, HttpClient, Outcome
+from .base import CheckContext, CheckFailure, Outcome
+from .http_client import HttpClient
+from .registry import register
 
 _MAX_PROJECT_PAGES = 5
 
 
+@register("paperspace")
 class PaperspaceAdapter:
     """Validation and health of a Paperspace team's API key."""
 
@@ -174,6 +177,3 @@ def _unchecked(wanted: str, why: str) -> dict[str, Any]:
         "project_checked": False,
         "project_note": why,
     }
-
-
-ADAPTER = PaperspaceAdapter()

@@ -1,6 +1,6 @@
 """RunPod: credentials over the GraphQL API, endpoint health over the serverless API.
 
-What is sent (PROVIDERS.md; the official client was recorded sending the same):
+What is sent (docs/providers.md; the official client was recorded sending the same):
 
 * validate — ``POST {graphql}`` with ``Authorization: Bearer KEY`` and the JSON body
   ``{"query": "query myself { myself { id email } }"}``: a fixed query, nothing pasted into it.
@@ -34,7 +34,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from .base import CheckContext, CheckFailure, HttpClient, Outcome
+from .base import CheckContext, CheckFailure, Outcome
+from .http_client import HttpClient
+from .registry import register
 
 #: The current-user query: fixed text, no values pasted in.
 MYSELF_QUERY = "query myself { myself { id email } }"
@@ -54,6 +56,7 @@ _FORBIDDEN_WORDS = ("forbidden", "permission", "not allowed", "access denied")
 _MAX_SERVER_TEXT = 200
 
 
+@register("runpod")
 class RunPodAdapter:
     """Validation and health of a RunPod account and its serverless endpoint."""
 
@@ -284,6 +287,3 @@ async def _endpoint_health(
         "to start",
         detail=detail,
     )
-
-
-ADAPTER = RunPodAdapter()

@@ -43,10 +43,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .base import CheckContext, CheckFailure, Outcome
+from .lazy import LazyImport, import_now
 from .local import vram_gb
+from .registry import register
 
 if TYPE_CHECKING:
     import paramiko
+else:
+    paramiko = LazyImport("paramiko")
 
 NVIDIA_SMI = (
     "nvidia-smi --query-gpu=name,memory.total,memory.used,utilization.gpu "
@@ -134,7 +138,7 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def _load_key(name: str, target: _Target) -> paramiko.PKey:
     """The private key, or the failure that names the field to fix. Blocking (file I/O)."""
-    import paramiko
+    import_now(paramiko)  # a missing paramiko is not a file that is no key
 
     path = target.key_path
     try:
@@ -200,8 +204,6 @@ class _HostKeyRefused(Exception):
 def _pin_policy(
     ctx: CheckContext, target: _Target, provider_id: str
 ) -> paramiko.MissingHostKeyPolicy:
-    import paramiko
-
     pin = ctx.host_keys.get(provider_id) if ctx.host_keys is not None else None
     name = ctx.name
 
@@ -297,7 +299,6 @@ def _exec(client: paramiko.SSHClient, command: str, end: float) -> tuple[int, st
 
 def _session(ctx_name: str, target: _Target, policy: Any, budget: float) -> _Raw:
     """Blocking: load the key, connect (pinned host key), run the commands."""
-    import paramiko
 
     end = time.monotonic() + budget
     key = _load_key(ctx_name, target)
@@ -482,6 +483,7 @@ def _links_words(links: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- the adapter
 
 
+@register("ssh")
 class SshAdapter:
     async def _run(self, ctx: CheckContext, kind: str) -> Outcome:
         links = _links(ctx)
@@ -575,6 +577,3 @@ class SshAdapter:
 
     async def health(self, ctx: CheckContext) -> Outcome:
         return await self._run(ctx, "health")
-
-
-ADAPTER = SshAdapter()

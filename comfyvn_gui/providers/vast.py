@@ -1,6 +1,6 @@
 """Vast.ai: the account behind the API key, its credit, and its instances.
 
-What is sent (PROVIDERS.md; docs.vast.ai API reference "show user" and "show instances"):
+What is sent (docs/providers.md; docs.vast.ai API reference "show user" and "show instances"):
 
 * validate — ``GET {api}/users/current`` with ``Authorization: Bearer KEY``. No trailing slash,
   as the official client sends it (the docs add one; the API accepts both), and never the
@@ -12,17 +12,19 @@ What is sent (PROVIDERS.md; docs.vast.ai API reference "show user" and "show ins
 
 The available funds are ``credit`` (the prepaid credit the console shows), else ``balance``.
 Zero or less: validation still passes (the key works) but says so, and health is ``degraded``
-with ``quota_exhausted`` — nothing can be rented until credit is added. 429 is retried by the
-framework (honouring ``Retry-After``), then reported as ``rate_limited``.
+with ``quota_exhausted`` — nothing can be rented until credit is added.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import CheckContext, CheckFailure, HttpClient, Outcome
+from .base import CheckContext, CheckFailure, Outcome
+from .http_client import HttpClient
+from .registry import register
 
 
+@register("vast")
 class VastAdapter:
     """Validation and health of a Vast.ai account."""
 
@@ -126,6 +128,3 @@ async def _instances(ctx: CheckContext, http: HttpClient, key: str) -> tuple[int
         )
     running = sum(1 for i in items if isinstance(i, dict) and i.get("actual_status") == "running")
     return len(items), running
-
-
-ADAPTER = VastAdapter()

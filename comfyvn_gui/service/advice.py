@@ -2,7 +2,8 @@
 
 The registry's providers, with what their last health checks reported (a LAN / SSH node's
 VRAM and GPU, a lapsed quota), the latest health of each, the local NVML snapshot and the
-``advisor.*`` settings. A what-if request may replace any of them; an advice records nothing.
+``advisor.*`` settings. A what-if request may replace any of them; an advice records nothing
+(docs/architecture.md, "The service: composition root and features").
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from comfyvn_gui.core.advisor import (
     Advice,
@@ -22,11 +23,13 @@ from comfyvn_gui.core.advisor import (
     parse_request,
     requirements_for,
 )
+from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.checks import CheckResult, HealthStatus, LocalSnapshot
 from comfyvn_gui.core.workload import Workload
-
-if TYPE_CHECKING:
-    from . import Service
+from comfyvn_gui.providers.local import snapshot
+from comfyvn_gui.store.checks import CheckStore
+from comfyvn_gui.store.registry import Registry
+from comfyvn_gui.store.settings import SettingsStore
 
 #: A local snapshot younger than this is reused (re-advising a whole queue takes one).
 SNAPSHOT_MAX_AGE_S = 5.0
@@ -42,8 +45,6 @@ class LocalSnapshots:
         self._snap: LocalSnapshot | None = None
 
     def get(self, *, fresh: bool = False) -> LocalSnapshot:
-        from comfyvn_gui.providers.local import snapshot
-
         with self._lock:
             now = time.monotonic()
             if fresh or self._snap is None or now - self._taken > self.max_age_s:
@@ -69,79 +70,112 @@ def _reported(result: CheckResult | None) -> tuple[float | None, str | None]:
     return (float(vram) if vram is not None else None), name
 
 
-def live_providers(svc: Service) -> tuple[list[AdviceProvider], dict[str, HealthStatus]]:
-    """The registry's providers as the advisor sees them, and their latest health."""
-    results = svc.check_store.load()
-    providers: list[AdviceProvider] = []
-    health: dict[str, HealthStatus] = {}
-    for entry in svc.registry.providers():
-        latest = results.get(entry.id, {})
-        h, v = latest.get("health"), latest.get("validate")
-        vram, gpu = _reported(h)
-        code = None
-        for r in (h, v):
-            if r is not None and r.code == "quota_exhausted" and not r.ok:
-                code = r.code
-        providers.append(
-            AdviceProvider(
-                **entry.model_dump(), reported_vram_gb=vram, reported_gpu=gpu, health_code=code
+class AdviceFeature:
+    """Advice against the live registry, health, local GPU and settings of one home."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        registry: Registry,
+        check_store: CheckStore,
+        settings: SettingsStore,
+        snapshots: LocalSnapshots,
+    ) -> None:
+        self.catalog = catalog
+        self.registry = registry
+        self.check_store = check_store
+        self.settings = settings
+        self.snapshots = snapshots
+
+    def provider_ids(self) -> set[str]:
+        return {p.id for p in self.registry.providers()}
+
+    def live_providers(self) -> tuple[list[AdviceProvider], dict[str, HealthStatus]]:
+        """The registry's providers as the advisor sees them, and their latest health."""
+        results = self.check_store.load()
+        providers: list[AdviceProvider] = []
+        health: dict[str, HealthStatus] = {}
+        for entry in self.registry.providers():
+            latest = results.get(entry.id, {})
+            h, v = latest.get("health"), latest.get("validate")
+            vram, gpu = _reported(h)
+            code = None
+            for r in (h, v):
+                if r is not None and r.code == "quota_exhausted" and not r.ok:
+                    code = r.code
+            providers.append(
+                AdviceProvider(
+                    **entry.model_dump(), reported_vram_gb=vram, reported_gpu=gpu, health_code=code
+                )
             )
+            status: HealthStatus = "unknown"
+            if h is not None and h.status in ("healthy", "degraded", "unhealthy"):
+                status = h.status  # type: ignore[assignment]
+            health[entry.id] = status
+        return providers, health
+
+    def state(self) -> dict[str, tuple[bool, str, Any]]:
+        """What the advisor reads of each provider: active, health, reported VRAM."""
+        providers, health = self.live_providers()
+        return {
+            p.id: (p.active, health.get(p.id, "unknown"), (p.reported_vram_gb, p.health_code))
+            for p in providers
+        }
+
+    def local_snapshot(self, *, fresh: bool = False) -> LocalSnapshot:
+        """This computer's GPUs (NVML); blocking, cached for a few seconds."""
+        return self.snapshots.get(fresh=fresh)
+
+    def advisor_settings(self) -> AdvisorSettings:
+        return AdvisorSettings(
+            budget_usd=self.settings.get("advisor.budget_usd"),
+            latency=self.settings.get("advisor.latency"),
+            residency=list(self.settings.get("advisor.residency")),
         )
-        status: HealthStatus = "unknown"
-        if h is not None and h.status in ("healthy", "degraded", "unhealthy"):
-            status = h.status  # type: ignore[assignment]
-        health[entry.id] = status
-    return providers, health
 
+    def advise(self, data: AdviceRequest | Mapping[str, Any]) -> Advice:
+        """One advice; the request's ``local``, ``health`` and ``providers`` replace the live
+        ones."""
+        if isinstance(data, AdviceRequest):
+            request = data
+            check_request(request, self.catalog)
+        else:
+            request = parse_request(data, self.catalog)
+        return self.advise_workloads(
+            [request.workload],
+            local=request.local,
+            health=request.health,
+            providers=request.providers,
+        )[0]
 
-def advisor_settings(svc: Service) -> AdvisorSettings:
-    return AdvisorSettings(
-        budget_usd=svc.settings.get("advisor.budget_usd"),
-        latency=svc.settings.get("advisor.latency"),
-        residency=list(svc.settings.get("advisor.residency")),
-    )
-
-
-def advise_request(svc: Service, data: AdviceRequest | Mapping[str, Any]) -> Advice:
-    """One advice; the request's ``local``, ``health`` and ``providers`` replace the live ones."""
-    if isinstance(data, AdviceRequest):
-        request = data
-        check_request(request, svc.catalog)
-    else:
-        request = parse_request(data, svc.catalog)
-    return advise_workloads(
-        svc,
-        [request.workload],
-        local=request.local,
-        health=request.health,
-        providers=request.providers,
-    )[0]
-
-
-def advise_workloads(
-    svc: Service,
-    workloads: Sequence[Workload],
-    *,
-    local: LocalSnapshot | None = None,
-    health: Mapping[str, HealthStatus] | None = None,
-    providers: Sequence[AdviceProvider] | None = None,
-    user_picks: Sequence[str | None] | None = None,
-) -> list[Advice]:
-    """Advise many workloads against one reading of the registry, health, snapshot, settings."""
-    if providers is None or health is None:
-        live, live_health = live_providers(svc)
-        if providers is None:
-            providers = live
-        if health is None:
-            health = live_health
-    if local is None:
-        local = svc.local_snapshots.get()
-    settings = advisor_settings(svc)
-    out = []
-    for i, workload in enumerate(workloads):
-        pick = user_picks[i] if user_picks is not None else None
-        req = requirements_for(workload, svc.catalog)
-        out.append(
-            advise(workload, req, providers, health, local, settings, svc.catalog, user_pick=pick)
-        )
-    return out
+    def advise_workloads(
+        self,
+        workloads: Sequence[Workload],
+        *,
+        local: LocalSnapshot | None = None,
+        health: Mapping[str, HealthStatus] | None = None,
+        providers: Sequence[AdviceProvider] | None = None,
+        user_picks: Sequence[str | None] | None = None,
+    ) -> list[Advice]:
+        """Advise many workloads against one reading of the registry, health, snapshot and
+        settings."""
+        if providers is None or health is None:
+            live, live_health = self.live_providers()
+            if providers is None:
+                providers = live
+            if health is None:
+                health = live_health
+        if local is None:
+            local = self.snapshots.get()
+        settings = self.advisor_settings()
+        out = []
+        for i, workload in enumerate(workloads):
+            pick = user_picks[i] if user_picks is not None else None
+            req = requirements_for(workload, self.catalog)
+            out.append(
+                advise(
+                    workload, req, providers, health, local, settings, self.catalog, user_pick=pick
+                )
+            )
+        return out

@@ -1,6 +1,7 @@
 """Help -> "Save diagnostics": one zip a user can attach to a bug report, without any secret.
 
-:func:`write_diagnostics` collects what helps to understand a problem report:
+:meth:`Diagnostics.write` (``Service.write_diagnostics``) collects what helps to understand a
+problem report:
 
 ==================  =======================================================================
 ``README.txt``      what is inside, and how secrets were removed
@@ -34,6 +35,10 @@ alone protects it. Values shorter than 4 characters are not searched for (as for
 The zip is written atomically (a temporary file in the target's folder, then ``os.replace``)
 with mode 0600; an error leaves nothing behind and raises :class:`OperationError`. A saved
 report is recorded in the audit log (``diagnostics.saved``: path and counts).
+
+:class:`Diagnostics` is handed a function for each thing it reads, called when a report is made
+and inside that section's guard: a home whose registry, keyring or catalog is broken still gets
+its report (docs/architecture.md, "The service: composition root and features").
 """
 
 from __future__ import annotations
@@ -45,27 +50,29 @@ import re
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
+from comfyvn_gui.core.checks import CheckResult, LocalSnapshot
 from comfyvn_gui.core.errors import ComfyVNError, OperationError
+from comfyvn_gui.core.jobs import JOB_STATUSES
+from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.core.redaction import MASK, MIN_SECRET_LENGTH, is_secret_key, redact
-from comfyvn_gui.store.paths import atomic_write
-
-if TYPE_CHECKING:
-    from . import Service
+from comfyvn_gui.store.audit import AuditLog
+from comfyvn_gui.store.jobs import JobStore
+from comfyvn_gui.store.paths import Home, atomic_write
 
 __all__ = [
     "KEY_PACKAGES",
     "LOG_CAP_BYTES",
     "RECENT_JOBS",
     "REDACTED",
+    "Diagnostics",
     "DiagnosticsReport",
-    "write_diagnostics",
 ]
 
 #: What replaces a secret value read from the keyring (``redact()`` itself writes ``***``).
@@ -99,7 +106,7 @@ NOT_INSTALLED = "not installed"
 
 @dataclass(frozen=True)
 class DiagnosticsReport:
-    """What :func:`write_diagnostics` wrote.
+    """What :meth:`Diagnostics.write` wrote.
 
     ``files``: the member names of the zip, in order. ``redacted_count``: how many secret
     values and secret-looking pieces of text were replaced. ``keyring_read``: whether every
@@ -246,10 +253,13 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def _read_keyring(svc: Service) -> tuple[list[str], bool, str | None]:
+def _read_keyring(
+    providers: Callable[[], Sequence[ProviderEntry]],
+    read_secrets: Callable[[ProviderEntry], Mapping[str, str]],
+) -> tuple[list[str], bool, str | None]:
     """(every stored secret value, whether all could be read, why not)."""
     try:
-        entries = svc.list_providers()
+        entries = providers()
     except Exception as exc:  # noqa: BLE001 - a damaged registry: nothing to read
         return [], False, f"the providers could not be listed ({_error_of(exc)['error']})"
     values: list[str] = []
@@ -257,14 +267,19 @@ def _read_keyring(svc: Service) -> tuple[list[str], bool, str | None]:
         if not entry.secrets_set:
             continue
         try:
-            values.extend(svc.registry.read_secrets(entry).values())
+            values.extend(read_secrets(entry).values())
         except Exception as exc:  # noqa: BLE001 - SecretStoreError and anything untranslated
             return values, False, _error_of(exc)["error"]
     return values, True, None
 
 
-def _about(svc: Service, keyring_read: bool, keyring_error: str | None) -> dict[str, Any]:
-    about: dict[str, Any] = _guarded(svc.about)
+def _about(
+    about_home: Callable[[], dict[str, Any]],
+    catalog_version: Callable[[], str],
+    keyring_read: bool,
+    keyring_error: str | None,
+) -> dict[str, Any]:
+    about: dict[str, Any] = _guarded(about_home)
     about = dict(about)
     about.update(
         {
@@ -278,7 +293,7 @@ def _about(svc: Service, keyring_read: bool, keyring_error: str | None) -> dict[
         }
     )
     if "catalog_version" not in about:
-        about["catalog_version"] = _guarded(lambda: svc.catalog.version)
+        about["catalog_version"] = _guarded(catalog_version)
     if not keyring_read:
         about["keyring_read_problem"] = (
             f"the stored secret values could not be read ({keyring_error}); secrets in this "
@@ -287,24 +302,21 @@ def _about(svc: Service, keyring_read: bool, keyring_error: str | None) -> dict[
     return about
 
 
-def _providers(svc: Service) -> dict[str, Any]:
-    entries = svc.list_providers()
+def _providers(providers: Callable[[], Sequence[ProviderEntry]]) -> dict[str, Any]:
+    entries = providers()
     return {"count": len(entries), "providers": [e.model_dump(mode="json") for e in entries]}
 
 
-def _checks(svc: Service) -> dict[str, Any]:
-    results = svc.check_store.load()
+def _checks(check_results: Callable[[], dict[str, dict[str, CheckResult]]]) -> dict[str, Any]:
+    results = check_results()
     return {
         pid: {kind: r.model_dump(mode="json") for kind, r in kinds.items()}
         for pid, kinds in results.items()
     }
 
 
-def _jobs(svc: Service) -> dict[str, Any] | None:
-    from comfyvn_gui.core.jobs import JOB_STATUSES
-    from comfyvn_gui.store.jobs import JobStore
-
-    store = JobStore(svc.home)  # our own: its connection is closed before we return
+def _jobs(home: Home) -> dict[str, Any] | None:
+    store = JobStore(home)  # our own: its connection is closed before we return
     if not store.exists():
         return None
     try:
@@ -447,58 +459,84 @@ def _write_zip(path: Path, members: list[tuple[str, str]]) -> None:
         ) from exc
 
 
-def _api_token(svc: Service) -> list[str]:
+def _api_token(home: Home) -> list[str]:
     """The local API's token, if one was made: removed like a stored secret."""
     try:
-        token = svc.home.api_token_file.read_text("utf-8").strip()
+        token = home.api_token_file.read_text("utf-8").strip()
     except OSError:
         return []
     return [token] if token else []
 
 
-def write_diagnostics(svc: Service, path: Path) -> DiagnosticsReport:
-    """Write the diagnostics zip of ``svc``'s home to ``path`` (see the module docstring).
+class Diagnostics:
+    """Writes the diagnostics zip of one home (see the module docstring)."""
 
-    Blocking (reads the keyring, the logs and NVML): call it off the GUI thread. Raises
-    :class:`OperationError` when ``path`` cannot be written; nothing is left behind then.
-    """
-    path = Path(os.path.abspath(Path(path).expanduser()))
-    _check_target(path)
+    def __init__(
+        self,
+        *,
+        home: Home,
+        audit: AuditLog,
+        providers: Callable[[], Sequence[ProviderEntry]],
+        read_secrets: Callable[[ProviderEntry], Mapping[str, str]],
+        about: Callable[[], dict[str, Any]],
+        catalog_version: Callable[[], str],
+        settings: Callable[[], dict[str, Any]],
+        check_results: Callable[[], dict[str, dict[str, CheckResult]]],
+        local_snapshot: Callable[[], LocalSnapshot],
+    ) -> None:
+        self.home = home
+        self.audit = audit
+        self._providers = providers
+        self._read_secrets = read_secrets
+        self._about = about
+        self._catalog_version = catalog_version
+        self._settings = settings
+        self._check_results = check_results
+        self._local_snapshot = local_snapshot
 
-    values, keyring_read, keyring_error = _read_keyring(svc)
-    values.extend(_api_token(svc))
-    scrub = _Scrubber(values)
-    del values
+    def write(self, path: Path) -> DiagnosticsReport:
+        """Write the diagnostics zip to ``path`` (see the module docstring).
 
-    sections: list[tuple[str, Any]] = [
-        ("about.json", _about(svc, keyring_read, keyring_error)),
-        ("settings.json", _guarded(svc.settings.all)),
-        ("providers.json", _guarded(lambda: _providers(svc))),
-        ("checks.json", _guarded(lambda: _checks(svc))),
-        ("local-gpu.json", _guarded(lambda: svc.local_snapshot().model_dump(mode="json"))),
-    ]
-    jobs = _guarded(lambda: _jobs(svc))
-    if jobs is not None:
-        sections.append(("jobs.json", jobs))
+        Blocking (reads the keyring, the logs and NVML): call it off the GUI thread. Raises
+        :class:`OperationError` when ``path`` cannot be written; nothing is left behind then.
+        """
+        path = Path(os.path.abspath(Path(path).expanduser()))
+        _check_target(path)
 
-    members: list[tuple[str, str]] = [(n, scrub.json_document(obj)) for n, obj in sections]
-    log_dir = svc.home.log_dir
-    for log in _log_files(log_dir):
-        name = "logs/" + log.relative_to(log_dir).as_posix()
-        members.append((name, _log_text(log, scrub)))
+        values, keyring_read, keyring_error = _read_keyring(self._providers, self._read_secrets)
+        values.extend(_api_token(self.home))
+        scrub = _Scrubber(values)
+        del values
 
-    names = ["README.txt", *(n for n, _ in members)]
-    members.insert(0, ("README.txt", scrub.values(_readme(names, keyring_read))))
+        sections: list[tuple[str, Any]] = [
+            ("about.json", _about(self._about, self._catalog_version, keyring_read, keyring_error)),
+            ("settings.json", _guarded(self._settings)),
+            ("providers.json", _guarded(lambda: _providers(self._providers))),
+            ("checks.json", _guarded(lambda: _checks(self._check_results))),
+            ("local-gpu.json", _guarded(lambda: self._local_snapshot().model_dump(mode="json"))),
+        ]
+        jobs = _guarded(lambda: _jobs(self.home))
+        if jobs is not None:
+            sections.append(("jobs.json", jobs))
 
-    _write_zip(path, members)
-    report = DiagnosticsReport(
-        path=path, files=names, redacted_count=scrub.count, keyring_read=keyring_read
-    )
-    svc.audit.event(
-        "diagnostics.saved",
-        path=str(path),
-        files=len(names),
-        redacted_count=report.redacted_count,
-        keyring_read=keyring_read,
-    )
-    return report
+        members: list[tuple[str, str]] = [(n, scrub.json_document(obj)) for n, obj in sections]
+        log_dir = self.home.log_dir
+        for log in _log_files(log_dir):
+            name = "logs/" + log.relative_to(log_dir).as_posix()
+            members.append((name, _log_text(log, scrub)))
+
+        names = ["README.txt", *(n for n, _ in members)]
+        members.insert(0, ("README.txt", scrub.values(_readme(names, keyring_read))))
+
+        _write_zip(path, members)
+        report = DiagnosticsReport(
+            path=path, files=names, redacted_count=scrub.count, keyring_read=keyring_read
+        )
+        self.audit.event(
+            "diagnostics.saved",
+            path=str(path),
+            files=len(names),
+            redacted_count=report.redacted_count,
+            keyring_read=keyring_read,
+        )
+        return report

@@ -4,19 +4,15 @@ Every job/device assignment and every change of one is a line in ``logs/compute_
 (``job.assigned``, ``job.reassigned``, ``job.picked``) and a line of the job's audit trail. A
 re-advice that changes no decision records nothing (the stored advice's figures are refreshed
 silently). A user's pick (``decided_by: user``) is kept until the user changes it or the
-provider can no longer run the job, which is recorded too.
+provider can no longer run the job, which is recorded too. When to re-advise is
+``service/readvise.py`` (docs/architecture.md, "The service: composition root and features").
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,12 +26,15 @@ from comfyvn_gui.core.jobs import (
     NewJob,
     advice_detail,
 )
+from comfyvn_gui.core.summary import parse_summary
 from comfyvn_gui.core.workload import Workload
+from comfyvn_gui.store.audit import AuditLog
+from comfyvn_gui.store.jobs import JobStore
 
-from .advice import advise_workloads
+from .advice import AdviceFeature
 
-if TYPE_CHECKING:
-    from . import Service
+#: One job to add: (title, workload, source).
+Draft = tuple[str, Workload, dict[str, Any]]
 
 
 def _decision(advice: Advice, by: str) -> ComputeDecision:
@@ -53,8 +52,8 @@ def _assigned_message(advice: Advice) -> str:
     return f"assigned to {advice.choice} ({advice.estimated_cost}): {advice.reason}"
 
 
-def _log_assignment(svc: Service, job: Job, advice: Advice) -> None:
-    svc.audit.event(
+def _log_assignment(audit: AuditLog, job: Job, advice: Advice) -> None:
+    audit.event(
         "job.assigned",
         job=job.id,
         title=job.title,
@@ -90,41 +89,6 @@ def _default_title(workload: Workload) -> str:
     )
 
 
-def add_jobs(svc: Service, drafts: Sequence[tuple[str, Workload, dict[str, Any]]]) -> list[Job]:
-    """Advise every draft against one reading of the providers, then add them all at once."""
-    workloads = [w for _, w, _ in drafts]
-    advices = advise_workloads(svc, workloads)
-    new = [
-        NewJob(
-            title=title,
-            workload=workload,
-            decision=_decision(advice, "advisor"),
-            source=source,
-            message=_assigned_message(advice),
-        )
-        for (title, workload, source), advice in zip(drafts, advices, strict=True)
-    ]
-    jobs = svc.job_store.add(new)
-    for job, advice in zip(jobs, advices, strict=True):
-        _log_assignment(svc, job, advice)
-    return jobs
-
-
-def add_job(svc: Service, data: Any) -> Job:
-    workload = parse_workload(data)
-    title = workload.title or _default_title(workload)
-    jobs = add_jobs(svc, [(title, workload, {"added_by": "jobs add"})])
-    return jobs[0]
-
-
-def import_summary(svc: Service, data: Any) -> list[Job]:
-    """One job per unit of work of an importer summary, each advised; all or nothing."""
-    from comfyvn_gui.core.summary import parse_summary
-
-    _, drafts = parse_summary(data)
-    return add_jobs(svc, [(d.title, d.workload, d.source) for d in drafts])
-
-
 def advice_of(job: Job) -> Advice | None:
     compute = job.compute
     return Advice.model_validate(compute.advice) if compute is not None else None
@@ -151,41 +115,116 @@ def _because(old: str | None, advice: Advice, trigger: str | None) -> str:
     return why
 
 
-def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
-    """Re-advise every queued job; record and log only the decisions that changed.
+class JobsFeature:
+    """The job queue of one home: jobs added advised, picked, re-advised and logged."""
 
-    Returns one ``{"job", "previous", "provider", "because"}`` per changed decision.
-    """
-    store = svc.job_store
-    if not store.exists():
-        return []
-    jobs = store.select(status=["queued"])
-    if not jobs:
-        return []
-    picks = [
-        (j.compute.provider if j.compute and j.compute.decided_by == "user" else None) for j in jobs
-    ]
-    advices = advise_workloads(svc, [j.workload for j in jobs], user_picks=picks)
-    changes: list[DecisionChange] = []
-    for job, pick, advice in zip(jobs, picks, advices, strict=True):
-        current = job.compute
-        old = current.provider if current else None
-        old_by = current.decided_by if current else None
-        if pick is not None and advice.choice == pick:
-            # The user's pick stands; refresh its figures silently.
-            kept = _decision(advice, "user")
-            if current is not None and current.advice != kept.advice:
-                kept = kept.model_copy(update={"decided_at": current.decided_at})
-                changes.append(DecisionChange(job.id, old, old_by, kept, "", "", "", {}))
-            continue
-        decision = _decision(advice, "advisor")
-        if pick is not None:
-            dropped = next((a for a in advice.alternatives if a.provider == pick), None)
-            why = dropped.excluded_because if dropped is not None else "it is no longer registered"
-            message = (
-                f"your pick {pick} can no longer run this job ({why}); the advisor chose "
-                f"{advice.choice or 'no provider'}: {advice.reason}"
+    def __init__(self, *, job_store: JobStore, advice: AdviceFeature, audit: AuditLog) -> None:
+        self.job_store = job_store
+        self.advice = advice
+        self.audit = audit
+
+    def add_jobs(self, drafts: Sequence[Draft]) -> list[Job]:
+        """Advise every draft against one reading of the providers, then add them all at once."""
+        workloads = [w for _, w, _ in drafts]
+        advices = self.advice.advise_workloads(workloads)
+        new = [
+            NewJob(
+                title=title,
+                workload=workload,
+                decision=_decision(advice, "advisor"),
+                source=source,
+                message=_assigned_message(advice),
             )
+            for (title, workload, source), advice in zip(drafts, advices, strict=True)
+        ]
+        jobs = self.job_store.add(new)
+        for job, advice in zip(jobs, advices, strict=True):
+            _log_assignment(self.audit, job, advice)
+        return jobs
+
+    def add(self, data: Any) -> Job:
+        """``jobs add``: one workload, advised and logged."""
+        workload = parse_workload(data)
+        title = workload.title or _default_title(workload)
+        jobs = self.add_jobs([(title, workload, {"added_by": "jobs add"})])
+        return jobs[0]
+
+    def import_summary(self, data: Any) -> list[Job]:
+        """One job per unit of work of an importer summary, each advised; all or nothing."""
+        _, drafts = parse_summary(data)
+        return self.add_jobs([(d.title, d.workload, d.source) for d in drafts])
+
+    def select(self, status: Sequence[str] | None = None) -> list[Job]:
+        return self.job_store.select(status=status)
+
+    def get(self, job_id: int) -> Job:
+        return self.job_store.get(job_id)
+
+    def events(self, job_id: int) -> list[JobEvent]:
+        self.job_store.get(job_id)  # NotFoundError for an unknown id
+        return self.job_store.events(job_id)
+
+    def readvise(self, trigger: str | None = None) -> list[dict[str, Any]]:
+        """Re-advise every queued job; record and log only the decisions that changed.
+
+        Returns one ``{"job", "previous", "provider", "because"}`` per changed decision.
+        """
+        store = self.job_store
+        if not store.exists():
+            return []
+        jobs = store.select(status=["queued"])
+        if not jobs:
+            return []
+        picks = [
+            (j.compute.provider if j.compute and j.compute.decided_by == "user" else None)
+            for j in jobs
+        ]
+        advices = self.advice.advise_workloads([j.workload for j in jobs], user_picks=picks)
+        changes: list[DecisionChange] = []
+        for job, pick, advice in zip(jobs, picks, advices, strict=True):
+            current = job.compute
+            old = current.provider if current else None
+            old_by = current.decided_by if current else None
+            if pick is not None and advice.choice == pick:
+                # The user's pick stands; refresh its figures silently.
+                kept = _decision(advice, "user")
+                if current is not None and current.advice != kept.advice:
+                    kept = kept.model_copy(update={"decided_at": current.decided_at})
+                    changes.append(DecisionChange(job.id, old, old_by, kept, "", "", "", {}))
+                continue
+            decision = _decision(advice, "advisor")
+            if pick is not None:
+                dropped = next((a for a in advice.alternatives if a.provider == pick), None)
+                why = (
+                    dropped.excluded_because
+                    if dropped is not None
+                    else "it is no longer registered"
+                )
+                message = (
+                    f"your pick {pick} can no longer run this job ({why}); the advisor chose "
+                    f"{advice.choice or 'no provider'}: {advice.reason}"
+                )
+                changes.append(
+                    DecisionChange(
+                        job.id,
+                        old,
+                        old_by,
+                        decision,
+                        "advisor",
+                        "pick_dropped",
+                        message,
+                        {"trigger": trigger, **advice_detail(decision.advice)},
+                    )
+                )
+                continue
+            if advice.choice == old:
+                if current is None or current.advice != decision.advice:
+                    if current is not None:  # same decision, fresher figures: keep its time
+                        decision = decision.model_copy(update={"decided_at": current.decided_at})
+                    changes.append(DecisionChange(job.id, old, old_by, decision, "", "", "", {}))
+                continue
+            because = _because(old, advice, trigger)
+            message = f"re-advised: {old or 'none'} -> {advice.choice or 'none'} because {because}"
             changes.append(
                 DecisionChange(
                     job.id,
@@ -193,114 +232,93 @@ def readvise(svc: Service, trigger: str | None = None) -> list[dict[str, Any]]:
                     old_by,
                     decision,
                     "advisor",
-                    "pick_dropped",
+                    "re-advised",
                     message,
-                    {"trigger": trigger, **advice_detail(decision.advice)},
+                    {"trigger": trigger, "because": because, **advice_detail(decision.advice)},
                 )
             )
-            continue
-        if advice.choice == old:
-            if current is None or current.advice != decision.advice:
-                if current is not None:  # same decision, fresher figures: keep its time
-                    decision = decision.model_copy(update={"decided_at": current.decided_at})
-                changes.append(DecisionChange(job.id, old, old_by, decision, "", "", "", {}))
-            continue
-        because = _because(old, advice, trigger)
-        message = f"re-advised: {old or 'none'} -> {advice.choice or 'none'} because {because}"
-        changes.append(
-            DecisionChange(
-                job.id,
-                old,
-                old_by,
-                decision,
-                "advisor",
-                "re-advised",
-                message,
-                {"trigger": trigger, "because": because, **advice_detail(decision.advice)},
+        applied = store.apply(changes)
+        out = []
+        for ch in applied:
+            if not ch.action:
+                continue
+            out.append(
+                {
+                    "job": ch.job_id,
+                    "previous": ch.expected,
+                    "provider": ch.decision.provider,
+                    "because": ch.detail.get("because") or ch.message,
+                }
             )
-        )
-    applied = store.apply(changes)
-    out = []
-    for ch in applied:
-        if not ch.action:
-            continue
-        out.append(
-            {
-                "job": ch.job_id,
-                "previous": ch.expected,
-                "provider": ch.decision.provider,
-                "because": ch.detail.get("because") or ch.message,
-            }
-        )
-        svc.audit.event(
-            "job.reassigned",
-            job=ch.job_id,
-            previous=ch.expected,
-            provider=ch.decision.provider,
-            decided_by="advisor",
-            action=ch.action,
-            trigger=trigger,
-            because=ch.detail.get("because"),
-            message=ch.message,
-            estimated_cost_usd=ch.detail.get("estimated_cost_usd"),
-        )
-    return out
+            self.audit.event(
+                "job.reassigned",
+                job=ch.job_id,
+                previous=ch.expected,
+                provider=ch.decision.provider,
+                decided_by="advisor",
+                action=ch.action,
+                trigger=trigger,
+                because=ch.detail.get("because"),
+                message=ch.message,
+                estimated_cost_usd=ch.detail.get("estimated_cost_usd"),
+            )
+        return out
 
-
-def pick(svc: Service, job_id: int, provider_id: str | None) -> Job:
-    """The user's explicit choice of provider for a queued job (None: back to the advisor)."""
-    job = svc.job_store.get(job_id)
-    if job.status != "queued":
-        raise InputError(
-            f"job {job_id} is {job.status}; only a queued job's provider can be changed",
-            fields=["id"],
-        )
-    current = job.compute
-    old = current.provider if current else None
-    old_by = current.decided_by if current else None
-    if provider_id is None:
-        [advice] = advise_workloads(svc, [job.workload])
-        by = "advisor"
-        message = f"back to the advisor's choice: {advice.choice or 'no provider'}: {advice.reason}"
-    else:
-        known = {p.id for p in svc.list_providers()}
-        if provider_id not in known:
+    def pick(self, job_id: int, provider_id: str | None) -> Job:
+        """The user's explicit choice of provider for a queued job (None: back to the advisor)."""
+        job = self.job_store.get(job_id)
+        if job.status != "queued":
             raise InputError(
-                f"no provider {provider_id!r} is registered "
-                f"(registered: {', '.join(sorted(known))})",
-                fields=["provider"],
+                f"job {job_id} is {job.status}; only a queued job's provider can be changed",
+                fields=["id"],
             )
-        [advice] = advise_workloads(svc, [job.workload], user_picks=[provider_id])
-        if advice.choice != provider_id:
-            alt = next((a for a in advice.alternatives if a.provider == provider_id), None)
-            why = alt.excluded_because if alt is not None else "it cannot be used"
-            raise InputError(f"{provider_id} cannot run job {job_id}: {why}", fields=["provider"])
-        by = "user"
-        message = f"you picked {provider_id} ({advice.estimated_cost}) instead of {old or 'none'}"
-    decision = _decision(advice, by)
-    change = DecisionChange(
-        job.id, old, old_by, decision, "user", "picked", message, advice_detail(decision.advice)
-    )
-    if not svc.job_store.apply([change]):
-        raise InputError(
-            f"job {job_id} changed meanwhile (another window or process); look again and retry",
-            fields=["id"],
+        current = job.compute
+        old = current.provider if current else None
+        old_by = current.decided_by if current else None
+        if provider_id is None:
+            [advice] = self.advice.advise_workloads([job.workload])
+            by = "advisor"
+            message = (
+                f"back to the advisor's choice: {advice.choice or 'no provider'}: {advice.reason}"
+            )
+        else:
+            known = self.advice.provider_ids()
+            if provider_id not in known:
+                raise InputError(
+                    f"no provider {provider_id!r} is registered "
+                    f"(registered: {', '.join(sorted(known))})",
+                    fields=["provider"],
+                )
+            [advice] = self.advice.advise_workloads([job.workload], user_picks=[provider_id])
+            if advice.choice != provider_id:
+                alt = next((a for a in advice.alternatives if a.provider == provider_id), None)
+                why = alt.excluded_because if alt is not None else "it cannot be used"
+                raise InputError(
+                    f"{provider_id} cannot run job {job_id}: {why}", fields=["provider"]
+                )
+            by = "user"
+            message = (
+                f"you picked {provider_id} ({advice.estimated_cost}) instead of {old or 'none'}"
+            )
+        decision = _decision(advice, by)
+        change = DecisionChange(
+            job.id, old, old_by, decision, "user", "picked", message, advice_detail(decision.advice)
         )
-    svc.audit.event(
-        "job.picked",
-        job=job_id,
-        previous=old,
-        provider=change.decision.provider,
-        decided_by=change.decision.decided_by,
-        estimated_cost_usd=advice.estimated_cost_usd,
-        message=message,
-    )
-    return svc.job_store.get(job_id)
-
-
-def events(svc: Service, job_id: int) -> list[JobEvent]:
-    svc.job_store.get(job_id)  # NotFoundError for an unknown id
-    return svc.job_store.events(job_id)
+        if not self.job_store.apply([change]):
+            raise InputError(
+                f"job {job_id} changed meanwhile (another window or process); look again and retry",
+                fields=["id"],
+            )
+        self.audit.event(
+            "job.picked",
+            job=job_id,
+            previous=old,
+            provider=change.decision.provider,
+            decided_by=change.decision.decided_by,
+            estimated_cost_usd=advice.estimated_cost_usd,
+            message=message,
+        )
+        return self.job_store.get(job_id)
 
 
 def jobs_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
@@ -324,61 +342,3 @@ def jobs_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-class ReadviseRunner:
-    """Re-advice in a separate ``comfyvn-gui jobs readvise`` process (the desktop app's way).
-
-    Re-advising a large queue is CPU work in Python: in a thread of the GUI process it holds
-    the GIL (and triggers garbage collections) long enough to stall the window. A child
-    process shares nothing but the home, whose job queue is multi-process safe. At most one
-    child runs; requests meanwhile are merged into one more run afterwards.
-    """
-
-    def __init__(self, home_root: Path) -> None:
-        self.home_root = home_root
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pending: list[str] = []
-        self._waiter: threading.Thread | None = None
-        self._closed = False
-
-    def request(self, trigger: str) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._pending.append(trigger)
-            if self._proc is None:
-                self._start_locked()
-
-    def _start_locked(self) -> None:
-        because = "; ".join(dict.fromkeys(self._pending))[:2000]
-        self._pending = []
-        env = {**os.environ, "COMFYVN_GUI_HOME": str(self.home_root)}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "comfyvn_gui", "jobs", "readvise", "--because", because],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._waiter = threading.Thread(
-            target=self._wait, args=(self._proc,), name="comfyvn-readvise", daemon=True
-        )
-        self._waiter.start()
-
-    def _wait(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.wait()
-        with self._lock:
-            self._proc = None
-            if self._pending and not self._closed:
-                self._start_locked()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Let a running re-advice finish (it is recorded all or nothing per job)."""
-        with self._lock:
-            self._closed = True
-            self._pending = []
-            waiter = self._waiter
-        if waiter is not None:
-            waiter.join(timeout)

@@ -1,7 +1,7 @@
 """The health monitor: periodic health checks of enabled, active providers.
 
 * Every ``health.interval_s`` seconds each watched provider is due; all due checks of a round
-  run concurrently (the service's ``check``).
+  run concurrently (the checks feature's ``check``).
 * A failing (``unhealthy``) provider backs off exponentially: it is next due after
   ``interval * 2**failures`` (at most :data:`MAX_BACKOFF_S`), and comes back to the normal
   interval as soon as it is healthy again.
@@ -11,6 +11,10 @@
 * A change of a provider's health is a line in ``compute_advisor.log``; the latest result is in
   ``data/checks.json``, where the advisor reads it (an ``unhealthy`` provider is skipped with a
   warning).
+
+The monitor is handed what it uses: the checks feature (to run a round), the registry (which
+providers it watches), the settings (the interval), the audit log, the home (the schedule) and
+the service's workers (docs/architecture.md, "The service: composition root and features").
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from filelock import FileLock
 
 from comfyvn_gui.core.checks import CheckResult
-from comfyvn_gui.store.paths import atomic_write_text
+from comfyvn_gui.store.audit import AuditLog
+from comfyvn_gui.store.paths import Home, atomic_write_text
+from comfyvn_gui.store.registry import Registry
+from comfyvn_gui.store.settings import SettingsStore
 
-if TYPE_CHECKING:
-    from . import Service
+from .checks import ChecksFeature
+from .workers import Workers
 
 MAX_BACKOFF_S = 3600.0
 
@@ -35,16 +42,31 @@ MAX_BACKOFF_S = 3600.0
 class HealthMonitor:
     """Runs health rounds for one home. ``clock`` is wall time (shared between processes)."""
 
-    def __init__(self, service: Service, *, clock: Callable[[], float] = time.time) -> None:
-        self.service = service
+    def __init__(
+        self,
+        *,
+        checks: ChecksFeature,
+        registry: Registry,
+        settings: SettingsStore,
+        audit: AuditLog,
+        home: Home,
+        workers: Workers,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.checks = checks
+        self.registry = registry
+        self.settings = settings
+        self.audit = audit
+        self.home = home
+        self.workers = workers
         self.clock = clock
-        self.path = service.home.data_dir / "health-monitor.json"
-        self._lock = FileLock(str(service.home.data_dir / ".health-monitor.lock"), timeout=30)
+        self.path = home.data_dir / "health-monitor.json"
+        self._lock = FileLock(str(home.data_dir / ".health-monitor.lock"), timeout=30)
 
     # -- schedule ------------------------------------------------------------------------
 
     def interval(self) -> float:
-        return float(self.service.settings.get("health.interval_s"))
+        return float(self.settings.get("health.interval_s"))
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -61,7 +83,7 @@ class HealthMonitor:
 
     def watched(self) -> list[str]:
         """The providers the monitor watches: enabled and active ones."""
-        return [p.id for p in self.service.list_providers() if p.enabled and p.active]
+        return [p.id for p in self.registry.providers() if p.enabled and p.active]
 
     def schedule(self) -> dict[str, dict[str, Any]]:
         """Per provider: next_due (epoch s), failures, status — as stored in the home."""
@@ -72,7 +94,7 @@ class HealthMonitor:
         now = self.clock()
         interval = self.interval()
         watched = self.watched()
-        self.service.home.ensure()
+        self.home.ensure()
         with self._lock:
             state = self._load()
             due = [pid for pid in watched if state.get(pid, {}).get("next_due", 0) <= now]
@@ -109,7 +131,7 @@ class HealthMonitor:
             self._save(state)
         for pid, old, new in changes:
             result = next(r for r in results if r.provider == pid)
-            self.service.audit.event(
+            self.audit.event(
                 "provider.health_changed",
                 provider=pid,
                 previous=old,
@@ -125,11 +147,11 @@ class HealthMonitor:
     async def run_once(self) -> list[CheckResult]:
         """One round: check every due provider (concurrently); returns their results."""
         loop = asyncio.get_running_loop()
-        due = await loop.run_in_executor(self.service.io_pool, self._claim)
+        due = await loop.run_in_executor(self.workers.io_pool, self._claim)
         if not due:
             return []
-        results = await self.service.check("health", due)
-        await loop.run_in_executor(self.service.io_pool, self._settle, results)
+        results = await self.checks.check("health", due)
+        await loop.run_in_executor(self.workers.io_pool, self._settle, results)
         return results
 
     def seconds_until_due(self) -> float:

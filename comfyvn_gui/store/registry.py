@@ -1,6 +1,9 @@
-"""The provider registry (the seed's ``/api/providers/*`` semantics, done right).
+"""The provider registry's storage: one crash-safe transaction per change (the seed's
+``/api/providers/*`` semantics, done right).
 
-Storage rules (DESIGN.md, "Storage"):
+What a valid provider is, how an input merges with the stored entry, what an export looks like
+and what an import would do are rules, computed by :mod:`comfyvn_gui.core.provider_rules`; this
+module applies them (docs/architecture.md, "Storage"):
 
 * ``config/providers.json`` never holds a secret value; it is schema-versioned, written
   atomically, and every read-modify-write holds one file lock, so the GUI, the API server and
@@ -17,14 +20,12 @@ Storage rules (DESIGN.md, "Storage"):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import re
 import secrets as _random
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,56 +34,24 @@ from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from comfyvn_gui import __version__
+from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
-from comfyvn_gui.core.errors import (
-    ConflictError,
-    ForbiddenError,
-    InputError,
-    NotFoundError,
-    OperationError,
-)
+from comfyvn_gui.core.errors import ForbiddenError, NotFoundError, OperationError
 from comfyvn_gui.core.models import (
-    EXPORT_FORMAT,
-    EXPORT_VERSION,
     LOCAL_ID,
     REGISTRY_FORMAT,
     REGISTRY_SCHEMA_VERSION,
-    RESERVED_IDS,
-    ExportDocument,
     ImportPlan,
     ProviderEntry,
-    ProviderEntryWithSecrets,
-    ProviderInput,
     RegistryFile,
 )
-from comfyvn_gui.core.provider_rules import check_id, pydantic_message, short
+from comfyvn_gui.core.provider_rules import SecretKey, short
 
 from .audit import AuditLog, get_audit_log
 from .paths import Home, atomic_write_text
 from .secrets import SecretStore
 
 BACKUPS_KEPT = 5
-MAX_SECRET_CHARS = 65536
-MAX_CONFIG_VALUE_CHARS = 4096
-_URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
-
-SecretKey = tuple[str, str]  # (provider id, field)
-
-
-
-
-
-
-
-
-@dataclass
-class _Change:
-    """The outcome of normalising one input against the catalog and the stored entry."""
-
-    entry: ProviderEntry
-    writes: dict[str, str] = field(default_factory=dict)
-    clears: set[str] = field(default_factory=set)
-    created: bool = False
 
 
 @dataclass
@@ -162,71 +131,45 @@ class Registry:
         ``config``, ``secrets``, ``meta`` ...). An explicit duplicate id is refused; a missing
         id gets a unique one made from the template id.
         """
-        payload = dict(fields, template_id=template_id)
-        inp = self._parse_input(payload, "create")
-        profile = self._profile(template_id)
-        if profile.protected:
-            raise InputError(
-                f"{profile.name} is built in and always registered as {LOCAL_ID!r}; "
-                "update it with `providers register` instead",
-                fields=["template_id"],
-            )
+        inp = rules.parse_input(dict(fields, template_id=template_id), "create")
+        rules.creatable_profile(self.catalog, template_id)
         with self._locked():
             reg = self._read()
-            ids = {p.id for p in reg.providers}
-            if inp.id is not None:
-                check_id(inp.id)
-                if inp.id in ids:
-                    raise ConflictError(
-                        f"a provider with id {inp.id!r} already exists; choose another id or "
-                        "update it with `providers register`",
-                        fields=["id"],
-                    )
-                new_id = inp.id
-            else:
-                new_id = self._unique_id(template_id, ids)
-            change = self._normalize(inp.model_copy(update={"id": new_id}), None, "create")
+            change = rules.new_provider(self.catalog, inp, {p.id for p in reg.providers})
             reg.providers.append(change.entry)
-            self._commit(reg, self._writes_of([change]), self._clears_of([change]))
+            self._commit(reg, rules.writes_of([change]), rules.clears_of([change]))
             self.audit.event(
                 "provider.created",
-                provider=new_id,
+                provider=change.entry.id,
                 template_id=template_id,
                 secrets_set=change.entry.secrets_set,
             )
             return change.entry
 
-    def register(self, payload: Mapping[str, Any]) -> tuple[ProviderEntry, bool]:
+    def register(
+        self, payload: Mapping[str, Any], *, must_exist: bool = False
+    ) -> tuple[ProviderEntry, bool]:
         """Create or update from a provider entry. Returns (entry, created).
 
         An update that omits a secret keeps the stored one; a secret set to null is cleared;
-        changing any credential clears ``active``.
+        changing any credential clears ``active``. With ``must_exist`` an id that is not
+        registered (any more) is refused instead of created.
         """
-        inp = self._parse_input(payload, "register")
-        if inp.id is None:
-            raise InputError("register needs the provider's `id`", fields=["id"])
-        check_id(inp.id)
+        inp = rules.parse_registration(payload)
         with self._locked():
             reg = self._read()
             existing = next((p for p in reg.providers if p.id == inp.id), None)
-            if existing is None and inp.template_id is None:
-                raise InputError(
-                    f"provider {inp.id!r} does not exist yet: give its `template_id` "
-                    f"(one of {', '.join(self.catalog.profiles)}) to create it",
-                    fields=["template_id"],
+            if existing is None and must_exist:
+                raise NotFoundError(
+                    f"no provider {short(inp.id)} is registered any more; nothing was saved",
+                    fields=["id"],
                 )
-            if existing is None and self._profile(inp.template_id or "").protected:
-                raise InputError(
-                    f"the {inp.template_id!r} template is built in; only the id {LOCAL_ID!r} "
-                    "can use it",
-                    fields=["template_id"],
-                )
-            change = self._normalize(inp, existing, "register")
+            change = rules.registration(self.catalog, inp, existing)
             if existing is None:
                 reg.providers.append(change.entry)
             else:
                 reg.providers[reg.providers.index(existing)] = change.entry
-            self._commit(reg, self._writes_of([change]), self._clears_of([change]))
+            self._commit(reg, rules.writes_of([change]), rules.clears_of([change]))
             self.audit.event(
                 "provider.created" if existing is None else "provider.updated",
                 provider=change.entry.id,
@@ -308,12 +251,7 @@ class Registry:
         """A digest of everything a validation depends on (kept in memory only)."""
         if secrets is None:
             secrets = self.read_secrets(entry) if entry.secrets_set else {}
-        material = json.dumps(
-            [entry.template_id, entry.base_url, entry.config, sorted(secrets.items())],
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(material.encode()).hexdigest()
+        return rules.fingerprint(entry, secrets)
 
     # -- remove ----------------------------------------------------------------------------
 
@@ -334,7 +272,7 @@ class Registry:
                     fields=["id"],
                 )
             reg.providers.remove(entry)
-            self._commit(reg, {}, self._all_secret_keys([entry]))
+            self._commit(reg, {}, rules.all_secret_keys(self.catalog, [entry]))
             self.audit.event("provider.removed", provider=provider_id, secrets_deleted=True)
             return entry
 
@@ -345,7 +283,7 @@ class Registry:
             gone = [p for p in reg.providers if p.id != LOCAL_ID]
             reg.providers = [p for p in reg.providers if p.id == LOCAL_ID]
             # Every entry this home may have made, not only those the registry lists.
-            keys = self._all_secret_keys(gone + reg.providers)
+            keys = rules.all_secret_keys(self.catalog, gone + reg.providers)
             self._commit(reg, {}, keys)
             self.audit.event("provider.removed_all", providers=[p.id for p in gone])
             return [p.id for p in gone]
@@ -356,27 +294,16 @@ class Registry:
         """The registry as an export document; secrets only when asked for."""
         with self._locked(recover="best_effort" if not include_secrets else "required"):
             providers = self._read().providers
-            out: list[ProviderEntryWithSecrets] = []
-            for p in providers:
-                secrets: dict[str, str] = {}
-                if include_secrets:
-                    for name in p.secrets_set:
-                        value = self.secrets.get(p.id, name)
-                        if value is not None:
-                            secrets[name] = value
-                out.append(ProviderEntryWithSecrets(**p.model_dump(), secrets=secrets))
-        doc = ExportDocument(
+            secrets = {p.id: self.read_secrets(p) for p in providers} if include_secrets else {}
+        data = rules.export_document(
+            providers,
+            secrets,
+            include_secrets=include_secrets,
             exported_at=datetime.now(UTC),
             app_version=__version__,
             catalog_version=self.catalog.version,
-            include_secrets=include_secrets,
-            providers=out,
         )
-        self.audit.event("registry.exported", include_secrets=include_secrets, count=len(out))
-        data = doc.model_dump(mode="json")
-        if not include_secrets:
-            for p in data["providers"]:
-                p.pop("secrets", None)
+        self.audit.event("registry.exported", include_secrets=include_secrets, count=len(providers))
         return data
 
     def plan_import(
@@ -384,7 +311,9 @@ class Registry:
     ) -> ImportPlan:
         """Validate an import completely and say what it would do. Changes nothing."""
         with self._locked(recover="best_effort"):
-            plan, _ = self._plan_import(self._read(), data, replace, overwrite)
+            plan, _ = rules.plan_import(
+                self.catalog, self._read().providers, data, replace=replace, overwrite=overwrite
+            )
             return plan
 
     def import_(self, data: Any, *, replace: bool = False, overwrite: bool = True) -> ImportReport:
@@ -396,13 +325,15 @@ class Registry:
         """
         with self._locked():
             reg = self._read()
-            plan, changes = self._plan_import(reg, data, replace, overwrite)
+            plan, changes = rules.plan_import(
+                self.catalog, reg.providers, data, replace=replace, overwrite=overwrite
+            )
             deletes: set[SecretKey] = set()
             if replace:
                 plan.backup = str(self._backup(reg))
                 kept = [p for p in reg.providers if p.id == LOCAL_ID]
                 replaced = [p for p in reg.providers if p.id != LOCAL_ID]
-                deletes |= self._all_secret_keys(replaced)
+                deletes |= rules.all_secret_keys(self.catalog, replaced)
                 reg.providers = kept
             by_id = {p.id: i for i, p in enumerate(reg.providers)}
             for ch in changes:
@@ -410,8 +341,8 @@ class Registry:
                     reg.providers[by_id[ch.entry.id]] = ch.entry
                 else:
                     reg.providers.append(ch.entry)
-            writes = self._writes_of(changes)
-            deletes |= self._clears_of(changes)
+            writes = rules.writes_of(changes)
+            deletes |= rules.clears_of(changes)
             self._commit(reg, writes, deletes - set(writes))  # what the import writes survives
             imported = [ch.entry.id for ch in changes]
             self.audit.event(
@@ -426,362 +357,7 @@ class Registry:
             )
             return ImportReport(plan=plan, imported=imported)
 
-    # -- internals: input ------------------------------------------------------------------
-
-    def _profile(self, template_id: str) -> ProviderProfile:
-        try:
-            return self.catalog.profile(template_id)
-        except NotFoundError as exc:
-            raise InputError(
-                f"unknown template {short(template_id)}; templates: "
-                f"{', '.join(self.catalog.profiles)}",
-                fields=["template_id"],
-            ) from exc
-
-    @staticmethod
-    def _parse_input(payload: Any, where: str) -> ProviderInput:
-        if not isinstance(payload, Mapping):
-            raise InputError(
-                f"{where}: a provider must be a JSON object, got {type(payload).__name__}"
-            )
-        try:
-            return ProviderInput.model_validate(dict(payload))
-        except ValidationError as exc:
-            msg, fields = pydantic_message(exc, where)
-            raise InputError(msg, fields=fields) from None
-
-    @staticmethod
-    def _unique_id(template_id: str, taken: set[str]) -> str:
-        if template_id not in taken and template_id not in RESERVED_IDS:
-            return template_id
-        n = 2
-        while f"{template_id}-{n}" in taken:
-            n += 1
-        return f"{template_id}-{n}"
-
-    def _normalize(self, inp: ProviderInput, existing: ProviderEntry | None, where: str) -> _Change:
-        """Merge ``inp`` over ``existing`` and check every field against the profile."""
-        pid = inp.id or (existing.id if existing else "")
-        where = f"{where} {pid!r}"
-        template_id = inp.template_id or (existing.template_id if existing else "")
-        if existing is not None and inp.template_id and inp.template_id != existing.template_id:
-            raise InputError(
-                f"{where}: template_id cannot change from {existing.template_id!r} to "
-                f"{inp.template_id!r}; remove the provider and create a new one",
-                fields=["template_id"],
-            )
-        profile = self._profile(template_id)
-        secret_names = set(profile.secret_fields)
-        fields_by_name = {f.name: f for f in profile.all_fields}
-        sent = inp.model_fields_set
-
-        config: dict[str, Any] = dict(existing.config) if existing else {}
-        writes: dict[str, str] = {}
-        clears: set[str] = set()
-        cred_changed = False
-
-        def take_secret(name: str, value: Any, loc: str) -> None:
-            nonlocal cred_changed
-            if name not in secret_names:
-                raise InputError(
-                    f"{where}: {loc} is not a secret field of {profile.name} (its secret "
-                    f"fields: {', '.join(sorted(secret_names)) or 'none'})",
-                    fields=[name],
-                )
-            cred_changed = True
-            if value is None:
-                writes.pop(name, None)
-                clears.add(name)
-                return
-            self._check_secret(profile, name, value, where, loc)
-            clears.discard(name)
-            writes[name] = value
-
-        for key, value in (inp.config or {}).items():
-            if key in secret_names:
-                take_secret(key, value, f"config.{key}")
-            elif key == "endpoints":
-                new_eps = self._check_endpoints(profile, value, config.get("endpoints"), where)
-                if new_eps != config.get("endpoints"):
-                    cred_changed = True
-                if new_eps:
-                    config["endpoints"] = new_eps
-                else:
-                    config.pop("endpoints", None)
-            elif key in fields_by_name:
-                if value is None:
-                    if key in config:
-                        cred_changed = True
-                        config.pop(key)
-                    continue
-                checked = self._check_field(profile, key, value, where)
-                if config.get(key) != checked:
-                    cred_changed = True
-                config[key] = checked
-            else:
-                known = sorted(n for n in fields_by_name if n not in secret_names)
-                raise InputError(
-                    f"{where}: config.{key} is not a setting of {profile.name} (known: "
-                    f"{', '.join([*known, 'endpoints'])}); put notes and other metadata in "
-                    "`meta`",
-                    fields=[key],
-                )
-        for key, value in (inp.secrets or {}).items():
-            take_secret(key, value, f"secrets.{key}")
-
-        base_url = existing.base_url if existing else None
-        if "base_url" in sent:
-            if inp.base_url is not None:
-                self._check_url(inp.base_url, where, "base_url")
-                if profile.primary_endpoint is None:
-                    raise InputError(
-                        f"{where}: {profile.name} has no HTTP endpoint, so base_url does not apply",
-                        fields=["base_url"],
-                    )
-            if inp.base_url != base_url:
-                cred_changed = True
-            base_url = inp.base_url
-
-        gpu = existing.gpu if existing else None
-        if "gpu" in sent:
-            gpu = None
-            if inp.gpu is not None:
-                spec = self.catalog.gpu(inp.gpu)
-                if spec is None:
-                    raise InputError(
-                        f"{where}: gpu {short(inp.gpu)} is not in the GPU catalog (known: "
-                        f"{', '.join(sorted(self.catalog.gpus))})",
-                        fields=["gpu"],
-                    )
-                gpu = spec.name
-
-        meta: dict[str, Any] = dict(existing.meta) if existing else {}
-        for key, value in (inp.meta or {}).items():
-            if key in self.catalog.all_secret_field_names:
-                raise InputError(
-                    f"{where}: meta.{key} looks like a credential; send it in `secrets` so it "
-                    "is stored in the OS keyring",
-                    fields=[key],
-                )
-            if value is None:
-                meta.pop(key, None)
-            else:
-                meta[key] = value
-
-        name = inp.name if inp.name is not None else (existing.name if existing else profile.name)
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InputError(f"{where}: name must be 1 to 200 characters", fields=["name"])
-        enabled = (
-            inp.enabled if inp.enabled is not None else (existing.enabled if existing else True)
-        )
-
-        stored = set(existing.secrets_set) if existing else set()
-        secrets_set = sorted((stored | set(writes)) - clears)
-        active = bool(existing and existing.active and not cred_changed)
-        try:
-            entry = ProviderEntry(
-                id=pid,
-                template_id=profile.id,
-                name=name,
-                enabled=enabled,
-                active=active,
-                base_url=base_url,
-                gpu=gpu,
-                config=config,
-                secrets_set=secrets_set,
-                meta=meta,
-            )
-        except ValidationError as exc:
-            msg, fields = pydantic_message(exc, where)
-            raise InputError(msg, fields=fields) from None
-        try:
-            json.dumps(entry.model_dump(mode="json"), allow_nan=False)
-        except ValueError as exc:
-            raise InputError(f"{where}: a value cannot be stored as JSON ({exc})") from None
-        return _Change(entry=entry, writes=writes, clears=clears & stored, created=not existing)
-
-    def _check_field(self, profile: ProviderProfile, key: str, value: Any, where: str) -> Any:
-        spec = profile.field(key)
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InputError(
-                f"{where}: config.{key} must be text, got {type(value).__name__}", fields=[key]
-            )
-        text = str(value).strip()
-        if not text or len(text) > MAX_CONFIG_VALUE_CHARS:
-            raise InputError(
-                f"{where}: config.{key} must be 1 to {MAX_CONFIG_VALUE_CHARS} characters; "
-                "send null to clear it",
-                fields=[key],
-            )
-        reason = spec.check_value(text)
-        if reason:
-            hint = f"; {spec.help}" if spec.help else ""
-            raise InputError(f"{where}: config.{key}: {reason}{hint}", fields=[key])
-        return text
-
-    def _check_secret(
-        self, profile: ProviderProfile, name: str, value: Any, where: str, loc: str
-    ) -> None:
-        spec = profile.field(name)
-        if not isinstance(value, str):
-            raise InputError(f"{where}: {loc} must be text", fields=[name])
-        if not value.strip():
-            raise InputError(
-                f"{where}: {loc} is empty; leave it out to keep the stored value, or send "
-                "null to clear it",
-                fields=[name],
-            )
-        if len(value) > MAX_SECRET_CHARS:
-            raise InputError(
-                f"{where}: {loc} is {len(value)} characters; at most {MAX_SECRET_CHARS}",
-                fields=[name],
-            )
-        if spec.kind == "json_file":
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError as exc:
-                pos = f"line {exc.lineno} column {exc.colno}"
-                raise InputError(
-                    f"{where}: {loc} is not valid JSON ({pos}); pick the key file you "
-                    "downloaded again",
-                    fields=[name],
-                ) from None
-            if not isinstance(parsed, dict):
-                raise InputError(f"{where}: {loc} must be a JSON object", fields=[name])
-        reason = spec.check_value(value.strip())
-        if reason:
-            hint = f"; {spec.help}" if spec.help else ""
-            raise InputError(f"{where}: {loc}: {reason}{hint}", fields=[name])
-
-    @staticmethod
-    def _check_url(value: Any, where: str, loc: str) -> None:
-        if not isinstance(value, str) or not _URL_RE.match(value):
-            raise InputError(
-                f"{where}: {loc} {short(value)} must be an http:// or https:// URL",
-                fields=[loc.split(".")[-1]],
-            )
-
-    def _check_endpoints(
-        self, profile: ProviderProfile, value: Any, current: Any, where: str
-    ) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise InputError(
-                f"{where}: config.endpoints must be an object of endpoint name -> URL",
-                fields=["endpoints"],
-            )
-        merged: dict[str, str] = dict(current or {})
-        for name, url in value.items():
-            if name not in profile.endpoints:
-                raise InputError(
-                    f"{where}: config.endpoints.{name} is not an endpoint of {profile.name} "
-                    f"(its endpoints: {', '.join(profile.endpoints) or 'none'})",
-                    fields=["endpoints"],
-                )
-            if url is None:
-                merged.pop(name, None)
-                continue
-            self._check_url(url, where, f"config.endpoints.{name}")
-            merged[name] = url
-        return merged
-
-    # -- internals: import -----------------------------------------------------------------
-
-    def _plan_import(
-        self, reg: RegistryFile, data: Any, replace: bool, overwrite: bool
-    ) -> tuple[ImportPlan, list[_Change]]:
-        items = self._import_items(data)
-        existing = {p.id: p for p in reg.providers}
-        plan = ImportPlan(replace=replace, overwrite=overwrite)
-        seen: dict[str, int] = {}
-        changes: list[_Change] = []
-        for n, item in enumerate(items, 1):
-            where = f"import: provider #{n}"
-            if not isinstance(item, Mapping):
-                raise InputError(f"{where} must be a JSON object, got {type(item).__name__}")
-            raw_id = item.get("id")
-            if raw_id is None:
-                raise InputError(f"{where} has no `id`", fields=["id"])
-            pid = check_id(raw_id, where=f"{where}: id")
-            if pid in seen:
-                raise InputError(
-                    f"import: id {pid!r} appears twice (providers #{seen[pid]} and #{n}); "
-                    "each id may appear once",
-                    fields=["id"],
-                )
-            seen[pid] = n
-            payload = {k: v for k, v in item.items() if k not in ("active", "secrets_set")}
-            inp = self._parse_input(payload, where)
-            if inp.template_id is None:
-                raise InputError(f"{where} ({pid!r}) has no `template_id`", fields=["template_id"])
-            if pid == LOCAL_ID or self._profile(inp.template_id).protected:
-                # Validate it all the same, so a broken file is refused whole.
-                self._normalize(inp, existing.get(LOCAL_ID), where)
-                plan.skip[pid] = "the local provider is built in and is not imported"
-                continue
-            old = None if replace else existing.get(pid)
-            if old is not None and not overwrite:
-                self._normalize(inp, None, where)
-                plan.skip[pid] = "exists already (import without --no-overwrite to update it)"
-                continue
-            if old is not None and old.template_id != inp.template_id:
-                raise InputError(
-                    f"{where} ({pid!r}): template_id {inp.template_id!r} differs from the "
-                    f"registered provider's {old.template_id!r}; remove it first or import "
-                    "with replace",
-                    fields=["template_id"],
-                )
-            change = self._normalize(inp, old, where)
-            change.entry = change.entry.model_copy(update={"active": False})
-            changes.append(change)
-            (plan.add if old is None else plan.update).append(pid)
-        if replace:
-            plan.delete = [p.id for p in reg.providers if p.id != LOCAL_ID]
-            for p in reg.providers:
-                if p.id != LOCAL_ID and p.secrets_set:
-                    plan.delete_credentials[p.id] = list(p.secrets_set)
-        return plan, changes
-
-    @staticmethod
-    def _import_items(data: Any) -> list[Any]:
-        if isinstance(data, str | bytes):
-            try:
-                data = json.loads(data)
-            except ValueError as exc:
-                raise InputError(f"import: not valid JSON ({exc})") from None
-        if isinstance(data, list):
-            return data
-        if not isinstance(data, Mapping):
-            raise InputError(
-                'import: expected an export, {"providers": [...]} or a list of providers, '
-                f"got {type(data).__name__}"
-            )
-        if "format" in data or "version" in data:
-            fmt = data.get("format")
-            if fmt not in (EXPORT_FORMAT, REGISTRY_FORMAT):
-                raise InputError(
-                    f"import: unknown format {short(fmt)}; expected {EXPORT_FORMAT!r}",
-                    fields=["format"],
-                )
-            version = data.get("version", data.get("schema_version"))
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise InputError(
-                    f"import: unknown export version {short(version)}", fields=["version"]
-                )
-            if version > EXPORT_VERSION:
-                raise InputError(
-                    f"import: export version {version} was written by a newer comfyvn-gui "
-                    f"(this one reads version {EXPORT_VERSION}); update comfyvn-gui",
-                    fields=["version"],
-                )
-        providers = data.get("providers")
-        if not isinstance(providers, list):
-            raise InputError(
-                "import: `providers` must be a list of provider entries", fields=["providers"]
-            )
-        return providers
+    # -- internals: storage and transactions ---------------------------------------------
 
     def _backup(self, reg: RegistryFile) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -791,8 +367,6 @@ class Registry:
         for old in backups[:-BACKUPS_KEPT]:
             old.unlink(missing_ok=True)
         return path
-
-    # -- internals: storage and transactions ---------------------------------------------
 
     @contextmanager
     def _locked(self, recover: str = "required") -> Iterator[None]:
@@ -832,7 +406,7 @@ class Registry:
         try:
             raw = path.read_text("utf-8")
         except FileNotFoundError:
-            return RegistryFile(providers=[self._local_entry()])
+            return RegistryFile(providers=[rules.local_entry(self.catalog)])
         except OSError as exc:
             raise OperationError(f"cannot read {path} ({exc.strerror})") from None
         try:
@@ -846,8 +420,8 @@ class Registry:
                 "or move the file away to start with an empty registry"
             ) from None
         if not any(p.id == LOCAL_ID for p in reg.providers):
-            reg.providers.insert(0, self._local_entry())
-        plaintext = self._take_plaintext_secrets(reg)
+            reg.providers.insert(0, rules.local_entry(self.catalog))
+        plaintext = rules.take_plaintext_secrets(self.catalog, reg)
         if plaintext:
             # A file written by another tool (or the original ComfyVN) holds secret values:
             # move them into the keyring now. If that is impossible, a read still shows the
@@ -864,47 +438,12 @@ class Registry:
                 )
         return reg
 
-    def _take_plaintext_secrets(self, reg: RegistryFile) -> dict[SecretKey, str]:
-        """Strip secret values out of ``config`` (they belong in the keyring)."""
-        found: dict[SecretKey, str] = {}
-        for i, p in enumerate(reg.providers):
-            try:
-                names = set(self.catalog.profile(p.template_id).secret_fields)
-            except NotFoundError:
-                continue
-            leaked = {k: v for k, v in p.config.items() if k in names}
-            if not leaked:
-                continue
-            config = {k: v for k, v in p.config.items() if k not in names}
-            values = {k: v for k, v in leaked.items() if isinstance(v, str) and v}
-            found.update({(p.id, k): v for k, v in values.items()})
-            reg.providers[i] = p.model_copy(
-                update={"config": config, "secrets_set": sorted(set(p.secrets_set) | set(values))}
-            )
-        return found
-
-    def _local_entry(self) -> ProviderEntry:
-        profile = next(p for p in self.catalog.profiles.values() if p.protected)
-        return ProviderEntry(id=LOCAL_ID, template_id=profile.id, name=profile.name, active=True)
-
     def _write(self, reg: RegistryFile) -> None:
         self.home.ensure()
         # Temp files of writers that were killed mid-write (we hold the lock: none is live).
         for stale in self.home.config_dir.glob(f".{self.home.registry_file.name}.*.tmp"):
             stale.unlink(missing_ok=True)
         atomic_write_text(self.home.registry_file, reg.model_dump_json(indent=2) + "\n")
-
-    @staticmethod
-    def _writes_of(changes: list[_Change]) -> dict[SecretKey, str]:
-        return {(ch.entry.id, f): v for ch in changes for f, v in ch.writes.items()}
-
-    @staticmethod
-    def _clears_of(changes: list[_Change]) -> set[SecretKey]:
-        return {(ch.entry.id, f) for ch in changes for f in ch.clears}
-
-    def _all_secret_keys(self, entries: list[ProviderEntry]) -> set[SecretKey]:
-        names = self.catalog.all_secret_field_names
-        return {(p.id, f) for p in entries for f in names | set(p.secrets_set)}
 
     def _commit(
         self, reg: RegistryFile, writes: Mapping[SecretKey, str], deletes: set[SecretKey]

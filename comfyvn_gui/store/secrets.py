@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from comfyvn_gui.core.errors import OperationError
 from comfyvn_gui.core.redaction import register_secret
+from comfyvn_gui.core.wording import keyring_backend
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -108,7 +109,7 @@ class SecretStore:
     @property
     def backend_label(self) -> str:
         """The backend in a user's words: "Secret Service", "macOS Keychain" ..."""
-        return backend_label(self.backend_name)
+        return keyring_backend(self.backend_name)
 
     def check(self) -> None:
         """Raise a typed error unless the keyring can be read now (it may be locked)."""
@@ -267,20 +268,5 @@ def _past(action: str) -> str:
     )
 
 
-#: Backends as a desktop user knows them (module prefix -> words).
-_BACKEND_LABELS: tuple[tuple[str, str], ...] = (
-    ("keyring.backends.SecretService.", "Secret Service (GNOME Keyring / KWallet)"),
-    ("keyring.backends.libsecret.", "Secret Service (libsecret)"),
-    ("keyring.backends.kwallet.", "KWallet"),
-    ("keyring.backends.macOS.", "macOS Keychain"),
-    ("keyring.backends.Windows.", "Windows Credential Manager"),
-)
 
 
-def backend_label(name: str) -> str:
-    """``keyring.backends.SecretService.Keyring`` -> ``Secret Service (GNOME Keyring / KWallet)``;
-    an unknown backend keeps its class path; ``none`` stays ``none``."""
-    for prefix, label in _BACKEND_LABELS:
-        if name.startswith(prefix):
-            return label
-    return name

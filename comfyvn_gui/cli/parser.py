@@ -1,0 +1,223 @@
+"""The command line's grammar: every command, option and its help."""
+
+from __future__ import annotations
+
+import argparse
+
+from comfyvn_gui import __version__
+
+PAGES = ("remote-gpu", "jobs", "advisor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout"
+    )
+
+    p = argparse.ArgumentParser(
+        prog="comfyvn-gui",
+        description=(
+            "Run ComfyVN importer work on the right GPU. With no command, opens the desktop app."
+        ),
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"comfyvn-gui {__version__}")
+    p.add_argument("--screenshot", metavar="PNG", help="render the main window to PNG and exit")
+    p.add_argument("--page", choices=PAGES, help="page to show (with --screenshot)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    prov = sub.add_parser("providers", help="manage GPU providers", parents=[common])
+    ps = prov.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ps.add_parser("templates", help="the curated provider catalog", parents=[common])
+    ps.add_parser("list", help="registered providers", parents=[common])
+    show = ps.add_parser("show", help="one provider in full", parents=[common])
+    show.add_argument("id")
+
+    create = ps.add_parser(
+        "create",
+        help="add a provider from a template",
+        parents=[common],
+        description=(
+            "Add a provider from a curated template. Secrets come from --config-file (a JSON "
+            'object of settings and secrets, e.g. {"api_key": "..."}), or from a prompt '
+            "when run in a terminal."
+        ),
+    )
+    create.add_argument("template_id", metavar="TEMPLATE_ID")
+    create.add_argument("--id", dest="provider_id", metavar="ID")
+    create.add_argument("--name")
+    create.add_argument("--base-url", metavar="URL")
+    create.add_argument("--gpu", help="GPU catalog name (default: the template's)")
+    create.add_argument("--config-file", metavar="FILE|-", help="JSON config, '-' for stdin")
+    create.add_argument("--no-prompt", action="store_true", help="never prompt, even in a terminal")
+
+    register = ps.add_parser(
+        "register",
+        help="create or update from a provider entry",
+        parents=[common],
+        description=(
+            "Create or update a provider from a provider entry (JSON). A secret field set to "
+            "null clears it; an absent one keeps the stored value."
+        ),
+    )
+    register.add_argument("--config-file", metavar="FILE|-", required=True)
+
+    remove = ps.add_parser("remove", help="remove a provider and its secrets", parents=[common])
+    target = remove.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?")
+    target.add_argument(
+        "--all", action="store_true", help="remove every provider and keyring entry of the home"
+    )
+    remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    for name, what in (
+        ("validate", "check credentials with a real call (no ids: every provider)"),
+        ("health", "check that providers can take work now (no ids: every enabled provider)"),
+    ):
+        chk = ps.add_parser(name, help=what, parents=[common])
+        chk.add_argument("ids", nargs="*", metavar="ID")
+        chk.add_argument("--all", action="store_true", help="every provider (the default)")
+        chk.add_argument(
+            "--timeout", type=float, metavar="S", help="deadline of each check in seconds"
+        )
+        if name == "health":
+            chk.add_argument(
+                "--watch",
+                action="store_true",
+                help="keep watching (the health monitor) and print every change; Ctrl+C stops",
+            )
+
+    trust = ps.add_parser(
+        "trust-host",
+        help="pin an SSH provider's host key",
+        parents=[common],
+        description=(
+            "Pin the host key of an SSH provider. Compare the fingerprint that `providers "
+            "validate` reported (untrusted_host) with the one your administrator gave you "
+            "first; a different key later is refused as host_key_mismatch."
+        ),
+    )
+    trust.add_argument("id")
+    trust.add_argument("--fingerprint", required=True, metavar="SHA256:...")
+
+    export = ps.add_parser("export", help="export the registry as JSON", parents=[common])
+    export.add_argument("--include-secrets", action="store_true")
+    export.add_argument("-o", "--output", metavar="FILE")
+
+    imp = ps.add_parser("import", help="import an export or a list of providers", parents=[common])
+    imp.add_argument("file", metavar="FILE|-")
+    imp.add_argument(
+        "--replace", action="store_true", help="delete every provider first (after a backup)"
+    )
+    imp.add_argument("--no-overwrite", action="store_true", help="skip providers whose id exists")
+    imp.add_argument("--dry-run", action="store_true", help="say what it would do; change nothing")
+    imp.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    st = sub.add_parser("settings", help="read or change settings", parents=[common])
+    ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = ss.add_parser("get", help="all settings, or one", parents=[common])
+    get.add_argument("key", nargs="?")
+    set_ = ss.add_parser("set", help="change a setting", parents=[common])
+    set_.add_argument("key")
+    set_.add_argument("value")
+    unset = ss.add_parser("unset", help="back to the default", parents=[common])
+    unset.add_argument("key")
+
+    adv = sub.add_parser(
+        "advise",
+        help="where a workload would run, what it costs and why (a what-if: records nothing)",
+        parents=[common],
+        description=(
+            "Advise where a workload should run. The request is a JSON object with a "
+            "'workload' (kind, sizes, latency, budget_usd, residency ...) and optionally "
+            "'local', 'health' and 'providers' replacing the live values (see "
+            "docs/schemas/advice-request.schema.json). Prints the advice object as JSON; "
+            "exit 0 also when no provider can run it."
+        ),
+    )
+    adv.add_argument("--request", metavar="FILE|-", required=True, help="'-' for stdin")
+    adv.add_argument(
+        "--text", action="store_true", help="print a summary for people instead of JSON"
+    )
+
+    jobs = sub.add_parser(
+        "jobs", help="the queue of importer jobs and their advice", parents=[common]
+    )
+    js = jobs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    jadd = js.add_parser(
+        "add",
+        help="queue a workload (JSON, optionally with a title), advised",
+        parents=[common],
+    )
+    jadd.add_argument("file", metavar="FILE|-")
+    jlist = js.add_parser("list", help="the jobs, with the advice next to each", parents=[common])
+    jlist.add_argument("--status", action="append", help="only jobs with this status")
+    jshow = js.add_parser(
+        "show", help="one job: its advice, alternatives and audit trail", parents=[common]
+    )
+    jshow.add_argument("id", type=int)
+    jsum = js.add_parser(
+        "import-summary",
+        help="one advised job per unit of work of an importer summary (all or nothing)",
+        parents=[common],
+    )
+    jsum.add_argument("file", metavar="FILE|-")
+    jpick = js.add_parser(
+        "pick",
+        help="run a queued job on the provider you choose (recorded in its audit trail)",
+        parents=[common],
+    )
+    jpick.add_argument("id", type=int)
+    jpick.add_argument("provider", nargs="?", help="a registered provider id")
+    jpick.add_argument(
+        "--advisor", action="store_true", help="drop your pick: back to the advisor's choice"
+    )
+    jre = js.add_parser(
+        "readvise",
+        help="advise the queued jobs again now (health and registry changes do it by themselves)",
+        parents=[common],
+    )
+    jre.add_argument(
+        "--because", metavar="TEXT", help="what changed (recorded with each changed decision)"
+    )
+
+    sub.add_parser(
+        "gpus",
+        help="this computer's GPUs (NVML): VRAM, free VRAM, load",
+        parents=[common],
+        description="This computer's NVIDIA GPUs; with --json a list (empty: no local GPU).",
+    )
+
+    srv = sub.add_parser(
+        "serve",
+        help="the local HTTP API (token in config/api-token)",
+        description="Serve the local HTTP API until Ctrl+C. Every request needs the bearer "
+        "token kept in the home's config/api-token.",
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
+    srv.add_argument(
+        "--no-monitor", action="store_true", help="do not run the periodic health monitor"
+    )
+
+    sub.add_parser(
+        "about", help="version, folders and which keyring holds the secrets", parents=[common]
+    )
+
+    sch = sub.add_parser(
+        "schemas", help="write the JSON Schemas of the public objects", parents=[common]
+    )
+    sch.add_argument("--out", metavar="DIR", default="docs/schemas")
+    sch.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port

@@ -1,0 +1,278 @@
+"""One provider as the advisor weighs it: eligibility, GPU and VRAM, residency, time and cost.
+
+:func:`evaluate` fills a :class:`Candidate`'s numbers and, where the provider cannot run the
+workload, why (``excluded`` in a user's words, ``exclusion_code`` for the warnings).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from comfyvn_gui.core import wording
+from comfyvn_gui.core.catalog import Catalog, GpuSpec, ProviderProfile, Region
+from comfyvn_gui.core.checks import HealthStatus, LocalGpu, LocalSnapshot
+from comfyvn_gui.core.models import ProviderEntry
+from comfyvn_gui.core.workload import Requirements, Workload
+
+from .models import AdviceProvider, Alternative
+
+#: A local GPU at or above this utilisation is busy (docs/architecture.md, "Advice request and
+#: response": the local GPU is eligible with its utilisation below 0.9).
+BUSY_UTILIZATION = 0.9
+#: Cost comparisons tolerate float noise of this size (USD).
+EPS = 1e-9
+
+REMOTE_KINDS: frozenset[str] = frozenset({"cloud", "marketplace", "kubernetes"})
+ON_PREM_KINDS: frozenset[str] = frozenset({"lan", "ssh"})
+
+
+def _meta_number(meta: Mapping[str, Any], key: str) -> float | None:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _regions_by_id(profile: ProviderProfile) -> dict[str, Region]:
+    return {r.id.lower(): r for r in profile.regions}
+
+
+def _configured_regions(
+    entry: ProviderEntry, profile: ProviderProfile
+) -> tuple[list[Region] | None, str | None]:
+    """The regions this provider is pinned to (config ``region``, else ``meta.allowed_regions``),
+    or (None, None) when it is not pinned; (None, why) when a region is not in the catalog."""
+    by_id = _regions_by_id(profile)
+    region = entry.config.get("region")
+    if isinstance(region, str) and region.strip():
+        found = by_id.get(region.strip().lower())
+        if found is None:
+            return None, f"its region {region!r} is not in the catalog, so its zone is unknown"
+        return [found], None
+    allowed = entry.meta.get("allowed_regions")
+    if isinstance(allowed, list) and allowed:
+        out: list[Region] = []
+        for item in allowed:
+            found = by_id.get(str(item).strip().lower())
+            if found is None:
+                return None, f"its allowed region {item!r} is not in the catalog"
+            out.append(found)
+        return out, None
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating one provider
+# --------------------------------------------------------------------------------------------
+
+
+class Candidate:
+    """Working numbers of one provider while advising."""
+
+    def __init__(self, entry: ProviderEntry, profile: ProviderProfile, health: HealthStatus):
+        self.entry = entry
+        self.profile = profile
+        self.health = health
+        self.excluded: str | None = None
+        self.exclusion_code: str | None = None
+        self.gpu: str | None = None
+        self.vram_gb: float | None = None
+        self.throughput = 1.0
+        self.zones: list[str] = list(profile.zones)
+        self.pinned: list[Region] | None = None
+        self.hourly: float | None = None
+        self.price_source: Literal["catalog", "meta", "price_ceiling", "free"] | None = None
+        self.minutes: float | None = None
+        self.billed: float | None = None
+        self.cost: float | None = None
+        self.note: str | None = None
+        self.local_gpu: LocalGpu | None = None
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+    @property
+    def kind(self) -> str:
+        return self.profile.kind
+
+    @property
+    def label(self) -> str:
+        return self.entry.name if self.entry.name else self.entry.id
+
+    def exclude(self, code: str, why: str) -> None:
+        if self.excluded is None:
+            self.excluded, self.exclusion_code = why, code
+
+    def alternative(self) -> Alternative:
+        return Alternative(
+            provider=self.id,
+            name=self.label,
+            kind=self.profile.kind,
+            eligible=self.excluded is None,
+            excluded_because=self.excluded,
+            note=self.note if self.excluded is None else None,
+            health=self.health,
+            gpu=self.gpu,
+            vram_gb=self.vram_gb,
+            zones=self.zones,
+            hourly_usd=self.hourly,
+            price_source=self.price_source,
+            billing_increment_minutes=self.profile.billing.increment_minutes,
+            billing_minimum_minutes=self.profile.billing.minimum_minutes,
+            estimated_minutes=None if self.minutes is None else round(self.minutes, 1),
+            billed_minutes=None if self.billed is None else round(self.billed, 4),
+            estimated_cost_usd=self.cost,
+        )
+
+
+def _best_local_gpu(local: LocalSnapshot) -> tuple[LocalGpu | None, bool]:
+    """(the GPU with the most free VRAM among those not busy, any_gpu_busy)."""
+    idle = [g for g in local.gpus if g.utilization < BUSY_UTILIZATION]
+    if not idle:
+        return None, bool(local.gpus)
+    idle.sort(key=lambda g: (-g.vram_free_gb, g.index if g.index is not None else 0, g.name))
+    return idle[0], len(idle) < len(local.gpus)
+
+
+def evaluate(
+    c: Candidate,
+    req: Requirements,
+    workload: Workload,
+    local: LocalSnapshot,
+    residency: Sequence[str],
+    budget: float | None,
+    catalog: Catalog,
+) -> None:
+    entry, profile = c.entry, c.profile
+    need = req.vram_gb
+    label = workload.label
+
+    # The switches, validation, health and quota.
+    if not entry.enabled:
+        c.exclude("disabled", "switched off (disabled)")
+    if not entry.active and c.kind != "local":
+        c.exclude("not_active", "not validated: its credentials have not passed Validate")
+    if c.health == "unhealthy":
+        c.exclude("unhealthy", "unhealthy at its last health check")
+    code = entry.health_code if isinstance(entry, AdviceProvider) else None
+    if entry.meta.get("quota_lapsed") is True or code == "quota_exhausted":
+        c.exclude("quota_lapsed", "its quota has lapsed (no capacity can be rented)")
+
+    # The GPU and its VRAM.
+    spec: GpuSpec | None
+    if c.kind == "local":
+        gpu, _ = _best_local_gpu(local)
+        c.local_gpu = gpu
+        if not local.gpus:
+            why = (local.note or "none found").split(": jobs run", 1)[0]
+            c.exclude("no_gpu", f"no local GPU ({why})")
+        elif gpu is None:
+            busiest = min(g.utilization for g in local.gpus)
+            c.exclude("busy", f"local GPU is busy ({wording.percent(busiest)} utilised)")
+        else:
+            c.gpu, c.vram_gb = gpu.name, gpu.vram_free_gb
+            spec = catalog.gpu(gpu.name)
+            c.throughput = spec.relative_throughput if spec else 1.0
+            if gpu.vram_free_gb + EPS < need:
+                c.exclude(
+                    "vram",
+                    f"Local GPU has insufficient VRAM ({wording.number(gpu.vram_free_gb)}GB free < "
+                    f"{wording.number(need)}GB required for {label})",
+                )
+    elif profile.reports_own_gpu:
+        reported = entry.reported_vram_gb if isinstance(entry, AdviceProvider) else None
+        name = entry.reported_gpu if isinstance(entry, AdviceProvider) else None
+        # The GPU the node reported, else the one configured for it (a catalog name).
+        reported_spec = catalog.gpu(name) if name else None
+        configured_spec = catalog.gpu(entry.gpu) if entry.gpu else None
+        spec = reported_spec or configured_spec
+        c.gpu = name or (spec.name if spec else None)
+        c.throughput = spec.relative_throughput if spec else 1.0
+        if reported is not None:
+            c.vram_gb = reported
+            where = "reported by its last health check"
+        elif reported_spec is not None:
+            c.vram_gb, where = reported_spec.vram_gb, f"of the {reported_spec.name} it reported"
+        elif configured_spec is not None:
+            c.vram_gb, where = configured_spec.vram_gb, f"of its configured {configured_spec.name}"
+        else:
+            c.vram_gb, where = profile.vram_floor_gb, "the profile's floor (nothing reported yet)"
+        if c.vram_gb + EPS < need:
+            c.exclude(
+                "vram",
+                f"insufficient VRAM ({wording.number(c.vram_gb)}GB {where} < "
+                f"{wording.number(need)}GB required for {label})",
+            )
+    else:
+        name = entry.gpu or profile.default_gpu
+        spec = catalog.gpu(name)
+        if spec is not None:
+            c.gpu, c.vram_gb, c.throughput = spec.name, spec.vram_gb, spec.relative_throughput
+        else:
+            c.gpu, c.vram_gb = name, profile.vram_floor_gb
+        if c.vram_gb + EPS < need:
+            c.exclude(
+                "vram",
+                f"insufficient VRAM ({c.gpu} has {wording.number(c.vram_gb)}GB < "
+                f"{wording.number(need)}GB required for {label})",
+            )
+
+    # Residency: local and on-prem always satisfy it.
+    if c.kind in REMOTE_KINDS:
+        pinned, problem = _configured_regions(entry, profile)
+        c.pinned = pinned
+        if pinned is not None:
+            c.zones = sorted({r.zone for r in pinned})
+        if residency:
+            if problem is not None:
+                c.exclude("residency", f"residency cannot be confirmed: {problem}")
+            elif not set(c.zones) & set(residency):
+                c.exclude(
+                    "residency",
+                    f"outside the allowed residency ({', '.join(residency)}): it runs in "
+                    f"{', '.join(c.zones)}",
+                )
+
+    # Time and money.
+    c.minutes = req.gpu_hours * 60 / c.throughput + profile.startup_minutes
+    c.billed = profile.billing.billed_minutes(c.minutes)
+    if c.kind in REMOTE_KINDS:
+        hourly = _meta_number(entry.meta, "hourly_usd")
+        source: Literal["catalog", "meta", "price_ceiling"] | None = (
+            "meta" if hourly is not None else None
+        )
+        if hourly is None and profile.pricing.hourly_usd is not None:
+            hourly, source = profile.pricing.hourly_usd, "catalog"
+        ceiling = _meta_number(entry.meta, "price_ceiling_usd")
+        if ceiling is not None and (hourly is None or ceiling < hourly):
+            hourly, source = ceiling, "price_ceiling"
+        c.hourly, c.price_source = hourly, source
+    else:
+        c.hourly, c.price_source = 0.0, "free"
+    if c.hourly is not None:
+        c.cost = c.hourly * c.billed / 60
+
+    if budget is not None and c.kind in REMOTE_KINDS:
+        if c.cost is None:
+            c.exclude(
+                "budget",
+                f"no known price, so it cannot be held to the ${wording.number(budget)} budget",
+            )
+        elif c.cost > budget + EPS:
+            c.exclude(
+                "budget",
+                f"over budget ({wording.cost(c.cost)} > {wording.cost(budget)})",
+            )
+
+
+def cost_key(c: Candidate) -> tuple[int, float, float, str]:
+    return (
+        0 if c.cost is not None else 1,
+        c.cost if c.cost is not None else 0.0,
+        c.minutes or 0.0,
+        c.id,
+    )

@@ -1,0 +1,363 @@
+"""Provider profiles: the curated templates (what to ask for, what it costs, where it runs, why).
+
+Each ``resources/catalog/providers/<id>.toml`` is validated by :class:`ProviderProfile` when the
+catalog is loaded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
+from .base import STRICT, PathError
+from .vocabulary import (
+    REPORTED_GPU_KINDS,
+    REPORTED_GPU_VALUES,
+    RESERVED_IDS,
+    RESIDENCY_ZONES,
+    AuthFieldKind,
+    ProviderKind,
+    WorkloadKind,
+)
+
+__all__ = ["AuthField", "Billing", "Legal", "Pricing", "ProviderProfile", "Region"]
+
+_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_PRICE_IN_HINT_RE = re.compile(r"\$(\d+(?:\.\d+)?)")
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class AuthField(BaseModel):
+    """One input a provider asks for: a credential of the seed's table or an option."""
+
+    model_config = STRICT
+
+    name: str = Field(description="The key in a provider entry's config / secrets")
+    label: str = Field(min_length=1, description="What the GUI shows next to the input")
+    kind: AuthFieldKind
+    required: bool = True
+    secret: bool = Field(
+        False,
+        validate_default=True,
+        description="Stored in the OS keyring, never in providers.json",
+    )
+    pattern: str | None = Field(None, description="A regular expression the value must fullmatch")
+    help: str = Field("", description="Where to find the value, in a desktop user's words")
+    choices: list[str] = Field(default_factory=list, validate_default=True)
+    default: str | None = None
+    placeholder: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _FIELD_NAME_RE.fullmatch(value):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: bool, info: ValidationInfo) -> bool:
+        kind = info.data.get("kind")
+        if kind == "secret" and not value:
+            raise ValueError("must be true for a field of kind 'secret'")
+        if value and kind is not None and kind not in ("secret", "json_file"):
+            raise ValueError(f"only kinds 'secret' and 'json_file' can be secret, not {kind!r}")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("choices")
+    @classmethod
+    def _check_choices(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        kind = info.data.get("kind")
+        if kind == "choice" and not value:
+            raise ValueError("a field of kind 'choice' needs at least one choice")
+        if kind is not None and kind != "choice" and value:
+            raise ValueError(f"only a field of kind 'choice' has choices, not {kind!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("choices must be distinct")
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _check_default(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("secret"):
+            raise ValueError("a secret field never has a default")
+        pattern = info.data.get("pattern")
+        choices = info.data.get("choices") or []
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise ValueError("the default does not match the field's pattern")
+        if info.data.get("kind") == "choice" and pattern is None and value not in choices:
+            raise ValueError("the default is not one of the choices")
+        return value
+
+    def check_value(self, value: str) -> str | None:
+        """Why ``value`` is not acceptable for this field, or ``None`` if it is.
+
+        A choice field with a pattern also takes values beyond its offered choices (an AWS
+        region the catalog does not list); one without a pattern takes only its choices. The
+        reason never repeats the value (it may be a secret).
+        """
+        if value == "":
+            return f"{self.label} is required" if self.required else None
+        if self.kind == "choice" and self.pattern is None and value not in self.choices:
+            return f"{self.label} must be one of: {', '.join(self.choices)}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            return f"{self.label} does not have the expected form" + (
+                f" (e.g. {self.placeholder})" if self.placeholder else ""
+            )
+        return None
+
+
+class Region(BaseModel):
+    """A provider region and the residency zone its data stays in."""
+
+    model_config = STRICT
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    zone: str = Field(description="Residency zone: " + " | ".join(sorted(RESIDENCY_ZONES)))
+
+    @field_validator("zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        if value not in RESIDENCY_ZONES:
+            raise ValueError(f"unknown zone {value!r}; known: {', '.join(sorted(RESIDENCY_ZONES))}")
+        return value
+
+
+class Billing(BaseModel):
+    """How a provider bills time: in increments, with a minimum charge per start."""
+
+    model_config = STRICT
+
+    increment_minutes: float = Field(gt=0, description="1/60 = per second, 1 = per minute, 60")
+    minimum_minutes: float = Field(ge=0, description="Least billed per start (0 = none)")
+    assumed: bool = Field(description="True where the provider publishes nothing (seed's rule)")
+    source: str = Field("", description="URL or note of where the rule is published")
+
+    def billed_minutes(self, minutes: float) -> float:
+        """``max(minimum, ceil(minutes / increment) * increment)``; 0 for no use at all."""
+        if minutes <= 0:
+            return 0.0
+        # a hair above a whole step (float noise, e.g. 1/60 increments) is not another step
+        steps = math.ceil(minutes / self.increment_minutes - 1e-9)
+        return max(self.minimum_minutes, steps * self.increment_minutes)
+
+
+class Pricing(BaseModel):
+    """The indicative price of the profile's default GPU."""
+
+    model_config = STRICT
+
+    hourly_usd: float | None = Field(None, ge=0, description="None = marketplace / unknown")
+    hint: str = Field(min_length=1, description="The seed's text, e.g. '~$0.46/hr'")
+    marketplace: bool = False
+    prices_as_of: datetime.date
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> Pricing:
+        if self.marketplace and self.hourly_usd is not None:
+            raise PathError("hourly_usd", "a marketplace has no list price: leave it out")
+        if not self.marketplace and self.hourly_usd is None:
+            raise PathError("hourly_usd", "required unless marketplace = true")
+        found = _PRICE_IN_HINT_RE.search(self.hint)
+        if found and self.hourly_usd is not None and float(found[1]) != self.hourly_usd:
+            raise PathError("hint", f"says ${found[1]} but hourly_usd is {self.hourly_usd}")
+        return self
+
+
+class Legal(BaseModel):
+    """What a user must be told before their content goes to this provider."""
+
+    model_config = STRICT
+
+    data_leaves_machine: bool
+    egress_notice: str = Field(min_length=1)
+    dpia_notes: dict[WorkloadKind, str] = Field(default_factory=dict)
+    content_restrictions: str = ""
+
+
+class ProviderProfile(BaseModel):
+    """A curated provider template: what to ask for, what it costs, where it runs, why."""
+
+    model_config = STRICT
+
+    id: str
+    name: str = Field(min_length=1)
+    kind: ProviderKind
+    endpoints: dict[str, str | None] = Field(
+        description="Endpoint name -> default base URL (None = no fixed default)"
+    )
+    primary_endpoint: str | None = Field(
+        None,
+        validate_default=True,
+        description="The endpoint a provider's base_url overrides; None only without endpoints",
+    )
+    auth_fields: list[AuthField] = Field(description="The seed's auth fields, in its order")
+    options: list[AuthField] = Field(default_factory=list)
+    default_gpu: str = Field(description="A GPU catalog name, or 'local' / 'custom'")
+    seed_gpu_label: str = Field(min_length=1, description="The seed table's 'Default GPU' text")
+    vram_floor_gb: float = Field(gt=0, description="The seed's 'Min VRAM'")
+    pricing: Pricing
+    billing: Billing
+    regions: list[Region] = Field(min_length=1)
+    policy_highlight: str = Field(min_length=1, description="The seed's text, verbatim")
+    policy_hints: dict[WorkloadKind, str]
+    preferred_workloads: list[WorkloadKind] = Field(default_factory=list)
+    onboarding_notes: str = Field(min_length=1)
+    legal: Legal
+    startup_minutes: float = Field(0, ge=0, description="Typical time until work can start")
+    startup_note: str = Field("", description="Where the start-up figure comes from")
+    protected: bool = Field(False, description="Cannot be removed (the local provider)")
+    persistent_cache: bool = Field(
+        False,
+        description="Keeps an importer cache (models, cached ComfyUI graphs) between jobs; the "
+        "advisor favours it for workloads with cached_graphs",
+    )
+    docs_url: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ID_RE.fullmatch(value):
+            raise ValueError("must be a slug: lower-case letters, digits and '-'")
+        if value in RESERVED_IDS:
+            raise ValueError(f"{value!r} names an API route and is reserved")
+        return value
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: (None if v == "" else v) for k, v in value.items()}
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        for name, url in value.items():
+            if not _FIELD_NAME_RE.fullmatch(name):
+                raise PathError(name, "endpoint names are lower-case letters, digits and '_'")
+            if url is not None and not _URL_RE.fullmatch(url):
+                raise PathError(name, "must be an http(s) URL without query or fragment")
+            if url is not None and url.endswith("/"):
+                raise PathError(name, "a base URL has no trailing '/' (paths are appended)")
+        return value
+
+    @field_validator("primary_endpoint")
+    @classmethod
+    def _check_primary(cls, value: str | None, info: ValidationInfo) -> str | None:
+        endpoints = info.data.get("endpoints")
+        if endpoints is None:
+            return value
+        if value is None and endpoints:
+            raise ValueError("required when the profile has endpoints")
+        if value is not None and value not in endpoints:
+            raise ValueError(f"{value!r} is not one of the endpoints ({', '.join(endpoints)})")
+        return value
+
+    @field_validator("policy_hints")
+    @classmethod
+    def _check_hints(cls, value: dict[WorkloadKind, str]) -> dict[WorkloadKind, str]:
+        for kind, hint in value.items():
+            if not hint.strip():
+                raise PathError(kind, "a policy hint must say something")
+        return value
+
+    @field_validator("preferred_workloads")
+    @classmethod
+    def _check_preferred(
+        cls, value: list[WorkloadKind], info: ValidationInfo
+    ) -> list[WorkloadKind]:
+        if len(set(value)) != len(value):
+            raise ValueError("workload kinds are listed twice")
+        hints = info.data.get("policy_hints")
+        if hints is not None:
+            for i, kind in enumerate(value):
+                if kind not in hints:
+                    raise PathError(f"[{i}]", f"{kind!r} has no entry in policy_hints")
+        return value
+
+    @model_validator(mode="after")
+    def _check_profile(self) -> ProviderProfile:
+        seen: dict[str, str] = {}
+        for group, fields in (("auth_fields", self.auth_fields), ("options", self.options)):
+            for i, f in enumerate(fields):
+                where = f"{group}[{i}]"
+                if f.name in seen:
+                    raise PathError(
+                        f"{where}.name", f"duplicate field name {f.name!r} (also {seen[f.name]})"
+                    )
+                seen[f.name] = where
+                if group == "options" and f.required:
+                    raise PathError(f"{where}.required", "options are never required")
+        region_ids = [r.id for r in self.regions]
+        for i, r in enumerate(self.regions):
+            if region_ids.index(r.id) != i:
+                raise PathError(f"regions[{i}].id", f"duplicate region id {r.id!r}")
+        for group, fields in (("auth_fields", self.auth_fields), ("options", self.options)):
+            for i, f in enumerate(fields):
+                if f.name == "region" and f.kind == "choice" and set(f.choices) != set(region_ids):
+                    raise PathError(
+                        f"{group}[{i}].choices", "the region choices must be the profile's regions"
+                    )
+        if self.default_gpu in REPORTED_GPU_VALUES and self.kind not in REPORTED_GPU_KINDS:
+            raise PathError(
+                "default_gpu",
+                f"{self.default_gpu!r} (the node's own GPU) is only for lan, ssh and local",
+            )
+        if self.legal.data_leaves_machine == (self.kind in REPORTED_GPU_KINDS):
+            raise PathError(
+                "legal.data_leaves_machine",
+                "must be true for remote providers and false for lan, ssh and local",
+            )
+        return self
+
+    @property
+    def all_fields(self) -> tuple[AuthField, ...]:
+        """The seed's auth fields, then the options."""
+        return (*self.auth_fields, *self.options)
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        """Names of the fields (auth fields and options) whose values go to the keyring."""
+        return tuple(f.name for f in self.all_fields if f.secret)
+
+    def field(self, name: str) -> AuthField:
+        """The auth field or option called ``name`` (``KeyError`` if the profile has none)."""
+        for f in self.all_fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """The distinct residency zones of the profile's regions, sorted."""
+        return tuple(sorted({r.zone for r in self.regions}))
+
+    @property
+    def reports_own_gpu(self) -> bool:
+        """True when ``default_gpu`` is not a catalog GPU but whatever the node reports."""
+        return self.default_gpu in REPORTED_GPU_VALUES

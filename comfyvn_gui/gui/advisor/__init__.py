@@ -1,0 +1,1 @@
+"""Settings -> Advisor: the advisor's defaults."""

@@ -1,0 +1,1 @@
+"""Jobs: the page, the jobs table model and the Review panel."""

@@ -1,0 +1,571 @@
+"""Jobs: the ComfyVN importer jobs, where each would run, what it would cost, why, and what to
+watch out for — and the Review panel (:mod:`.review_panel`) to see it all for one job and pick
+another provider.
+
+Nothing here blocks the GUI thread: the queue, the audit trail, an import and a pick go
+through :class:`~comfyvn_gui.gui.bridge.ServiceBridge` (the service's I/O pool;
+docs/architecture.md, "GUI"). The service re-advises the queued jobs itself whenever a
+provider's health or activation, the registry or an ``advisor.*`` setting changes; this page
+only reloads when the bridge says the job queue (or the providers, or the check results)
+changed. Reloads are coalesced: while one reads, any number of further requests make one more
+read, never a queue of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QMimeData,
+    QObject,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfyvn_gui.core.errors import ComfyVNError, InputError
+from comfyvn_gui.core.jobs import Job, JobEvent
+from comfyvn_gui.gui.bridge import ServiceBridge
+from comfyvn_gui.gui.dialogs import OpenDialogs
+from comfyvn_gui.gui.widgets.banner import Banner
+
+from .model import JOB_ID_ROLE, SEARCH_ROLE, SORT_ROLE, Column, JobsModel
+from .review_panel import ReviewPanel
+from .review_text import pick_outcome
+
+__all__ = ["EMPTY_TEXT", "JobsPage"]
+
+EMPTY_TEXT = (
+    "No jobs yet. Import an importer summary (File → Import summary… or drop a .json here)."
+)
+
+
+class _JobsProxy(QSortFilterProxyModel):
+    """Filters by one search text per row; sorting is forwarded to :class:`JobsModel`, which
+    sorts its :data:`SORT_ROLE` keys in Python far faster than per-comparison ``data()``
+    calls (10,000 jobs: milliseconds instead of most of a second)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterRole(SEARCH_ROLE)
+        self.setFilterKeyColumn(Column.JOB)
+        self._needle: list[str] = []
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if source is not None:
+            source.sort(column, order)
+
+    def set_needle(self, text: str) -> None:
+        needle = text.casefold().split()
+        if needle == self._needle:
+            return
+        if hasattr(self, "beginFilterChange"):  # Qt 6.9+
+            self.beginFilterChange()
+            self._needle = needle
+            self.endFilterChange()
+        else:
+            self._needle = needle
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
+        if not self._needle:
+            return True
+        model = self.sourceModel()
+        text = model.data(model.index(source_row, 0, source_parent), SEARCH_ROLE)
+        return all(word in text for word in self._needle)
+
+
+class JobsPage(QWidget):
+    """The Jobs place: the queue, an import, the filter, and the Review panel."""
+
+    loaded = Signal()
+    #: After each reload has been applied to the table.
+    reloaded = Signal()
+    #: The ids of the jobs an import added ([] when nothing was imported).
+    import_finished = Signal(list)
+    #: A pick (or the return to the advisor's choice) was recorded: the job's id.
+    picked = Signal(int)
+
+    def __init__(self, bridge: ServiceBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("page-jobs")
+        self.setAccessibleName("Jobs")
+        self.setAcceptDrops(True)
+        self.bridge = bridge
+        self.svc = bridge.service
+        self.is_loaded = False
+        self._load_task: asyncio.Task[Any] | None = None
+        self._reload_task: asyncio.Task[Any] | None = None
+        self._reload_again = False
+        self._events_task: asyncio.Task[Any] | None = None
+        self._events_again = False
+        self.dialogs = OpenDialogs()
+
+        # -- toolbar -------------------------------------------------------------------------
+        self.import_button = QPushButton("Import summary…", self)
+        self.import_button.setObjectName("import-summary")
+        self.import_button.setAccessibleName("Import summary")
+        self.import_button.setToolTip(
+            "Queue the jobs of a ComfyVN importer summary (.json), each advised (Ctrl+I)"
+        )
+        self.import_button.clicked.connect(self.ask_import)
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setObjectName("jobs-filter")
+        self.filter_edit.setAccessibleName("Filter jobs")
+        self.filter_edit.setPlaceholderText("Filter by title, kind, provider, warning… (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.count = QLabel("", self)
+        self.count.setObjectName("jobs-count")
+        self.count.setAccessibleName("Number of jobs shown")
+        tools = QHBoxLayout()
+        tools.addWidget(self.import_button)
+        tools.addWidget(self.filter_edit, 1)
+        tools.addWidget(self.count)
+
+        self.banner = Banner(self)
+        self.banner.setObjectName("banner")
+
+        # -- the table -----------------------------------------------------------------------
+        self.model = JobsModel(self)
+        self.proxy = _JobsProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView(self)
+        self.table.setObjectName("jobs-table")
+        self.table.setAccessibleName("Jobs")
+        self.table.setAccessibleDescription(
+            "One row per job; Enter moves to the review of the selected job."
+        )
+        self.table.setModel(self.proxy)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setCornerButtonEnabled(False)
+        vh = self.table.verticalHeader()
+        vh.hide()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform row heights
+        vh.setDefaultSectionSize(self.table.fontMetrics().height() + 10)
+        hh = self.table.horizontalHeader()
+        hh.setAccessibleName("Job columns: click one to sort by it")
+        hh.setHighlightSections(False)
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setSectionsMovable(True)  # e.g. drag Provider and Est. cost next to the title
+        for col, width in {
+            Column.JOB: 230,
+            Column.KIND: 105,
+            Column.SIZE: 105,
+            Column.STATUS: 60,
+            Column.PROVIDER: 115,
+            Column.COST: 62,
+            Column.REASON: 220,
+            Column.WARNINGS: 60,
+        }.items():
+            hh.resizeSection(col, width)
+        # The advice sits next to each job: Job, Provider, Est. cost, Warnings, then the rest.
+        for visual, col in enumerate((Column.JOB, Column.PROVIDER, Column.COST, Column.WARNINGS)):
+            hh.moveSection(hh.visualIndex(col), visual)
+        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # the queue's order at first
+        self.table.setSortingEnabled(True)
+        self.table.horizontalScrollBar().setAccessibleName("Scroll the jobs sideways")
+        self.table.verticalScrollBar().setAccessibleName("Scroll the jobs")
+
+        self.empty = QLabel("Loading the job queue…", self)
+        self.empty.setObjectName("jobs-empty")
+        self.empty.setAccessibleName("No jobs")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setMargin(24)
+        self.list_stack = QStackedWidget(self)
+        self.list_stack.setObjectName("jobs-stack")
+        self.list_stack.setAccessibleName("Jobs")
+        self.list_stack.addWidget(self.empty)
+        self.list_stack.addWidget(self.table)
+
+        self.review = ReviewPanel(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("jobs-splitter")
+        self.splitter.setAccessibleName("Jobs and the review of the selected job")
+        self.splitter.addWidget(self.list_stack)
+        self.splitter.addWidget(self.review)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([620, 380])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addLayout(tools)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.splitter, 1)
+
+        # -- keyboard ------------------------------------------------------------------------
+        self.import_action = QAction("&Import summary…", self)
+        self.import_action.setObjectName("import-summary-action")
+        self.import_action.setShortcut(QKeySequence("Ctrl+I"))
+        self.import_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.import_action.setStatusTip("Queue the jobs of a ComfyVN importer summary (.json)")
+        self.import_action.triggered.connect(self.ask_import)
+        self.addAction(self.import_action)
+        self.filter_action = QAction("&Filter jobs", self)
+        self.filter_action.setObjectName("filter-jobs-action")
+        self.filter_action.setShortcut(QKeySequence("Ctrl+F"))
+        self.filter_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.filter_action.setStatusTip("Filter the jobs by title, kind, provider or warning")
+        self.filter_action.triggered.connect(self.focus_filter)
+        self.addAction(self.filter_action)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            shortcut = QShortcut(QKeySequence(key), self.table)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(self.focus_review)
+        self.filter_edit.returnPressed.connect(self._filter_done)
+
+        # -- wiring --------------------------------------------------------------------------
+        self.filter_edit.textChanged.connect(self.proxy.set_needle)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        for signal in (
+            self.proxy.modelReset,
+            self.proxy.rowsInserted,
+            self.proxy.rowsRemoved,
+            self.proxy.layoutChanged,
+        ):
+            signal.connect(self._update_count)
+        self.review.pick_requested.connect(self.pick)
+        self.review.advisor_requested.connect(self.back_to_advisor)
+        bridge.jobs_changed.connect(self.refresh)
+        bridge.results_changed.connect(self.refresh)
+        bridge.providers_changed.connect(self.refresh)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[Any]:
+        """Load the queue off the GUI thread; ``loaded`` is emitted when it is shown."""
+        if self._load_task is None:
+            self._load_task = self.bridge.spawn(self._load(), name="jobs-load")
+        return self._load_task
+
+    async def _load(self) -> None:
+        await self.reload()
+        self.is_loaded = True
+        self._update_empty()
+        self.loaded.emit()
+
+    @Slot()
+    def refresh(self) -> asyncio.Task[Any]:
+        """Read the queue again (coalesced: a read already running reads once more)."""
+        task = self._reload_task
+        if task is not None and not task.done():
+            self._reload_again = True
+            return task
+        self._reload_task = self.bridge.spawn(self._reload_loop(), name="jobs-reload")
+        return self._reload_task
+
+    async def reload(self) -> None:
+        """Read the queue and show it; returns once a read that began after the call is shown."""
+        await self.refresh()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            self._reload_again = False
+            try:
+                jobs = await self.bridge.call(self._read_state)
+            except ComfyVNError as exc:
+                self.banner.show_message("error", f"The job queue cannot be read: {exc.message}")
+                return
+            if self._reload_again:
+                continue  # something changed while reading: read again, show once
+            self._apply(jobs)
+            return
+
+    def _read_state(self) -> list[Job]:
+        return self.svc.list_jobs()
+
+    def _apply(self, jobs: Sequence[Job]) -> None:
+        selected = self.selected_job_id()
+        if self.model.set_jobs(jobs) and selected is not None:
+            self.select_job(selected)
+        elif selected is None and jobs:  # open the first job's review
+            self.select_job(self.model.job_at(0).id)
+        self._update_empty()
+        self._sync_review()
+        self.reloaded.emit()
+
+    def _update_empty(self) -> None:
+        if not self.is_loaded and self.model.rowCount() == 0:
+            return
+        empty = self.model.rowCount() == 0
+        self.empty.setText(EMPTY_TEXT)
+        self.empty.setAccessibleName("No jobs yet" if empty else "No jobs")
+        self.list_stack.setCurrentWidget(self.empty if empty else self.table)
+        self._update_count()
+
+    @Slot()
+    def _update_count(self, *_args: Any) -> None:
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        noun = "job" if total == 1 else "jobs"
+        self.count.setText(f"{total} {noun}" if shown == total else f"{shown} of {total} {noun}")
+
+    # -- selection and the Review panel --------------------------------------------------------
+
+    def selected_job_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        value = rows[0].data(JOB_ID_ROLE)
+        return int(value) if value is not None else None
+
+    def selected_job(self) -> Job | None:
+        jid = self.selected_job_id()
+        return None if jid is None else self.model.job(jid)
+
+    def select_job(self, job_id: int, *, scroll: bool = False) -> bool:
+        """Select job ``job_id``'s row (False: not in the queue, or filtered out)."""
+        row = self.model.row_of(job_id)
+        if row < 0:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        if scroll:
+            self.table.scrollTo(index)
+        return True
+
+    def proxy_row_of(self, job_id: int) -> int:
+        """The row job ``job_id`` is shown at (after sorting and filtering), or -1."""
+        row = self.model.row_of(job_id)
+        if row < 0:
+            return -1
+        return self.proxy.mapFromSource(self.model.index(row, 0)).row()
+
+    def _on_selection(self, *_args: Any) -> None:
+        self._sync_review()
+
+    def _sync_review(self) -> None:
+        job = self.selected_job()
+        shown = self.review.job
+        if job is None:
+            if shown is not None:
+                self.review.show_job(None)
+            return
+        if shown is not None and shown.id == job.id and shown == job:
+            return
+        self.review.show_job(job)
+        self._load_events()
+
+    def _load_events(self) -> None:
+        task = self._events_task
+        if task is not None and not task.done():
+            self._events_again = True
+            return
+        self._events_task = self.bridge.spawn(self._events_loop(), name="jobs-events")
+
+    async def _events_loop(self) -> None:
+        while True:
+            self._events_again = False
+            job = self.review.job
+            events: list[JobEvent] = []
+            if job is not None:
+                try:
+                    events = await self.bridge.call(self.svc.job_events, job.id)
+                except ComfyVNError:
+                    events = []  # it left the queue meanwhile: the next reload says so
+            if self._events_again:
+                continue
+            if self.review.job is not None and job is not None and self.review.job.id == job.id:
+                self.review.set_events(events)
+            return
+
+    @Slot()
+    def focus_review(self) -> None:
+        """Enter on a row: move to the Review panel (a screen reader reads its summary)."""
+        if self.selected_job_id() is None:
+            current = self.table.currentIndex()
+            if current.isValid():
+                self.table.selectRow(current.row())
+        self.review.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.review.ensureVisible(0, 0)
+
+    @Slot()
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_edit.selectAll()
+
+    @Slot()
+    def _filter_done(self) -> None:
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+        if self.selected_job_id() is None and self.proxy.rowCount() > 0:
+            self.table.selectRow(0)
+
+    # -- picking a provider --------------------------------------------------------------------
+
+    @Slot(str)
+    def pick(self, provider_id: str) -> asyncio.Task[Any] | None:
+        """Run the reviewed job on ``provider_id`` (recorded in its audit trail)."""
+        job = self.review.job
+        if job is None:
+            return None
+        return self.bridge.spawn(self._pick(job.id, provider_id), name="jobs-pick")
+
+    @Slot()
+    def back_to_advisor(self) -> asyncio.Task[Any] | None:
+        """Drop the user's pick of the reviewed job: the advisor decides again."""
+        job = self.review.job
+        if job is None:
+            return None
+        return self.bridge.spawn(self._pick(job.id, None), name="jobs-back-to-advisor")
+
+    async def _pick(self, job_id: int, provider_id: str | None) -> None:
+        self.review.set_busy(True)
+        self.review.banner.show_message(
+            "info",
+            f"Asking the advisor about {provider_id}…"
+            if provider_id
+            else "Asking the advisor again…",
+        )
+        try:
+            job = await self.bridge.write(self.svc.pick_provider, job_id, provider_id)
+        except ComfyVNError as exc:
+            self.review.banner.show_message("error", f"Nothing was changed: {exc.message}")
+            return
+        finally:
+            self.review.set_busy(False)
+        await self.reload()
+        text = pick_outcome(provider_id, job.meta.get("compute") or {})
+        if self.review.job is not None and self.review.job.id == job_id:
+            self.review.banner.show_message("ok", text)
+        self.picked.emit(job_id)
+
+    # -- importing a summary -------------------------------------------------------------------
+
+    @Slot()
+    def ask_import(self) -> QFileDialog:
+        """Choose a summary to import (a non-blocking dialog; never exec())."""
+        for d in self.dialogs:
+            if isinstance(d, QFileDialog) and d.isVisible():
+                return d
+        dialog = QFileDialog(
+            self, "Import an importer summary", str(Path.home()), "Importer summaries (*.json)"
+        )
+        dialog.setObjectName("import-summary-dialog")
+        dialog.setAccessibleName("Import an importer summary")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        dialog.fileSelected.connect(self.import_file)
+        dialog.finished.connect(lambda _r: self.dialogs.forget(dialog))
+        self.dialogs.keep(dialog)
+        dialog.open()
+        return dialog
+
+    def import_file(self, path: str | Path) -> asyncio.Task[Any]:
+        """Import an importer summary: one advised job per unit of work, all or nothing."""
+        return self.bridge.spawn(self._import(Path(path)), name="jobs-import")
+
+    def _read_and_import(self, path: Path) -> list[Job]:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise InputError(f"{path.name} is not valid JSON ({exc})") from None
+        return self.svc.import_summary(data)
+
+    async def _import(self, path: Path) -> list[int]:
+        self.import_button.setEnabled(False)
+        self.banner.show_message("info", f"Importing {path.name}…")
+        try:
+            jobs = await self.bridge.write(self._read_and_import, path)
+        except ComfyVNError as exc:
+            self.banner.show_message("error", f"Nothing was imported: {exc.message}")
+            self.import_finished.emit([])
+            return []
+        finally:
+            self.import_button.setEnabled(True)
+        await self.reload()
+        n = len(jobs)
+        self.banner.show_message(
+            "ok",
+            f"Imported {n} job{'s' if n != 1 else ''} from {path.name}. Select one to review "
+            "where it runs, what it costs and its warnings.",
+        )
+        ids = [j.id for j in jobs]
+        if ids:
+            if not self.select_job(ids[0], scroll=True):  # filtered out: show it anyway
+                self.filter_edit.clear()
+                self.select_job(ids[0], scroll=True)
+        self.import_finished.emit(ids)
+        return ids
+
+    # -- drag and drop -------------------------------------------------------------------------
+
+    @staticmethod
+    def dropped_summary(mime: QMimeData) -> str | None:
+        """The first local .json file a drag carries, or None."""
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(".json"):
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.dropped_summary(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self.dropped_summary(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self.dropped_summary(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.import_file(path)
+
+    # -- dialogs -------------------------------------------------------------------------------
+
+    def close_dialogs(self) -> None:
+        """Close the open file dialog, if any (the window is closing)."""
+        self.dialogs.close_all()

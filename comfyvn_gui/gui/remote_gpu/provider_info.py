@@ -1,0 +1,349 @@
+"""What a provider card shows, worked out without Qt (docs/architecture.md, "GUI").
+
+:func:`badge_for`, :func:`card_info` and :func:`matches` turn entries, catalog profiles and
+check results into :class:`Badge` / :class:`CardInfo` values; the widgets of :mod:`.cards`
+only render them. :func:`badge_colors` is the badges' colour table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from comfyvn_gui.core.catalog import Catalog, ProviderProfile
+from comfyvn_gui.core.checks import CheckResult
+from comfyvn_gui.core.models import ProviderEntry
+
+__all__ = [
+    "BADGE_STATES",
+    "KIND_WORDS",
+    "REASON_WORDS",
+    "TEMPLATE_PREFIX",
+    "ZONE_WORDS",
+    "Badge",
+    "BadgeState",
+    "CardInfo",
+    "badge_colors",
+    "badge_for",
+    "card_info",
+    "cost_text",
+    "gb_text",
+    "matches",
+    "zone_words",
+]
+
+BadgeState = Literal[
+    "not_configured",
+    "configured",
+    "validated",
+    "invalid",
+    "healthy",
+    "degraded",
+    "unhealthy",
+    "checking",
+    "disabled",
+]
+BADGE_STATES: tuple[BadgeState, ...] = get_args(BadgeState)
+
+#: A failure code of a validation, as the badge says it ("invalid: key rejected").
+REASON_WORDS: dict[str, str] = {
+    "invalid_credentials": "key rejected",
+    "permission_denied": "permission denied",
+    "misconfigured": "misconfigured",
+    "untrusted_host": "host key not trusted yet",
+    "host_key_mismatch": "HOST KEY CHANGED",
+    "unreachable": "unreachable",
+    "timeout": "timed out",
+    "rate_limited": "rate limited",
+    "quota_exhausted": "quota exhausted",
+    "error": "error",
+}
+
+KIND_WORDS: dict[str, str] = {
+    "cloud": "Cloud",
+    "marketplace": "Marketplace",
+    "kubernetes": "Kubernetes",
+    "lan": "LAN node",
+    "ssh": "On-prem SSH",
+    "local": "This computer",
+}
+
+#: Residency zones as a chip shows them (the others upper-cased: US, EU, UK).
+ZONE_WORDS: dict[str, str] = {
+    "ca": "Canada",
+    "sa": "South America",
+    "me": "Middle East",
+    "af": "Africa",
+    "asia": "Asia",
+    "oceania": "Oceania",
+    "on_prem": "On-prem",
+    "local": "This computer",
+}
+
+
+def zone_words(zone: str) -> str:
+    return ZONE_WORDS.get(zone, zone.upper())
+
+
+_FREE_KINDS = frozenset({"lan", "ssh", "local"})
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+TEMPLATE_PREFIX = "template:"
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A card's status: its state (which colours), its text and the tooltip that explains it."""
+
+    state: BadgeState
+    text: str
+    tooltip: str
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _local_now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC).astimezone()
+    return now if now.tzinfo is not None else now.astimezone()
+
+
+def _day_month(ts: datetime, now: datetime) -> str:
+    text = f"{ts.day} {_MONTHS[ts.month - 1]}"
+    return text if ts.year == now.year else f"{text} {ts.year}"
+
+
+def _relative(ts: datetime, now: datetime) -> str:
+    """'just now', '5 min ago', '3 h ago', 'yesterday', '4 days ago', 'on 26 Nov'."""
+    ts = _aware(ts).astimezone(now.tzinfo)
+    seconds = (now - ts).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    days = (now.date() - ts.date()).days
+    if days <= 0:
+        return f"{int(seconds // 3600)} h ago"
+    if days == 1:
+        return "yesterday"
+    if days < 7:
+        return f"{days} days ago"
+    return f"on {_day_month(ts, now)}"
+
+
+def _since(ts: datetime, now: datetime) -> str:
+    """'14:02' today, '26 Nov 14:02' another day (with the year when it is not this one)."""
+    ts = _aware(ts).astimezone(now.tzinfo)
+    clock = f"{ts.hour:02d}:{ts.minute:02d}"
+    return clock if ts.date() == now.date() else f"{_day_month(ts, now)} {clock}"
+
+
+def _health_since(health: CheckResult) -> datetime:
+    raw = health.detail.get("since")
+    if isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError:
+            pass
+    return health.checked_at
+
+
+def badge_for(
+    entry: ProviderEntry | None,
+    validation: CheckResult | None,
+    health: CheckResult | None,
+    *,
+    missing_fields: Sequence[str] = (),
+    now: datetime | None = None,
+    checking: bool = False,
+) -> Badge:
+    """The status badge of a card, most pressing state first.
+
+    ``missing_fields`` are the required fields (their labels or names) the entry still lacks;
+    ``checking`` says a validation or health check of it is running now. ``now`` (default:
+    the local time) fixes the clock for the relative and "since" times, shown in its zone.
+    """
+    clock = _local_now(now)
+    if entry is None:
+        return Badge("not_configured", "not configured", "Not registered yet: add it to use it.")
+    if missing_fields:
+        return Badge(
+            "not_configured", "not configured", "Still missing: " + ", ".join(missing_fields)
+        )
+    if not entry.enabled:
+        return Badge("disabled", "disabled", "Turned off: jobs and the advisor leave it out.")
+    if checking:
+        return Badge("checking", "checking…", "A check of this provider is running.")
+    if validation is not None and not validation.ok:
+        code = validation.code or validation.status
+        reason = REASON_WORDS.get(code, code.replace("_", " "))
+        return Badge("invalid", f"invalid: {reason}", validation.message)
+    if health is not None:
+        if health.status == "unhealthy":
+            since = _since(_health_since(health), clock)
+            return Badge("unhealthy", f"unhealthy since {since}", health.message)
+        if health.status == "degraded":
+            return Badge("degraded", "degraded", health.message)
+        if health.status == "healthy":
+            when = _relative(health.checked_at, clock)
+            return Badge("healthy", "healthy", f"{health.message} (checked {when})")
+    if entry.active:
+        if validation is None:
+            return Badge("validated", "validated", "Its credentials passed validation.")
+        when = _relative(validation.checked_at, clock)
+        return Badge("validated", f"validated {when}", validation.message)
+    return Badge(
+        "configured",
+        "not validated",
+        "Its settings are stored but not checked yet: validate it to use it.",
+    )
+
+
+def cost_text(profile: ProviderProfile) -> str:
+    """The price hint and how time is billed: '~$1.00/hr · per minute, 5 min minimum'."""
+    if profile.kind in _FREE_KINDS:
+        return "free"
+    billing = profile.billing
+    inc = billing.increment_minutes
+    if abs(inc - 1 / 60) < 1e-6:
+        words = "per second"
+    elif inc == 1:
+        words = "per minute"
+    elif inc == 60:
+        words = "per hour"
+    else:
+        words = f"per {_duration(inc)}"
+    if billing.minimum_minutes > inc + 1e-9:
+        words += f", {_duration(billing.minimum_minutes)} minimum"
+    if billing.assumed:
+        words += " (assumed)"
+    hint = profile.pricing.hint
+    if profile.pricing.marketplace and "$" not in hint:
+        hint = "marketplace prices"
+    return f"{hint} · {words}"
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return f"{minutes * 60:g} s"
+    if minutes < 60 or minutes % 60:
+        return f"{minutes:g} min"
+    return f"{minutes / 60:g} h"
+
+
+def gb_text(value: float) -> str:
+    """GB as a card says it: '24', '22.5'."""
+    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
+def _gpu_text(
+    profile: ProviderProfile,
+    catalog: Catalog,
+    entry: ProviderEntry | None,
+    health: CheckResult | None,
+) -> str:
+    name = entry.gpu if entry is not None and entry.gpu else None
+    if name is None and profile.reports_own_gpu:
+        reported = health.detail.get("gpus") if health is not None else None
+        if isinstance(reported, list) and reported and isinstance(reported[0], Mapping):
+            first: Mapping[str, Any] = reported[0]
+            text = str(first.get("name", "GPU"))
+            total = first.get("vram_total_gb")
+            if isinstance(total, int | float):
+                text += f" · {gb_text(total)} GB"
+            return text + (f" (+{len(reported) - 1} more)" if len(reported) > 1 else "")
+        return "reported by the node"
+    spec = catalog.gpu(name or profile.default_gpu)
+    if spec is None:
+        return name or profile.default_gpu
+    return f"{spec.name} · {gb_text(spec.vram_gb)} GB"
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """Everything a card shows, computed once (the widgets hold no logic)."""
+
+    key: str
+    title: str
+    subtitle: str
+    gpu: str
+    cost: str
+    policy: str
+    zones: tuple[str, ...]
+    badge: Badge
+    registered: bool
+    template_id: str
+
+
+def card_info(
+    profile: ProviderProfile,
+    catalog: Catalog,
+    entry: ProviderEntry | None = None,
+    validation: CheckResult | None = None,
+    health: CheckResult | None = None,
+    missing_fields: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+    checking: bool = False,
+) -> CardInfo:
+    """The card of a registered ``entry``, or of the catalog template ``profile`` if none.
+
+    ``missing_fields`` may be field names: they are shown with the profile's labels.
+    """
+    labels = []
+    for name in missing_fields:
+        try:
+            labels.append(profile.field(name).label)
+        except KeyError:
+            labels.append(name)
+    badge = badge_for(entry, validation, health, missing_fields=labels, now=now, checking=checking)
+    return CardInfo(
+        key=entry.id if entry is not None else TEMPLATE_PREFIX + profile.id,
+        title=entry.name if entry is not None else profile.name,
+        subtitle=f"{profile.name} · {KIND_WORDS.get(profile.kind, profile.kind)}",
+        gpu=_gpu_text(profile, catalog, entry, health),
+        cost=cost_text(profile),
+        policy=profile.policy_highlight,
+        zones=profile.zones,
+        badge=badge,
+        registered=entry is not None,
+        template_id=profile.id,
+    )
+
+
+def matches(info: CardInfo, query: str) -> bool:
+    """Whether every word of ``query`` occurs (case-insensitively) in what the card shows."""
+    words = query.casefold().split()
+    if not words:
+        return True
+    zones = " ".join(f"{z} {zone_words(z)}" for z in info.zones)
+    hay = " ".join(
+        (info.title, info.subtitle, info.template_id, info.gpu, zones, info.badge.text)
+    ).casefold()
+    return all(w in hay for w in words)
+
+
+#: Badge colours per state: (light fg, light bg, dark fg, dark bg). Tinted backgrounds, never
+#: plain white or black; every pair has a WCAG contrast of at least 4.5 (tested).
+_BADGE_COLORS: dict[BadgeState, tuple[str, str, str, str]] = {
+    "not_configured": ("#3c4043", "#e3e5e8", "#d5d8dc", "#3a3d42"),
+    "configured": ("#2d3e50", "#dde6ef", "#cfdcea", "#2b3846"),
+    "validated": ("#0d47a1", "#d6e6fb", "#b6d4fb", "#173a66"),
+    "invalid": ("#a31515", "#fbdcdc", "#ffc4c4", "#5c1b1b"),
+    "healthy": ("#1b5e20", "#d3eed5", "#b5e6b9", "#1d4a22"),
+    "degraded": ("#6d4300", "#fde8bd", "#ffe0a3", "#5a3d05"),
+    "unhealthy": ("#8b0000", "#f9c9c9", "#ffd0d0", "#7a1212"),
+    "checking": ("#4a2a8c", "#e6ddf8", "#dccdfb", "#3b2a66"),
+    "disabled": ("#55585c", "#ececec", "#b8bbbf", "#303236"),
+}
+
+
+def badge_colors(state: BadgeState, dark: bool) -> tuple[str, str]:
+    """The badge's (foreground, background) colours for a dark or light palette."""
+    colors = _BADGE_COLORS[state]
+    return (colors[2], colors[3]) if dark else (colors[0], colors[1])
