@@ -1,4 +1,4 @@
-"""The local HTTP API (DESIGN.md, "HTTP API"): a thin FastAPI skin over :class:`Service`.
+"""The local HTTP API (docs/architecture.md, "HTTP API"): a thin FastAPI skin over :class:`Service`.
 
 Every rule lives in the service and ``core``; a route only moves JSON in and out. Bodies that
 the service parses itself (provider entries, workloads, advice requests, importer summaries)

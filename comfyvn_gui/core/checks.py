@@ -1,4 +1,4 @@
-"""Validation and health results (DESIGN.md, "Validation and health results"), and their store.
+"""Validation and health results (docs/architecture.md, "Validation and health results").
 
 A check never raises to its caller: it returns a :class:`CheckResult`. Results are kept with
 their time in ``data/checks.json`` (not in providers.json), shared by every process of the

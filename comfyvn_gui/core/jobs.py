@@ -1,7 +1,7 @@
 """What a job of the queue (the seed's TaskRegistry) is: its status, decision and audit events.
 
-Each job holds its workload, a status (DESIGN.md: queued | submitting | running | completed |
-failed | cancelled) and ``meta.compute``, the current decision: the provider, the advice it
+Each job holds its workload, a status (docs/architecture.md, "Storage": queued | submitting |
+running | completed | failed | cancelled) and ``meta.compute``, the current decision: the provider, the advice it
 came from, when and by whom (``advisor`` or ``user``). Every decision and change of decision is
 appended to the job's audit trail (``job_events``), which the database itself keeps
 append-only (triggers refuse UPDATE and DELETE).

@@ -1,4 +1,4 @@
-"""Public objects of the provider registry (DESIGN.md, "Provider entries and endpoints").
+"""Public objects of the provider registry (docs/architecture.md, "Provider entries and endpoints").
 
 Their JSON Schemas are published under ``docs/schemas/`` (``comfyvn-gui schemas``).
 """

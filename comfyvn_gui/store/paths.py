@@ -1,4 +1,4 @@
-"""Where the application keeps its files (DESIGN.md, "Storage").
+"""Where the application keeps its files (docs/architecture.md, "Storage").
 
 ``COMFYVN_GUI_HOME=DIR`` puts everything under DIR (``config/``, ``data/``, ``logs/``);
 otherwise platformdirs' user folders for the app name ``comfyvn-gui`` are used.

@@ -1,4 +1,6 @@
-"""The secret store: the OS keyring through ``keyring``, and nothing else (DESIGN.md, "Storage").
+"""The secret store: the OS keyring through ``keyring``, and nothing else.
+
+docs/architecture.md, "Storage".
 
 Entries live under the service ``comfyvn-gui/<home_id>`` with the username
 ``<provider_id>/<field>``, so two homes never see each other's secrets. A value longer than

@@ -36,7 +36,8 @@ from tests.fakes.runpod import RunPodFake
 
 CATALOG = load_catalog()
 
-#: The request of DESIGN.md's "Advice request / response", RunPod registered as runpod-demo.
+#: The request of docs/architecture.md, "Advice request / response", with RunPod registered as
+#: runpod-demo.
 SEED_REQUEST: dict[str, Any] = {
     "workload": {
         "kind": "cg_super_res",

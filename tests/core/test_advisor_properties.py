@@ -1,4 +1,4 @@
-"""The advisor's invariants (DESIGN.md, "Advisor invariants") over random inputs.
+"""The advisor's invariants (docs/architecture.md, "Advisor invariants") over random inputs.
 
 Every random case is checked against a small REFERENCE advisor written here from the contract
 alone (not from ``comfyvn_gui.core.advisor``):

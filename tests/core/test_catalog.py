@@ -1,4 +1,5 @@
-"""The curated provider catalog: its data against the seed and DESIGN.md, and its validation."""
+"""The curated provider catalog: its data against the seed and docs/architecture.md, and its
+validation."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ SEED_GPU_MEANS = {
     "custom": "custom",
 }
 
-# DESIGN.md, "Provider entries and endpoints": endpoint name -> default base URL, and primary.
+# docs/architecture.md, "Provider entries and endpoints": endpoint name -> default base URL, and
+# the primary one.
 DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
     "runpod": (
         {"serverless": "https://api.runpod.ai/v2", "graphql": "https://api.runpod.io/graphql"},
@@ -102,7 +104,8 @@ DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
     "ssh": ({}, None),
 }
 
-# DESIGN.md, "Options beyond the seed's auth fields" (at least these; secret ones marked).
+# docs/architecture.md, "Options beyond the seed's auth fields" (at least these; secret ones
+# marked).
 DESIGN_OPTIONS = {
     "runpod": {"endpoint_id": False, "webhook_secret": True},
     "lambda": {"instance_type": False, "region": False},

@@ -1,7 +1,7 @@
 """A contract fake of a Kubernetes API server (CoreWeave CKS), as far as the checks use it.
 
 Written from the Kubernetes API conventions (kubernetes.io "API Concepts", the Status kind)
-and PROVIDERS.md, not from the adapter:
+and docs/providers.md, not from the adapter:
 
 * ``GET /api/v1/namespaces/{ns}/pods`` (``?limit=N``) — a ``PodList``. The bearer token must
   be ``token``, else 401 with a ``Status`` (reason ``Unauthorized``); a namespace the token

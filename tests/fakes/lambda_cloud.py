@@ -1,7 +1,8 @@
 """A contract fake of Lambda Cloud's REST API (``/api/v1``): the instance-type listing.
 
 Written from Lambda's Cloud API reference (OpenAPI 1.10: responses are ``{"data": ...}``,
-errors ``{"error": {"code", "message", "suggestion"}}``) and PROVIDERS.md, not from the adapter:
+errors ``{"error": {"code", "message", "suggestion"}}``) and docs/providers.md, not from the
+adapter:
 
 * ``GET /api/v1/instance-types`` — ``Authorization: Bearer KEY`` (or HTTP Basic with the key as
   the user name, which Lambda also accepts); anything else is 401 ``global/invalid-api-key``.

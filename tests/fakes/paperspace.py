@@ -1,7 +1,7 @@
 """A contract fake of Paperspace's public API (``https://api.paperspace.com/v1``).
 
 Written from the API reference (docs.digitalocean.com/reference/paperspace/api-reference:
-Authentication, Machines, Projects) and PROVIDERS.md, not from the adapter:
+Authentication, Machines, Projects) and docs/providers.md, not from the adapter:
 
 * ``GET /v1/machines`` and ``GET /v1/projects`` — ``Authorization: Bearer KEY``; paged lists
   ``{"hasMore", "items", "nextPage"}`` with the query parameters ``after`` (the cursor from
@@ -11,7 +11,7 @@ Authentication, Machines, Projects) and PROVIDERS.md, not from the adapter:
 * A bad or missing key on the lists: ``bad_key="401"`` answers 401 ``{"code", "message"}``;
   ``"null_body"`` a 200 whose body is ``null``; ``"empty_body"`` a 200 with no body at all;
   ``"wrong_shape"`` a 200 with an object that is not a page — the forms a body-less "success"
-  can take, which PROVIDERS.md says never to trust.
+  can take, which docs/providers.md says never to trust.
 * Wrong paths 404, wrong methods 405.
 """
 

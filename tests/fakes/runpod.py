@@ -1,6 +1,6 @@
 """A contract fake of RunPod's GraphQL API and serverless endpoint health.
 
-Written from RunPod's documentation and PROVIDERS.md (what the official client was recorded
+Written from RunPod's documentation and docs/providers.md (what the official client was recorded
 sending), not from the adapter:
 
 * ``POST /graphql`` — ``Authorization: Bearer KEY``, ``Content-Type: application/json``, body

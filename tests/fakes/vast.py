@@ -1,6 +1,6 @@
 """A contract fake of Vast.ai's REST API (``/api/v0``): the current user and the instance list.
 
-Written from docs.vast.ai (API reference "show user", "show instances") and PROVIDERS.md (what
+Written from docs.vast.ai (API reference "show user", "show instances") and docs/providers.md (what
 the official client was recorded sending), not from the adapter:
 
 * ``GET /api/v0/users/current`` — with or without the trailing slash (the docs write one, the

@@ -126,13 +126,8 @@ class Alternative(BaseModel):
 #: The description docs/schemas/advice.schema.json publishes for :class:`Advice` (its former
 #: docstring, kept word for word so that moving the model changes no published schema; drop it
 #: when the schemas are next regenerated on purpose).
-_ADVICE_SCHEMA_DESCRIPTION = 'The advisor\'s answer (DESIGN.md, "Advice request / response").'
-
-
 class Advice(BaseModel):
     """The advisor's answer (docs/architecture.md, "Advice request and response")."""
-
-    model_config = ConfigDict(json_schema_extra={"description": _ADVICE_SCHEMA_DESCRIPTION})
 
     choice: str | None = Field(description="A provider id, 'local' for this machine, or null")
     estimated_cost: str | None = Field(description="Rounded for display, e.g. '$0.45'")
