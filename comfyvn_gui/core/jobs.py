@@ -3,8 +3,8 @@
 Each job holds its workload, a status (docs/architecture.md, "Storage": queued | submitting |
 running | completed | failed | cancelled) and ``meta.compute``, the current decision: the
 provider, the advice it came from, when and by whom (``advisor`` or ``user``). Every decision
-and change of decision is appended to the job's audit trail (``job_events``), which the database itself keeps
-append-only (triggers refuse UPDATE and DELETE).
+and change of decision is appended to the job's audit trail (``job_events``), which the
+database itself keeps append-only (triggers refuse UPDATE and DELETE).
 
 The database that keeps them is ``store/jobs.py``; this module is what a job is.
 """
