@@ -208,13 +208,7 @@ class ServiceBridge(QObject):
             home.ensure()  # (the folders must exist to be watched)
         except Exception:  # noqa: BLE001 - an unwritable home: nothing to watch
             log.warning("cannot watch %s for changes", home.config_dir.parent)
-        self._files = {
-            str(home.registry_file): "providers",
-            str(home.settings_file): "providers",  # (the Advisor page's settings)
-            str(home.data_dir / "checks.json"): "results",
-            str(home.data_dir / "jobs.sqlite3-wal"): "jobs",
-            str(home.data_dir / "jobs.sqlite3"): "jobs",
-        }
+        self._files = {str(path): what for path, what in self.service.watched_files().items()}
         self._known = {f: file_state(f) for f in self._files}
         self._watcher = QFileSystemWatcher(self)
         self._watcher.setObjectName("home-watcher")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from comfyvn_gui.core import wording
+
 from .base import CheckContext, CheckFailure, Outcome
 from .http_client import HttpClient
 from .registry import register
@@ -35,7 +37,7 @@ class VastAdapter:
         funds = detail.get("credit")
         msg = f"Vast.ai accepted the API key (account {detail['identity']}"
         if funds is not None:
-            msg += f", credit {_money(funds)}"
+            msg += f", credit {wording.usd(funds)}"
         msg += ")"
         if funds is not None and funds <= 0:
             msg += "; add credit in the Vast.ai console (Billing) before renting machines"
@@ -52,14 +54,14 @@ class VastAdapter:
         running_text = f"{running} of {total} instance{'s' if total != 1 else ''} running"
         if funds is not None and funds <= 0:
             return Outcome(
-                f"Vast.ai: no credit left on account {detail['identity']} ({_money(funds)}); "
+                f"Vast.ai: no credit left on account {detail['identity']} ({wording.usd(funds)}); "
                 f"add credit in the Vast.ai console (Billing) before renting machines "
                 f"({running_text})",
                 detail=detail,
                 health="degraded",
                 code="quota_exhausted",
             )
-        credit = f", credit {_money(funds)}" if funds is not None else ""
+        credit = f", credit {wording.usd(funds)}" if funds is not None else ""
         return Outcome(
             f"Vast.ai answers for account {detail['identity']}{credit}; {running_text}",
             detail=detail,
@@ -79,10 +81,6 @@ def _api(ctx: CheckContext) -> str:
 
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def _money(value: float) -> str:
-    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def _number(value: Any) -> float | None:

@@ -43,6 +43,7 @@ from comfyvn_gui.providers.base import BlockingExecutor
 from comfyvn_gui.store.audit import AuditLog, get_audit_log
 from comfyvn_gui.store.checks import CheckStore
 from comfyvn_gui.store.hostkeys import HostKeyStore
+from comfyvn_gui.store.monitor_schedule import MonitorSchedule
 from comfyvn_gui.store.paths import Home, resolve_home
 from comfyvn_gui.store.registry import ImportReport, Registry
 from comfyvn_gui.store.secrets import SecretStore
@@ -216,7 +217,7 @@ class Service:
             registry=self.registry,
             settings=self.settings,
             audit=self.audit,
-            home=self.home,
+            schedule=MonitorSchedule(self.home),
             workers=self._workers,
         )
 
@@ -440,6 +441,21 @@ class Service:
         """Re-advise after a change that already succeeded: a failure here is logged, never
         raised (the change itself stands; the next re-advice catches up)."""
         self._readvise.quietly(trigger)
+
+    # -- files a window follows ----------------------------------------------------------
+
+    def watched_files(self) -> dict[Path, str]:
+        """The home's files other processes change, and what a change of each means to a
+        window: ``providers`` (the registry, the settings), ``results`` (check results) or
+        ``jobs`` (the queue's database and its write-ahead log)."""
+        jobs = self.job_store.path
+        return {
+            self.home.registry_file: "providers",
+            self.settings.path: "providers",
+            self.check_store.path: "results",
+            jobs.with_name(jobs.name + "-wal"): "jobs",
+            jobs: "jobs",
+        }
 
     # -- the published JSON Schemas ------------------------------------------------------
 

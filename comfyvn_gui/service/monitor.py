@@ -13,23 +13,21 @@
   warning).
 
 The monitor is handed what it uses: the checks feature (to run a round), the registry (which
-providers it watches), the settings (the interval), the audit log, the home (the schedule) and
-the service's workers (docs/architecture.md, "The service: composition root and features").
+providers it watches), the settings (the interval), the audit log, the schedule
+(``store/monitor_schedule.py``) and the service's workers (docs/architecture.md, "The service:
+composition root and features").
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from filelock import FileLock
-
 from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.store.audit import AuditLog
-from comfyvn_gui.store.paths import Home, atomic_write_text
+from comfyvn_gui.store.monitor_schedule import MonitorSchedule
 from comfyvn_gui.store.registry import Registry
 from comfyvn_gui.store.settings import SettingsStore
 
@@ -49,7 +47,7 @@ class HealthMonitor:
         registry: Registry,
         settings: SettingsStore,
         audit: AuditLog,
-        home: Home,
+        schedule: MonitorSchedule,
         workers: Workers,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -57,29 +55,14 @@ class HealthMonitor:
         self.registry = registry
         self.settings = settings
         self.audit = audit
-        self.home = home
+        self.store = schedule
         self.workers = workers
         self.clock = clock
-        self.path = home.data_dir / "health-monitor.json"
-        self._lock = FileLock(str(home.data_dir / ".health-monitor.lock"), timeout=30)
 
     # -- schedule ------------------------------------------------------------------------
 
     def interval(self) -> float:
         return float(self.settings.get("health.interval_s"))
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-            providers = data.get("providers", {})
-            return providers if isinstance(providers, dict) else {}
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def _save(self, state: dict[str, dict[str, Any]]) -> None:
-        atomic_write_text(
-            self.path, json.dumps({"schema_version": 1, "providers": state}, indent=1) + "\n"
-        )
 
     def watched(self) -> list[str]:
         """The providers the monitor watches: enabled and active ones."""
@@ -87,16 +70,14 @@ class HealthMonitor:
 
     def schedule(self) -> dict[str, dict[str, Any]]:
         """Per provider: next_due (epoch s), failures, status — as stored in the home."""
-        return self._load()
+        return self.store.load()
 
     def _claim(self) -> list[str]:
         """Take the due providers for this round (a lease of one interval) under the lock."""
         now = self.clock()
         interval = self.interval()
         watched = self.watched()
-        self.home.ensure()
-        with self._lock:
-            state = self._load()
+        with self.store.edit() as state:
             due = [pid for pid in watched if state.get(pid, {}).get("next_due", 0) <= now]
             for pid in due:
                 entry = state.setdefault(pid, {"failures": 0, "status": "unknown"})
@@ -104,7 +85,6 @@ class HealthMonitor:
                 entry["claimed_at"] = now
             for pid in [p for p in state if p not in watched]:
                 state.pop(pid)  # removed, disabled or deactivated: no longer watched
-            self._save(state)
         return due
 
     def _settle(self, results: list[CheckResult]) -> list[tuple[str, str, str]]:
@@ -112,8 +92,7 @@ class HealthMonitor:
         now = self.clock()
         interval = self.interval()
         changes = []
-        with self._lock:
-            state = self._load()
+        with self.store.edit() as state:
             for r in results:
                 entry = state.setdefault(r.provider, {"failures": 0, "status": "unknown"})
                 old = entry.get("status", "unknown")
@@ -128,7 +107,6 @@ class HealthMonitor:
                 entry.pop("claimed_at", None)
                 if old != r.status:
                     changes.append((r.provider, old, r.status))
-            self._save(state)
         for pid, old, new in changes:
             result = next(r for r in results if r.provider == pid)
             self.audit.event(
@@ -155,7 +133,7 @@ class HealthMonitor:
         return results
 
     def seconds_until_due(self) -> float:
-        state = self._load()
+        state = self.store.load()
         watched = self.watched()
         if not watched:
             return self.interval()

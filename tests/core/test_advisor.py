@@ -36,7 +36,7 @@ from tests.fakes.runpod import RunPodFake
 
 CATALOG = load_catalog()
 
-#: The request of docs/architecture.md, "Advice request / response", with RunPod registered as
+#: The request of docs/architecture.md, "Advice request and response", with RunPod registered as
 #: runpod-demo.
 SEED_REQUEST: dict[str, Any] = {
     "workload": {

@@ -1,4 +1,5 @@
-"""The advisor's invariants (docs/architecture.md, "Advisor invariants") over random inputs.
+"""The advisor's invariants over random inputs (docs/architecture.md, "Advice request and
+response"; docs/advisor.md).
 
 Every random case is checked against a small REFERENCE advisor written here from the contract
 alone (not from ``comfyvn_gui.core.advisor``):

@@ -104,8 +104,8 @@ DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
     "ssh": ({}, None),
 }
 
-# docs/architecture.md, "Options beyond the seed's auth fields" (at least these; secret ones
-# marked).
+# docs/architecture.md, "Provider entries and endpoints": the options beyond the seed's auth
+# fields (at least these; secret ones marked).
 DESIGN_OPTIONS = {
     "runpod": {"endpoint_id": False, "webhook_secret": True},
     "lambda": {"instance_type": False, "region": False},

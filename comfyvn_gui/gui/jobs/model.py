@@ -23,6 +23,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.jobs import JOB_STATUSES, Job, JobEvent
 from comfyvn_gui.core.workload import KIND_TITLES, Workload
 
@@ -128,55 +129,39 @@ HEADER_TIPS: tuple[str, ...] = (
 # --------------------------------------------------------------------------------------------
 
 
-def _num(x: float) -> str:
-    text = f"{x:.1f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def size_text(w: Workload) -> str:
     """'40 × 2048×2048', '420 lines · 52.5 min', '96,420 chars', '24 items'."""
     if w.width is not None and w.height is not None:
-        return f"{w.items:,} × {w.width}×{w.height}"
+        return f"{wording.count(w.items)} × {w.width}×{w.height}"
     if w.audio_seconds is not None:
-        secs = w.audio_seconds
-        length = f"{_num(secs / 60)} min" if secs >= 60 else f"{_num(secs)} s"
-        return f"{w.items:,} line{'s' if w.items != 1 else ''} · {length}"
+        length = wording.media_length(w.audio_seconds)
+        return f"{wording.counted(w.items, 'line', 'lines')} · {length}"
     if w.characters is not None:
-        return f"{w.characters:,} chars"
-    return f"{w.items:,} item{'s' if w.items != 1 else ''}"
+        return f"{wording.count(w.characters)} chars"
+    return wording.counted(w.items, "item", "items")
 
 
 def _size_tip(w: Workload) -> str:
-    parts = [f"{w.items:,} item{'s' if w.items != 1 else ''}"]
+    parts = [wording.counted(w.items, "item", "items")]
     if w.width is not None and w.height is not None:
         parts.append(f"{w.width}×{w.height} px each")
     if w.audio_seconds is not None:
-        parts.append(f"{_num(w.audio_seconds / 60)} min of audio")
+        parts.append(f"{wording.media_length(w.audio_seconds)} of audio")
     if w.characters is not None:
-        parts.append(f"{w.characters:,} characters")
+        parts.append(wording.counted(w.characters, "character", "characters"))
     if w.total_bytes is not None:
         parts.append(f"{w.total_bytes / 1e6:,.1f} MB of inputs")
     return ", ".join(parts)
 
 
 def minutes_text(minutes: float | None) -> str:
-    if minutes is None:
-        return "unknown time"
-    if minutes < 1:
-        return f"{max(1, round(minutes * 60))} s"
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+    """An estimated run time (core/wording.py), or that it is unknown."""
+    return "unknown time" if minutes is None else wording.duration(minutes)
 
 
 def cost_text(usd: float | None) -> str:
-    if usd is None:
-        return "price unknown"
-    if usd <= 0:
-        return "$0.00"
-    if usd < 0.005:
-        return "<$0.01"
-    return f"${usd:,.2f}"
+    """An estimated cost (core/wording.py), or that the price is unknown."""
+    return "price unknown" if usd is None else wording.cost(usd)
 
 
 def local_time(value: datetime | str | None, *, seconds: bool = False) -> str:
@@ -548,12 +533,12 @@ class AlternativesModel(_TableModel):
             details = [f"{name} ({pid}), {alt.get('kind', '')}"]
             if alt.get("gpu"):
                 vram = alt.get("vram_gb")
-                details.append(f"GPU: {alt['gpu']}" + (f" ({vram:g} GB)" if vram else ""))
+                details.append(f"GPU: {alt['gpu']}" + (f" ({wording.vram(vram)})" if vram else ""))
             if alt.get("zones"):
                 details.append("Zones: " + ", ".join(alt["zones"]))
             details.append(f"Health: {alt.get('health', 'unknown')}")
             if alt.get("hourly_usd") is not None:
-                details.append(f"${alt['hourly_usd']:g}/hr")
+                details.append(wording.hourly_price(alt["hourly_usd"]))
             time = f"~{minutes_text(minutes)}" if minutes is not None else "unknown time"
             display = (
                 pid,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.jobs import Job
 
 from .model import KIND_NAMES, WARNING_WORDS, cost_text, local_time, minutes_text, size_text
@@ -93,10 +94,9 @@ def requirements_line(req: Mapping[str, Any]) -> str:
     if not req:
         return "Not estimated yet."
     source = _SOURCE_WORDS.get(str(req.get("source")), "")
-    return (
-        f"{req.get('vram_gb', 0):g} GB of VRAM, {req.get('gpu_hours', 0):g} GPU-hours "
-        f"on the reference A10G" + (f" ({source})." if source else ".")
-    )
+    vram = wording.vram(req.get("vram_gb", 0))
+    hours = wording.gpu_hours(req.get("gpu_hours", 0))
+    return f"{vram} of VRAM, {hours} on the reference A10G" + (f" ({source})." if source else ".")
 
 
 def assumption_lines(req: Mapping[str, Any]) -> list[str]:

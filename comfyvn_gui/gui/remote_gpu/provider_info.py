@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile
 from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.core.models import ProviderEntry
@@ -210,16 +211,9 @@ def cost_text(profile: ProviderProfile) -> str:
         return "free"
     billing = profile.billing
     inc = billing.increment_minutes
-    if abs(inc - 1 / 60) < 1e-6:
-        words = "per second"
-    elif inc == 1:
-        words = "per minute"
-    elif inc == 60:
-        words = "per hour"
-    else:
-        words = f"per {_duration(inc)}"
+    words = wording.billing_step(inc)
     if billing.minimum_minutes > inc + 1e-9:
-        words += f", {_duration(billing.minimum_minutes)} minimum"
+        words += f", {wording.minutes(billing.minimum_minutes)} minimum"
     if billing.assumed:
         words += " (assumed)"
     hint = profile.pricing.hint
@@ -228,17 +222,9 @@ def cost_text(profile: ProviderProfile) -> str:
     return f"{hint} · {words}"
 
 
-def _duration(minutes: float) -> str:
-    if minutes < 1:
-        return f"{minutes * 60:g} s"
-    if minutes < 60 or minutes % 60:
-        return f"{minutes:g} min"
-    return f"{minutes / 60:g} h"
-
-
 def gb_text(value: float) -> str:
-    """GB as a card says it: '24', '22.5'."""
-    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+    """GB as a card says it: '24', '22.5' (a number of core/wording.py)."""
+    return wording.figure(value, 1)
 
 
 def _gpu_text(
