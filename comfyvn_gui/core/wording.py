@@ -17,7 +17,10 @@ Pure: the standard library only; no function reads the locale.
 
 from __future__ import annotations
 
-from typing import overload
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from .checks import LocalSnapshot
 
 __all__ = [
     "billing_step",
@@ -29,6 +32,8 @@ __all__ = [
     "gpu_hours",
     "hourly_price",
     "image_size",
+    "keyring_backend",
+    "local_gpus",
     "media_length",
     "milliseconds",
     "minutes",
@@ -236,7 +241,11 @@ def billing_step(increment_minutes: float) -> str:
     return f"in {number(increment_minutes)}-minute steps"
 
 
-#: Backends as a desktop user knows them (module prefix -> words).
+# --------------------------------------------------------------------------------------------
+# Things of this computer
+# --------------------------------------------------------------------------------------------
+
+#: Keyring backends as a desktop user knows them (module prefix -> words).
 _BACKEND_LABELS: tuple[tuple[str, str], ...] = (
     ("keyring.backends.SecretService.", "Secret Service (GNOME Keyring / KWallet)"),
     ("keyring.backends.libsecret.", "Secret Service (libsecret)"),
@@ -253,3 +262,15 @@ def keyring_backend(name: str) -> str:
         if name.startswith(prefix):
             return label
     return name
+
+
+def local_gpus(snap: LocalSnapshot) -> str:
+    """The snapshot in words: ``1 GPU: NVIDIA GeForce RTX 4090, 24.0 GB (21.3 GB free)``."""
+    if not snap.gpus:
+        why = (snap.note or "no NVIDIA driver found").split(": jobs run", 1)[0]
+        return f"no local GPU ({why})"
+    parts = [
+        f"{g.name}, {g.vram_total_gb:.1f} GB ({g.vram_free_gb:.1f} GB free)" for g in snap.gpus
+    ]
+    count = len(snap.gpus)
+    return f"{count} GPU{'s' if count != 1 else ''}: " + "; ".join(parts)

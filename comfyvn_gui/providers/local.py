@@ -34,6 +34,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot, now
 
 from .base import CheckContext, CheckFailure, Outcome
@@ -164,16 +165,6 @@ def snapshot(nvml: Any = None) -> LocalSnapshot:
     return LocalSnapshot(gpus=gpus, driver_version=driver, source="nvml", note=note, taken_at=taken)
 
 
-def describe(snap: LocalSnapshot) -> str:
-    """The snapshot in words: ``1 GPU: NVIDIA GeForce RTX 4090, 24.0 GB (21.3 GB free)``."""
-    if not snap.gpus:
-        why = (snap.note or "no NVIDIA driver found").split(": jobs run", 1)[0]
-        return f"no local GPU ({why})"
-    parts = [
-        f"{g.name}, {g.vram_total_gb:.1f} GB ({g.vram_free_gb:.1f} GB free)" for g in snap.gpus
-    ]
-    count = len(snap.gpus)
-    return f"{count} GPU{'s' if count != 1 else ''}: " + "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- ComfyUI
@@ -268,7 +259,7 @@ class LocalAdapter:
     async def _check(self, ctx: CheckContext) -> Outcome:
         snap = await ctx.executor.run(ctx.deadline, snapshot)
         comfy = await _local_comfyui(ctx)
-        message = describe(snap)
+        message = wording.local_gpus(snap)
         if comfy["comfyui"] == "running":
             message += f"; ComfyUI running ({comfyui_summary(comfy['comfyui_devices'])})"
         else:

@@ -34,6 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
 from comfyvn_gui.core.checks import CheckKind, CheckResult
 from comfyvn_gui.core.hostkeys import PinnedKey
@@ -352,10 +353,7 @@ class Service:
     def describe_local(self, snapshot: LocalSnapshot) -> str:
         """A local snapshot in words (``1 GPU: NVIDIA GeForce RTX 4090, 24.0 GB ...`` or
         ``no local GPU (why)``)."""
-        # The local adapter's module is loaded with the adapters (warm_up), not at start-up.
-        from comfyvn_gui.providers.local import describe
-
-        return describe(snapshot)
+        return wording.local_gpus(snapshot)
 
     def advisor_settings(self) -> AdvisorSettings:
         return self._advice.advisor_settings()

@@ -136,3 +136,19 @@ def test_amounts_and_prices() -> None:
 )
 def test_billing_step_reads_as_the_advisor_words_it(increment: float, text: str) -> None:
     assert wording.billing_step(increment) == text
+
+
+def test_keyring_backends_and_local_gpus_in_a_users_words() -> None:
+    from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot
+
+    assert (
+        wording.keyring_backend("keyring.backends.SecretService.Keyring")
+        == "Secret Service (GNOME Keyring / KWallet)"
+    )
+    assert wording.keyring_backend("some.other.Backend") == "some.other.Backend"
+    gpu = LocalGpu(name="RTX 4090", vram_total_gb=24, vram_free_gb=21.25)
+    assert wording.local_gpus(LocalSnapshot(gpus=[gpu])) == "1 GPU: RTX 4090, 24.0 GB (21.2 GB free)"
+    assert (
+        wording.local_gpus(LocalSnapshot(note="no NVIDIA driver: jobs run elsewhere"))
+        == "no local GPU (no NVIDIA driver)"
+    )
