@@ -147,7 +147,8 @@ def test_keyring_backends_and_local_gpus_in_a_users_words() -> None:
     )
     assert wording.keyring_backend("some.other.Backend") == "some.other.Backend"
     gpu = LocalGpu(name="RTX 4090", vram_total_gb=24, vram_free_gb=21.25)
-    assert wording.local_gpus(LocalSnapshot(gpus=[gpu])) == "1 GPU: RTX 4090, 24.0 GB (21.2 GB free)"
+    one = wording.local_gpus(LocalSnapshot(gpus=[gpu]))
+    assert one == "1 GPU: RTX 4090, 24.0 GB (21.2 GB free)"
     assert (
         wording.local_gpus(LocalSnapshot(note="no NVIDIA driver: jobs run elsewhere"))
         == "no local GPU (no NVIDIA driver)"
