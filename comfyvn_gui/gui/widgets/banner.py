@@ -59,8 +59,9 @@ class Banner(QFrame):
         self.setProperty("kind", kind)
         light, dark = BANNER_COLOURS.get(kind, BANNER_COLOURS["info"])
         fg, bg = dark if is_dark(self) else light
+        # By this banner's own object name: a page may rename it ("review-banner" ...).
         self.setStyleSheet(
-            f"QFrame#banner {{ background: {bg}; border-radius: 4px; }}"
+            f"QFrame#{self.objectName()} {{ background: {bg}; border-radius: 4px; }}"
             f" QLabel#banner-text {{ color: {fg}; }}"
         )
         self.label.setText(text)
