@@ -262,7 +262,7 @@ def test_reload_shows_other_processes_changes_and_keeps_edits(
     other.close()
     page.refresh()
     qtbot.waitUntil(page.latency_interactive.isChecked, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: page._reload_task is not None and page._reload_task.done())
+    qtbot.waitUntil(lambda: page.reads.task is not None and not page.reads.busy)
     assert page.interval.value() == 120  # the edit is kept
     assert page.loaded_values[INTERVAL_KEY] == 3600
     assert page.changes() == {INTERVAL_KEY: 120}

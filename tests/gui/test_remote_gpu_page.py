@@ -397,7 +397,7 @@ def settle(qtbot: QtBot, window: MainWindow) -> None:
     qtbot.wait(4 * COALESCE_MS)  # the notification, then the bridge's coalescing timer
     pages = (window.remote, window.jobs, window.advisor)
     qtbot.waitUntil(
-        lambda: all(p is None or p._reload_task is None or p._reload_task.done() for p in pages),
+        lambda: all(p is None or not p.reads.busy for p in pages),
         timeout=10000,
     )
     assert window.bridge is not None and not window.bridge._timer.isActive()

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.settings import SETTINGS
 from comfyvn_gui.gui.bridge import ServiceBridge
+from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,13 @@ class AdvisorPage(QWidget):
         self._busy = False
         self._load_problem: str | None = None
         self._apply_task: asyncio.Task[Any] | None = None
-        self._reload_task: asyncio.Task[Any] | None = None
-        self._reload_again = False
+        self.reads = CoalescedRead(
+            bridge,
+            self._read_state,
+            self._show_state,
+            name="advisor-reload",
+            failed=self._unreadable,
+        )
 
         self.heading = QLabel("Advisor", self)
         self.heading.setObjectName("page-advisor-heading")
@@ -432,14 +438,16 @@ class AdvisorPage(QWidget):
 
     async def reload(self) -> None:
         """Read the settings (and the queue) again; unsaved edits in the form are kept."""
-        try:
-            settings, queued = await self.bridge.call(self._read_state)
-        except ComfyVNError as exc:
-            self._load_problem = exc.message
-            self._set_form_enabled(False)
-            self.banner.show_message("error", f"The settings cannot be read: {exc.message}")
-            self._update_buttons()
-            return
+        await self.reads.request()
+
+    def _unreadable(self, exc: ComfyVNError) -> None:
+        self._load_problem = exc.message
+        self._set_form_enabled(False)
+        self.banner.show_message("error", f"The settings cannot be read: {exc.message}")
+        self._update_buttons()
+
+    def _show_state(self, state: tuple[dict[str, Any], int]) -> None:
+        settings, queued = state
         if self._load_problem is not None:
             self._load_problem = None
             self.banner.clear()
@@ -461,24 +469,14 @@ class AdvisorPage(QWidget):
     @Slot()
     def refresh(self) -> None:
         """Reload (another process may have changed the settings); one reload at a time."""
-        if self._reload_task is not None and not self._reload_task.done():
-            self._reload_again = True
-            return
-        self._reload_task = self.bridge.spawn(self._reload_loop(), name="advisor-reload")
-
-    async def _reload_loop(self) -> None:
-        while True:
-            self._reload_again = False
-            await self.reload()
-            if not self._reload_again:
-                return
+        self.reads.request()
 
     @Slot()
     def refresh_count(self) -> None:
         """Count the queued jobs again (the bridge saw the job queue change); a reload in
         progress counts them anyway (it reads once more if it has begun reading)."""
-        if self._reload_task is not None and not self._reload_task.done():
-            self._reload_again = True
+        if self.reads.busy:
+            self.reads.request()  # the read under way reads once more, the count included
             return
 
         async def run() -> None:

@@ -55,6 +55,7 @@ from comfyvn_gui.core.errors import ComfyVNError, InputError
 from comfyvn_gui.core.jobs import Job, JobEvent
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
+from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
 from .model import JOB_ID_ROLE, SEARCH_ROLE, SORT_ROLE, Column, JobsModel
@@ -125,8 +126,9 @@ class JobsPage(QWidget):
         self.svc = bridge.service
         self.is_loaded = False
         self._load_task: asyncio.Task[Any] | None = None
-        self._reload_task: asyncio.Task[Any] | None = None
-        self._reload_again = False
+        self.reads = CoalescedRead(
+            bridge, self._read_state, self._apply, name="jobs-reload", failed=self._unreadable
+        )
         self._events_task: asyncio.Task[Any] | None = None
         self._events_again = False
         self.dialogs = OpenDialogs()
@@ -284,29 +286,14 @@ class JobsPage(QWidget):
     @Slot()
     def refresh(self) -> asyncio.Task[Any]:
         """Read the queue again (coalesced: a read already running reads once more)."""
-        task = self._reload_task
-        if task is not None and not task.done():
-            self._reload_again = True
-            return task
-        self._reload_task = self.bridge.spawn(self._reload_loop(), name="jobs-reload")
-        return self._reload_task
+        return self.reads.request()
 
     async def reload(self) -> None:
         """Read the queue and show it; returns once a read that began after the call is shown."""
         await self.refresh()
 
-    async def _reload_loop(self) -> None:
-        while True:
-            self._reload_again = False
-            try:
-                jobs = await self.bridge.call(self._read_state)
-            except ComfyVNError as exc:
-                self.banner.show_message("error", f"The job queue cannot be read: {exc.message}")
-                return
-            if self._reload_again:
-                continue  # something changed while reading: read again, show once
-            self._apply(jobs)
-            return
+    def _unreadable(self, exc: ComfyVNError) -> None:
+        self.banner.show_message("error", f"The job queue cannot be read: {exc.message}")
 
     def _read_state(self) -> list[Job]:
         return self.svc.list_jobs()

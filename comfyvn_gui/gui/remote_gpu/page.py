@@ -38,6 +38,7 @@ from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
+from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
 from .cards import LocalPanel, ProviderList
@@ -71,8 +72,9 @@ class RemoteGpuPage(QWidget):
         self.form: CredentialForm | None = None
         self.current_key: str | None = None
         self._check_task: asyncio.Task[Any] | None = None
-        self._reload_task: asyncio.Task[Any] | None = None
-        self._reload_again = False
+        self.reads = CoalescedRead(
+            bridge, self._read_state, self._show_state, name="remote-gpu-reload"
+        )
         self.dialogs = OpenDialogs()
         self.is_loaded = False
 
@@ -243,27 +245,19 @@ class RemoteGpuPage(QWidget):
     def refresh(self) -> asyncio.Task[Any]:
         """Read the providers and results again (coalesced: a read already running reads
         once more; requests made before it starts reading make none)."""
-        task = self._reload_task
-        if task is not None and not task.done():
-            self._reload_again = True
-            return task
-        self._reload_task = self.bridge.spawn(self._reload_loop(), name="remote-gpu-reload")
-        return self._reload_task
+        return self.reads.request()
 
     async def reload(self) -> None:
         """Returns once a read that began after the call is shown."""
         await self.refresh()
 
-    async def _reload_loop(self) -> None:
-        while True:
-            self._reload_again = False
-            entries, results = await self.bridge.call(self._read_state)
-            if self._reload_again:
-                continue  # something changed while reading: read again, show once
-            self.entries = {e.id: e for e in entries}
-            self.results = results
-            self._render_cards()
-            return
+    def _show_state(
+        self, state: tuple[list[ProviderEntry], dict[str, dict[str, CheckResult]]]
+    ) -> None:
+        entries, results = state
+        self.entries = {e.id: e for e in entries}
+        self.results = results
+        self._render_cards()
 
     def _read_state(self) -> tuple[list[ProviderEntry], dict[str, dict[str, CheckResult]]]:
         return self.svc.list_providers(), self.svc.last_results()
