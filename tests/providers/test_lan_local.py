@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.providers import local as local_adapter
 from comfyvn_gui.service import Service
@@ -478,7 +479,7 @@ def test_snapshot_reads_every_gpu_through_nvml() -> None:
         0,
     )
     assert (g1.name, g1.vram_total_gb, g1.utilization, g1.index) == ("NVIDIA A2", 15.0, 0.0, 1)
-    assert local_adapter.describe(snap).startswith(
+    assert wording.local_gpus(snap).startswith(
         "2 GPUs: NVIDIA GeForce RTX 4090, 24.0 GB (21.3 GB free); NVIDIA A2, 15.0 GB"
     )
 
@@ -491,7 +492,7 @@ def test_snapshot_without_driver_is_empty_with_a_note(code: str) -> None:
     snap = local_adapter.snapshot(nvml=nvml)
     assert snap.gpus == [] and snap.source == "none"
     assert snap.note == local_adapter.NO_DRIVER_NOTE
-    assert local_adapter.describe(snap) == "no local GPU (no NVIDIA driver found)"
+    assert wording.local_gpus(snap) == "no local GPU (no NVIDIA driver found)"
 
 
 @pytest.mark.parametrize(
