@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 1000
 CHUNK_MARK = "comfyvn-chunks:"
 SERVICE_PREFIX = "comfyvn-gui"
+#: Reads of one entry before a lost find-then-read race counts as a failure (see _read).
+_READ_ATTEMPTS = 3
+#: One keyring call at a time in this process. The Secret Service backend opens a D-Bus
+#: connection per call; from several threads at once, about one read in a thousand failed
+#: (InitError, ItemNotFoundException), and a check then reported a working provider as broken.
+_BACKEND_LOCK = threading.RLock()
 
 # Backends that do not protect a secret: never used, whatever the user's keyring config says.
 _INSECURE_BACKEND_MODULES = ("keyrings.alt", "keyring.backends.fail", "keyring.backends.null")
@@ -115,7 +121,7 @@ class SecretStore:
 
     def check(self) -> None:
         """Raise a typed error unless the keyring can be read now (it may be locked)."""
-        with _translate("read"):
+        with _BACKEND_LOCK, _translate("read"):
             self.backend.get_password(f"{SERVICE_PREFIX}/probe", "probe")
 
     # -- logical values (chunked transparently) --------------------------------------------
@@ -129,9 +135,23 @@ class SecretStore:
     def delete(self, provider_id: str, field: str) -> None:
         self.delete_raw(username(provider_id, field))
 
+    def _read(self, user: str) -> str | None:
+        """One entry's value (the caller holds ``_BACKEND_LOCK``). The Secret Service can lose
+        the race between finding an item and reading it while another process writes
+        (secretstorage's ItemNotFoundException): the read is tried again, a few times, before it
+        counts as a failure. A missing entry is ``None``, not an exception, so a retry never
+        hides one."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return self.backend.get_password(self.service, user)
+            except Exception as exc:
+                if type(exc).__name__ != "ItemNotFoundException" or attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def get_raw(self, user: str) -> str | None:
-        with _translate("read"):
-            main = self.backend.get_password(self.service, user)
+        with _BACKEND_LOCK, _translate("read"):
+            main = self._read(user)
             if main is None or not main.startswith(CHUNK_MARK):
                 if main is not None:
                     register_secret(main)
@@ -139,7 +159,7 @@ class SecretStore:
             n = _chunk_count(main)
             parts = []
             for i in range(1, n + 1):
-                part = self.backend.get_password(self.service, f"{user}#{i}")
+                part = self._read(f"{user}#{i}")
                 if part is None:
                     raise SecretStoreError(
                         f"the keyring entry {self.service} {user} is incomplete (part {i} of "
@@ -154,7 +174,7 @@ class SecretStore:
         if not isinstance(value, str):
             raise TypeError("secret values are strings")
         register_secret(value)
-        with _translate("write"):
+        with _BACKEND_LOCK, _translate("write"):
             old = self.backend.get_password(self.service, user)
             old_n = _chunk_count(old) if old and old.startswith(CHUNK_MARK) else 0
             if len(value) <= CHUNK_SIZE and not value.startswith(CHUNK_MARK):
@@ -176,7 +196,7 @@ class SecretStore:
         whatever a process killed half-way leaves is a run of parts starting at 1 (or, after
         a shrinking write, continuing from the new count): an upward sweep finds them all.
         """
-        with _translate("delete"):
+        with _BACKEND_LOCK, _translate("delete"):
             main = self.backend.get_password(self.service, user)
             n = _chunk_count(main) if main and main.startswith(CHUNK_MARK) else 0
             if main is not None:

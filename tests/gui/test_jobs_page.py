@@ -106,9 +106,9 @@ def two_runpods(qtbot: QtBot, bridge: ServiceBridge, fake: RunPodFake) -> None:
     add_runpod(svc, fake, "runpod-b", "ep-b", gpu="A100 80GB", meta={"hourly_usd": 2.0})
     ids = ["runpod-a", "runpod-b"]
     validated = run(qtbot, bridge, svc.check("validate", ids, timeout_s=10))
-    assert [r.status for r in validated] == ["valid", "valid"]
+    assert [r.status for r in validated] == ["valid", "valid"], [r.message for r in validated]
     healthy = run(qtbot, bridge, svc.check("health", ids, timeout_s=10))
-    assert [r.status for r in healthy] == ["healthy", "healthy"]
+    assert [r.status for r in healthy] == ["healthy", "healthy"], [r.message for r in healthy]
 
 
 def import_moonlit(qtbot: QtBot, page: JobsPage, path: Path = MOONLIT) -> list[int]:
