@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.http import SilentServer, slow  # noqa: E402
 from tests.fakes.vast import VastFake  # noqa: E402
-from tests.secret_service import MissingTools, start_secret_service  # noqa: E402
+from tests.secret_service import MissingTools, start  # noqa: E402
 
 DEADLINE_S = 5.0
 
@@ -83,11 +82,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
         try:
-            env, bus = start_secret_service(tmp / "keyring")
+            keyring_service = start(tmp / "keyring")
         except MissingTools as exc:
             print(f"cannot run: {exc}")
             return 1
-        stack.callback(os.kill, bus, signal.SIGTERM)
+        stack.callback(keyring_service.stop)
+        env = keyring_service.env
         for k in ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"):
             os.environ[k] = env[k]
         svc = make_service(tmp / "home")

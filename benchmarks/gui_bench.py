@@ -37,7 +37,6 @@ import gc
 import multiprocessing
 import os
 import random
-import signal
 import sys
 import tempfile
 import threading
@@ -65,7 +64,7 @@ from PySide6.QtCore import (  # noqa: E402
 )
 from PySide6.QtWidgets import QApplication, QTableView, QWidget  # noqa: E402
 
-from tests.secret_service import MissingTools, start_secret_service  # noqa: E402
+from tests.secret_service import MissingTools, start  # noqa: E402
 
 PROBE_MS = 5
 FRAME_MS = 16.0
@@ -794,10 +793,11 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="comfyvn-gui-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            env, bus_pid = start_secret_service(tmp / "keyring")
+            keyring_service = start(tmp / "keyring")
         except MissingTools as exc:
             print(f"cannot run: {exc}")
             return 0
+        env = keyring_service.env
         old = {k: os.environ.get(k) for k in KEYRING_ENV}
         os.environ.update({k: env[k] for k in KEYRING_ENV})
         fake = RunPodProcess(n_providers)  # (before Qt starts: a clean child process)
@@ -819,7 +819,7 @@ def main(argv: list[str]) -> int:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            os.kill(bus_pid, signal.SIGTERM)
+            keyring_service.stop()
     return 0
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import Home
@@ -54,18 +54,19 @@ def entries(n: int) -> list[dict[str, object]]:
     return out
 
 
-def start_keyring(base: Path) -> int | None:
-    """A private gnome-keyring (the tests' helper); None when it is not installed."""
+def start_keyring(base: Path) -> Any:
+    """A private gnome-keyring (the tests' helper, a ``SecretService`` to ``stop()``); None
+    when it is not installed."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.secret_service import MissingTools, start_secret_service
+    from tests.secret_service import MissingTools, start
 
     try:
-        env, bus_pid = start_secret_service(base)
+        service = start(base)
     except MissingTools:
         return None
     for k in ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"):
-        os.environ[k] = env[k]
-    return bus_pid
+        os.environ[k] = service.env[k]
+    return service
 
 
 def main() -> int:
@@ -112,8 +113,8 @@ def main() -> int:
         )
         print(f"  raw json load+dump  {json_s * 1000:8.1f} ms   (the yardstick)")
 
-        bus = start_keyring(root / "kr")
-        if bus is None:
+        keyring_service = start_keyring(root / "kr")
+        if keyring_service is None:
             print("keyring part skipped: gnome-keyring / dbus-daemon not installed")
             return 0
         try:
@@ -148,7 +149,7 @@ def main() -> int:
             )
             print(f"  one keyring read    {rt * 1000:8.2f} ms")
         finally:
-            os.kill(bus, signal.SIGTERM)
+            keyring_service.stop()
     return 0
 
 

@@ -7,7 +7,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication exists
 os.environ.setdefault("QT_API", "pyside6")
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,30 +15,51 @@ import pytest
 from . import secret_service as secret_service_module
 
 
-def start_secret_service(base: Path) -> tuple[dict[str, str], int]:
-    """A private D-Bus + gnome-keyring under ``base`` (see tests/secret_service.py)."""
+def start_secret_service(base: Path) -> secret_service_module.SecretService:
+    """A private D-Bus + gnome-keyring under ``base`` (see tests/secret_service.py); the
+    caller stops it."""
     try:
-        return secret_service_module.start_secret_service(base)
+        return secret_service_module.start(base)
     except secret_service_module.MissingTools as exc:
         pytest.fail(str(exc))
 
 
 KEYRING_ENV = ("DBUS_SESSION_BUS_ADDRESS", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")
+_SESSION_KEYRING: list[secret_service_module.SecretService] = []
 
 
 @pytest.fixture(scope="session")
 def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private session D-Bus with an unlocked gnome-keyring (a real Secret Service)."""
-    env, bus_pid = start_secret_service(tmp_path_factory.mktemp("keyring"))
+    service = start_secret_service(tmp_path_factory.mktemp("keyring"))
+    env = service.env
     old = {k: os.environ.get(k) for k in KEYRING_ENV}
     os.environ.update({k: env[k] for k in KEYRING_ENV})
+    _SESSION_KEYRING.append(service)
     yield env
+    _SESSION_KEYRING.remove(service)
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    os.kill(bus_pid, signal.SIGTERM)
+    service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _keyring_still_running() -> Iterator[None]:
+    """Fail the very test during which the session's gnome-keyring ended, saying how, and
+    start it again on the same data so that the tests after it still mean something.
+
+    Before this, the first sign was every later test reading a locked keyring (D-Bus had
+    started a second, locked gnome-keyring) and nothing said when or why the first one ended.
+    """
+    yield
+    for service in _SESSION_KEYRING:
+        problem = service.problem()
+        if problem:
+            service.restart()
+            pytest.fail(f"the test keyring ended during this test: {problem}", pytrace=False)
 
 
 def keyring_entries(prefix: str = "comfyvn-gui/") -> dict[tuple[str, str], str]:

@@ -36,5 +36,3 @@ def srv(app_home: Path) -> Iterator[ApiServer]:
 def client(srv: ApiServer) -> Iterator[httpx.Client]:
     with srv.client() as c:
         yield c
-
-

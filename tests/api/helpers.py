@@ -153,7 +153,6 @@ def own_ipv4() -> str:
     )
 
 
-
 def active_runpod(client: httpx.Client, fake: RunPodFake, pid: str = "rp") -> None:
     """Register a RunPod provider on the fake, validate it and health-check it (both pass)."""
     ok(client.post("/api/providers/create", json=runpod_payload(fake, pid, fake.key)), 201)
@@ -161,5 +160,3 @@ def active_runpod(client: httpx.Client, fake: RunPodFake, pid: str = "rp") -> No
     client.put("/api/settings/checks.timeout_s", json={"value": 10})
     [health] = ok(client.get("/api/providers/health", params={"id": pid}))
     assert health["status"] == "healthy", health
-
-

@@ -575,5 +575,3 @@ def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
     assert "GET" in r.headers.get("allow", "")
     assert_error(client.delete("/api/jobs"), 405, code="method_not_allowed")
     assert_error(client.get("/api/providers/ghost"), 404, fields=["id"])
-
-

@@ -250,7 +250,8 @@ def test_keyring_unavailable_is_a_clear_error_and_writes_nothing(
 def test_locked_keyring_is_a_clear_error_and_changes_nothing(
     app_home: Path, tmp_path: Path
 ) -> None:
-    env, bus_pid = start_secret_service(tmp_path / "kr-locked")
+    locked = start_secret_service(tmp_path / "kr-locked")
+    env = locked.env
     try:
         lock = run_py(
             """
@@ -277,4 +278,4 @@ def test_locked_keyring_is_a_clear_error_and_changes_nothing(
         assert "Traceback" not in res.stderr
         _no_secret_written(app_home)
     finally:
-        os.kill(bus_pid, signal.SIGTERM)
+        locked.stop()
