@@ -28,7 +28,6 @@ from .system import _gpus, _schemas, _settings
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "PAGES", "build_parser", "main", "run"]
 
 
-
 def run(
     args: argparse.Namespace,
     *,

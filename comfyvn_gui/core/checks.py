@@ -86,8 +86,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-
-
 class LocalGpu(BaseModel):
     """One GPU of this machine, as the NVML snapshot (or a request) gives it."""
 

@@ -34,5 +34,3 @@ def check_fingerprint(value: str) -> str:
             fields=["fingerprint"],
         )
     return value.rstrip("=")
-
-

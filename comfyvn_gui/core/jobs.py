@@ -32,7 +32,6 @@ JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 DecidedBy = Literal["advisor", "user"]
 
 
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -110,8 +109,6 @@ class DecisionChange:
     action: str
     message: str
     detail: dict[str, Any]
-
-
 
 
 def advice_detail(advice: dict[str, Any]) -> dict[str, Any]:

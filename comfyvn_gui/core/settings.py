@@ -249,7 +249,3 @@ def parse_value(spec: SettingSpec, value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- the store
-
-
-
-

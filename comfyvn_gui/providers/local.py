@@ -165,8 +165,6 @@ def snapshot(nvml: Any = None) -> LocalSnapshot:
     return LocalSnapshot(gpus=gpus, driver_version=driver, source="nvml", note=note, taken_at=taken)
 
 
-
-
 # --------------------------------------------------------------------------- ComfyUI
 
 

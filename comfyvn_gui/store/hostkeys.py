@@ -1,5 +1,4 @@
-"""Pinned SSH host keys, in ``config/known_hosts.json`` (what a pin is: ``core/hostkeys.py``).
-"""
+"""Pinned SSH host keys, in ``config/known_hosts.json`` (what a pin is: ``core/hostkeys.py``)."""
 
 from __future__ import annotations
 
