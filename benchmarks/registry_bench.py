@@ -118,36 +118,55 @@ def main() -> int:
             print("keyring part skipped: gnome-keyring / dbus-daemon not installed")
             return 0
         try:
-            m = 100
+            # A team preset: 100 providers with 2 secrets each (issue 16: <= 2 s).
             with_secrets = [
-                dict(e, secrets={"api_key": f"bench-secret-{i:012d}"})
-                for i, e in enumerate(entries(m))
-                if e["template_id"] not in ("aws", "azure", "gcp", "lan")
+                {
+                    "id": f"team-{i:03d}",
+                    "template_id": "runpod",
+                    "name": f"Team {i}",
+                    "secrets": {
+                        "api_key": f"bench-secret-{i:012d}",
+                        "webhook_secret": f"bench-hook-{i:012d}",
+                    },
+                }
+                for i in range(100)
             ]
-            s_svc = make_home(root / "s")
-            t = time.perf_counter()
-            s_svc.import_providers(with_secrets, replace=False, overwrite=True)
-            imp = time.perf_counter() - t
-            t = time.perf_counter()
-            doc = s_svc.export_providers(include_secrets=True)
-            exp = time.perf_counter() - t
-            assert sum(1 for p in doc["providers"] if p.get("secrets")) == len(with_secrets)
-            k = len(with_secrets)
-            samples = []
-            for _ in range(20):
-                t0 = time.perf_counter()
-                s_svc.secrets.get(with_secrets[0]["id"], "api_key")  # type: ignore[arg-type]
-                samples.append(time.perf_counter() - t0)
-            rt = statistics.median(samples)
-            print(f"with the OS keyring (gnome-keyring), {k} providers with one secret each")
-            print(
-                f"  import with secrets {imp * 1000:8.1f} ms   ({imp / k * 1000:.1f} ms a secret, "
-                f"{imp / k / rt:.1f} keyring round trips a secret)"
-            )
-            print(
-                f"  export with secrets {exp * 1000:8.1f} ms   ({exp / k * 1000:.1f} ms a secret)"
-            )
-            print(f"  one keyring read    {rt * 1000:8.2f} ms")
+            k = sum(len(p["secrets"]) for p in with_secrets)  # type: ignore[arg-type]
+            from keyring.backends.SecretService import Keyring as PerCallConnection
+
+            from comfyvn_gui.store.secrets import SecretStore
+
+            for label, per_call in (("one connection (the app)", False), ("keyring's own", True)):
+                s_svc = make_home(root / ("p" if per_call else "s"))
+                if per_call:  # keyring's backend as it comes: a D-Bus connection per call
+                    store = SecretStore(s_svc.home.home_id, backend=PerCallConnection())
+                    s_svc.registry._secrets = store
+                t = time.perf_counter()
+                s_svc.import_providers(with_secrets, replace=False, overwrite=True)
+                imp = time.perf_counter() - t
+                t = time.perf_counter()
+                doc = s_svc.export_providers(include_secrets=True)
+                exp = time.perf_counter() - t
+                assert sum(1 for p in doc["providers"] if p.get("secrets")) == len(with_secrets)
+                samples = []
+                for _ in range(20):
+                    t0 = time.perf_counter()
+                    s_svc.registry.secrets.get("team-000", "api_key")
+                    samples.append(time.perf_counter() - t0)
+                rt = statistics.median(samples)
+                print(
+                    f"with the OS keyring (gnome-keyring), {len(with_secrets)} providers with 2 "
+                    f"secrets each, {label}"
+                )
+                print(
+                    f"  import with secrets {imp * 1000:8.1f} ms   ({imp / k * 1000:.1f} ms a "
+                    f"secret, {imp / k / rt:.1f} keyring reads' time a secret; goal <= 2000 ms)"
+                )
+                print(
+                    f"  export with secrets {exp * 1000:8.1f} ms   ({exp / k * 1000:.1f} ms a "
+                    "secret)"
+                )
+                print(f"  one keyring read    {rt * 1000:8.2f} ms")
         finally:
             keyring_service.stop()
     return 0

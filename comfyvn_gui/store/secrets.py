@@ -112,7 +112,7 @@ class SecretStore:
             b = self.backend
         except SecretStoreError:
             return "none"
-        return f"{type(b).__module__}.{type(b).__qualname__}"
+        return getattr(b, "keyring_name", None) or f"{type(b).__module__}.{type(b).__qualname__}"
 
     @property
     def backend_label(self) -> str:
@@ -248,8 +248,20 @@ def _resolve_backend() -> KeyringBackend:
             "Nothing was saved.",
         )
     if len(secure) == 1 or not isinstance(backend, chainer.ChainerBackend):
-        return secure[0]
+        return _reusing_connections(secure[0])
     return backend
+
+
+def _reusing_connections(backend: KeyringBackend) -> KeyringBackend:
+    """keyring's Secret Service backend is replaced by the same backend over one D-Bus
+    connection for the process (``store/secret_service.py``); any other backend is kept."""
+    if f"{type(backend).__module__}.{type(backend).__qualname__}" != (
+        "keyring.backends.SecretService.Keyring"
+    ):
+        return backend
+    from .secret_service import shared
+
+    return shared(backend)
 
 
 @contextmanager
@@ -288,7 +300,3 @@ def _past(action: str) -> str:
     return {"read": "read", "write": "saved", "delete": "deleted", "open": "opened"}.get(
         action, action
     )
-
-
-
-

@@ -65,17 +65,41 @@ class _RacingBackend(KeyringBackend):
 def test_a_lost_find_then_read_race_is_read_again(losses: int) -> None:
     backend = _RacingBackend(losses=0)
     store = SecretStore("race-home", backend=backend)
-    store.set("p", "api_key", "the key")
+    store.set("p", "api_key", "race-secret-0001")
     backend.losses = losses
-    assert store.get("p", "api_key") == "the key"
+    assert store.get("p", "api_key") == "race-secret-0001"
     assert backend.reads == 1 + losses + 1  # set() reads the old value first, then the retries
 
 
 def test_a_race_lost_every_time_is_a_clear_error() -> None:
     backend = _RacingBackend(losses=0)
     store = SecretStore("race-home", backend=backend)
-    store.set("p", "api_key", "the key")
+    store.set("p", "api_key", "race-secret-0001")
     backend.losses = 99
     with pytest.raises(SecretStoreError, match="failed to read a credential"):
         store.get("p", "api_key")
     assert backend.losses == 99 - 3  # three attempts, then the error
+
+
+def test_one_connection_serves_every_call_and_survives_a_keyring_restart() -> None:
+    """The Secret Service is used over one D-Bus connection (one session) for the process,
+    not one per call; when gnome-keyring restarts, the next call connects again by itself."""
+    from comfyvn_gui.store.secret_service import SharedSecretService
+    from tests.conftest import _SESSION_KEYRING
+
+    store = SecretStore("one-connection-home")
+    store.set("p", "api_key", "shared-conn-secret-0001")
+    backend = store.backend
+    assert isinstance(backend, SharedSecretService)
+    assert store.backend_name == "keyring.backends.SecretService.Keyring"
+    connection = backend._collection.connection
+    for _ in range(20):
+        assert store.get("p", "api_key") == "shared-conn-secret-0001"
+    assert backend._collection.connection is connection  # no new connection was made
+    assert SecretStore("another-home").backend is backend  # one for the process
+
+    [session] = _SESSION_KEYRING
+    session.restart()  # same keyring file, a new daemon: the old connection's session is gone
+    assert store.get("p", "api_key") == "shared-conn-secret-0001"
+    store.delete("p", "api_key")
+    assert store.get("p", "api_key") is None
