@@ -28,11 +28,16 @@ def build(
     port: int = DEFAULT_PORT,
     monitor: bool = True,
     log_level: str = "warning",
+    request_read_timeout_s: float | None = None,
 ) -> uvicorn.Server:
-    """A ready ``uvicorn.Server`` (not started) for ``service``'s home."""
+    """A ready ``uvicorn.Server`` (not started) for ``service``'s home. Each connection must
+    deliver its request within ``request_read_timeout_s`` (default
+    :data:`~comfyvn_gui.api.connections.REQUEST_READ_TIMEOUT_S`), and an idle keep-alive
+    connection is closed after ``IDLE_KEEP_ALIVE_S``."""
     import uvicorn
 
     from .app import create_app
+    from .connections import IDLE_KEEP_ALIVE_S, REQUEST_READ_TIMEOUT_S, bounded_protocol
 
     app = create_app(service, token=service.home.api_token(), bind_host=host, monitor=monitor)
     config = uvicorn.Config(
@@ -44,6 +49,9 @@ def build(
         proxy_headers=False,  # the client's address decides the secret-export rule: never a header
         server_header=False,
         timeout_graceful_shutdown=10,
+        http=bounded_protocol(request_read_timeout_s or REQUEST_READ_TIMEOUT_S),
+        timeout_keep_alive=IDLE_KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=64 * 1024,  # headers larger than this: 400
         ws="none",
         lifespan="on",
     )

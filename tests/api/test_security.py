@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -471,3 +472,46 @@ def test_canary_secrets_appear_in_no_response_and_no_file(
         data = path.read_bytes()
         for canary in canaries:
             assert canary.encode() not in data, (path, canary)
+
+
+def test_trickled_and_silent_connections_are_closed_and_real_clients_still_served(
+    app_home: Path,
+) -> None:
+    """The slowloris pattern (headers a byte at a time, or nothing at all) cannot hold the
+    local API's connections open: each connection must deliver its request within the read
+    bound (1 s here, 10 s in the app), and a client that does is served meanwhile."""
+    import socket
+
+    with api_server(Service(resolve_home()), request_read_timeout_s=1.0) as srv:
+        port = srv.port
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+        trickling = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+        request = b"GET /api/providers HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+        started = time.monotonic()
+        closed: set[int] = set()
+        sent = 0
+        while time.monotonic() - started < 4 and len(closed) < 40:
+            for i, sock in enumerate(trickling):
+                if i in closed:
+                    continue
+                try:
+                    sock.sendall(request[sent : sent + 1] or b"a")
+                except OSError:
+                    closed.add(i)
+            sent += 1
+            with srv.client() as client:  # a real client is answered while they trickle
+                assert client.get("/api/providers").status_code == 200
+            time.sleep(0.2)
+        for sock in silent:
+            sock.settimeout(3)
+            assert sock.recv(1) == b"", "a silent connection was kept open"
+            sock.close()
+        for sock in trickling:
+            sock.settimeout(3)
+            try:
+                data = sock.recv(1)
+            except OSError:
+                data = b""
+            assert data == b"", "a trickling connection was kept open"
+            sock.close()
+        assert time.monotonic() - started < 8

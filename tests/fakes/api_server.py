@@ -19,10 +19,23 @@ from comfyvn_gui.service import Service
 
 
 class ApiServer:
-    def __init__(self, service: Service, *, host: str = "127.0.0.1", monitor: bool = False):
+    def __init__(
+        self,
+        service: Service,
+        *,
+        host: str = "127.0.0.1",
+        monitor: bool = False,
+        request_read_timeout_s: float | None = None,
+    ):
         self.service = service
         self.host = host
-        self.server = build(service, host=host, port=0, monitor=monitor)
+        self.server = build(
+            service,
+            host=host,
+            port=0,
+            monitor=monitor,
+            request_read_timeout_s=request_read_timeout_s,
+        )
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
         self.port = 0
 
