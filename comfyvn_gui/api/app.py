@@ -364,9 +364,27 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
         return Removed(removed=[svc.remove_provider(provider_id).id])
 
     @app.post("/api/providers/import", tags=tags, response_model=ImportOutcome)
-    def import_(body: ImportRequest) -> Any:
+    def import_(
+        body: ImportRequest,
+        replace: Annotated[bool | None, Query(description="As the body's `replace`")] = None,
+        overwrite: Annotated[bool | None, Query(description="As the body's `overwrite`")] = None,
+        dry_run: Annotated[bool | None, Query(description="As the body's `dry_run`")] = None,
+    ) -> Any:
         """Import an export (all or nothing). Imported providers are not active until
-        validated on this machine."""
+        validated on this machine. `replace`, `overwrite` and `dry_run` may be given in the
+        body or as query parameters (`?overwrite=false`); given in both, they must agree."""
+        flags = {"replace": replace, "overwrite": overwrite, "dry_run": dry_run}
+        sent = body.model_fields_set
+        for name, value in flags.items():
+            if value is None:
+                continue
+            if name in sent and getattr(body, name) != value:
+                raise InputError(
+                    f"{name} is {str(getattr(body, name)).lower()} in the body but "
+                    f"{str(value).lower()} in the query; give it once",
+                    fields=[name],
+                )
+            setattr(body, name, value)
         if body.export is not None:
             data: Any = body.export
         else:

@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from comfyvn_gui.core import json_input, wording
 from comfyvn_gui.core.errors import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
 
 class Output:
     def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
@@ -18,16 +20,17 @@ class Output:
         self.stderr = stderr
 
     def json(self, data: Any) -> None:
-        self.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        # Strict JSON (no NaN / Infinity, which other parsers refuse); JSON escapes controls.
+        self.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
 
     def line(self, text: str = "") -> None:
-        self.stdout.write(text + "\n")
+        self.stdout.write(wording.printable(text) + "\n")
 
     def note(self, text: str) -> None:
-        self.stderr.write(text + "\n")
+        self.stderr.write(wording.printable(text) + "\n")
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        cells = [[str(c) for c in r] for r in rows]
+        cells = [[wording.printable(str(c)) for c in r] for r in rows]
         widths = [len(h) for h in headers]
         for r in cells:
             widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
@@ -40,15 +43,12 @@ class Output:
 
 def _read_json_source(source: str, stdin: TextIO, what: str) -> Any:
     try:
-        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        data = stdin.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {what} {source!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(f"{what} {source!r} is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"{what} {source!r} is not valid JSON ({exc})") from None
+    return json_input.loads(data, where=f"{what} {source!r}")
 
 
 def _confirm(question: str, stdin: TextIO, out: Output) -> bool:

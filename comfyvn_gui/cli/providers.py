@@ -17,6 +17,8 @@ from .output import EXIT_FAILED, EXIT_OK, Output, _ask, _confirm, _read_json_sou
 
 
 def _entry_row(svc: Service, p: Any) -> list[Any]:
+    if svc.provider_problem(p) is not None:
+        return [p.id, p.template_id, p.name, p.gpu or "-", "broken: template unknown (see below)"]
     missing = svc.missing_fields(p)
     if not p.enabled:
         state = "disabled"
@@ -56,16 +58,33 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
 
     if action == "list":
         entries = svc.list_providers()
+        problems = svc.provider_problems()
         if out.as_json:
-            out.json([p.model_dump(mode="json") for p in entries])
+            # A broken entry (unknown template) carries `problem`: the reason and the fix.
+            out.json(
+                [
+                    p.model_dump(mode="json")
+                    | ({"problem": problems[p.id]} if p.id in problems else {})
+                    for p in entries
+                ]
+            )
             return EXIT_OK
         out.table(["ID", "TEMPLATE", "NAME", "GPU", "STATE"], [_entry_row(svc, p) for p in entries])
+        for why in problems.values():
+            out.line()
+            out.line(why)
         return EXIT_OK
 
     if action == "show":
         entry = svc.get_provider(args.id)
+        problem = svc.provider_problem(entry)
         if out.as_json:
-            out.json(entry.model_dump(mode="json"))
+            out.json(entry.model_dump(mode="json") | ({"problem": problem} if problem else {}))
+            return EXIT_OK
+        if problem is not None:
+            out.line(f"{entry.name} ({entry.id})")
+            out.line(f"  template:  {entry.template_id} (unknown to this version)")
+            out.line(f"  problem:   {problem}")
             return EXIT_OK
         profile = svc.template(entry.template_id)
         out.line(f"{entry.name} ({entry.id})")

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import json_input
+from .addresses import MAX_URL_CHARS, in_clear
 from .catalog import Catalog, ProviderProfile
 from .errors import ConflictError, InputError, NotFoundError
 from .models import (
@@ -37,6 +39,8 @@ from .models import (
     ProviderInput,
     RegistryFile,
 )
+from .redaction import is_secret_key
+from .wording import printable
 
 __all__ = [
     "MAX_CONFIG_VALUE_CHARS",
@@ -44,7 +48,9 @@ __all__ = [
     "ProviderChange",
     "SecretKey",
     "all_secret_keys",
+    "broken_reason",
     "check_id",
+    "check_unique_ids",
     "clears_of",
     "creatable_profile",
     "export_document",
@@ -130,6 +136,7 @@ class ProviderChange:
 def parse_input(payload: Any, where: str) -> ProviderInput:
     if not isinstance(payload, Mapping):
         raise InputError(f"{where}: a provider must be a JSON object, got {type(payload).__name__}")
+    json_input.check_value(payload, where=where)
     try:
         return ProviderInput.model_validate(dict(payload))
     except ValidationError as exc:
@@ -161,6 +168,40 @@ def local_entry(catalog: Catalog) -> ProviderEntry:
     """The built-in ``local`` provider, as a registry without it gets it."""
     profile = next(p for p in catalog.profiles.values() if p.protected)
     return ProviderEntry(id=LOCAL_ID, template_id=profile.id, name=profile.name, active=True)
+
+
+def check_unique_ids(entries: Sequence[ProviderEntry]) -> None:
+    """Refuse a list of entries (a hand-edited ``providers.json``) that names an id twice: the
+    two would share their keyring secrets, and removing one would delete what the other still
+    lists. ValueError naming the id and both positions."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.id in first:
+            raise ValueError(
+                f"the provider id {short(entry.id)} is used twice (providers {first[entry.id] + 1} "
+                f"and {i + 1}); give one of them another id or remove it"
+            )
+        first[entry.id] = i
+
+
+def broken_reason(
+    catalog: Catalog, entry: ProviderEntry, where: str = "providers.json"
+) -> str | None:
+    """Why this version cannot use a registered provider (its template is unknown here: a
+    newer version's, or a hand edit of ``where``), with the fix; None when it can.
+
+    Such an entry stays on disk untouched: it is listed as broken, skipped by the advisor with
+    a warning, and a check of it reports ``misconfigured`` naming ``template_id``; the others
+    are not affected (a newer version's file must not take this one's providers down).
+    """
+    if entry.template_id in catalog.profiles:
+        return None
+    return (
+        f"provider {short(entry.id)} uses the template {short(entry.template_id)}, which this "
+        f"version of comfyvn-gui does not know (it was made by a newer version, or {where} was "
+        f"edited by hand): update comfyvn-gui, or remove it with `comfyvn-gui providers remove "
+        f"{entry.id}`; until then it is kept as it is and not used"
+    )
 
 
 def creatable_profile(catalog: Catalog, template_id: str) -> ProviderProfile:
@@ -299,7 +340,7 @@ def normalize(
     base_url = existing.base_url if existing else None
     if "base_url" in sent:
         if inp.base_url is not None:
-            _check_url(inp.base_url, where, "base_url")
+            _check_url(inp.base_url, where, "base_url", profile)
             if profile.primary_endpoint is None:
                 raise InputError(
                     f"{where}: {profile.name} has no HTTP endpoint, so base_url does not apply",
@@ -323,13 +364,15 @@ def normalize(
             gpu = spec.name
 
     meta: dict[str, Any] = dict(existing.meta) if existing else {}
+    leaked = _secret_looking_keys(catalog, inp.meta or {}, "meta")
+    if leaked:
+        raise InputError(
+            f"{where}: {leaked[0]} looks like a credential; meta is stored in plain text, so "
+            "send credentials in `secrets` (they go to the OS keyring) and keep only notes in "
+            "meta",
+            fields=[leaked[0].rsplit(".", 1)[-1]],
+        )
     for key, value in (inp.meta or {}).items():
-        if key in catalog.all_secret_field_names:
-            raise InputError(
-                f"{where}: meta.{key} looks like a credential; send it in `secrets` so it "
-                "is stored in the OS keyring",
-                fields=[key],
-            )
         if value is None:
             meta.pop(key, None)
         else:
@@ -339,6 +382,12 @@ def normalize(
     name = name.strip()
     if not name or len(name) > 200:
         raise InputError(f"{where}: name must be 1 to 200 characters", fields=["name"])
+    if printable(name) != name or "\n" in name or "\t" in name:
+        raise InputError(
+            f"{where}: name {printable(short(name))} holds control characters (an escape, a new "
+            "line, a text direction override); type the name as plain text",
+            fields=["name"],
+        )
     enabled = inp.enabled if inp.enabled is not None else (existing.enabled if existing else True)
 
     stored = set(existing.secrets_set) if existing else set()
@@ -365,6 +414,27 @@ def normalize(
     except ValueError as exc:
         raise InputError(f"{where}: a value cannot be stored as JSON ({exc})") from None
     return ProviderChange(entry=entry, writes=writes, clears=clears & stored, created=not existing)
+
+
+def _secret_looking_keys(catalog: Catalog, value: Any, path: str) -> list[str]:
+    """Dotted paths of the keys, at any depth of ``value``, that name a credential (a catalog
+    secret field, or a secret-looking name such as ``api_key`` or ``accessToken``). The depth is
+    bounded by the JSON rules (:mod:`comfyvn_gui.core.json_input`)."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                here = f"{where}.{key}"
+                if isinstance(key, str) and (
+                    key in catalog.all_secret_field_names or is_secret_key(key)
+                ):
+                    found.append(here)
+                stack.append((child, here))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{i}") for i, child in enumerate(item))
+    return sorted(found)
 
 
 def _check_field(profile: ProviderProfile, key: str, value: Any, where: str) -> Any:
@@ -419,12 +489,29 @@ def _check_secret(profile: ProviderProfile, name: str, value: Any, where: str, l
         raise InputError(f"{where}: {loc}: {reason}{hint}", fields=[name])
 
 
-def _check_url(value: Any, where: str, loc: str) -> None:
+def _check_url(value: Any, where: str, loc: str, profile: ProviderProfile | None = None) -> None:
+    field_name = loc.split(".")[-1]
     if not isinstance(value, str) or not _URL_RE.match(value):
         raise InputError(
             f"{where}: {loc} {short(value)} must be an http:// or https:// URL",
-            fields=[loc.split(".")[-1]],
+            fields=[field_name],
         )
+    if len(value) > MAX_URL_CHARS:
+        raise InputError(
+            f"{where}: {loc} is {len(value)} characters long; at most {MAX_URL_CHARS}",
+            fields=[field_name],
+        )
+    if profile is not None and _always_sends_a_credential(profile) and in_clear(value):
+        raise InputError(
+            f"{where}: {loc} {short(value)} is plain http:// to another machine, and "
+            f"{profile.name} sends your credentials to it; use https:// (plain http:// is "
+            "accepted only for this machine: localhost, 127.0.0.1, ::1)",
+            fields=[field_name],
+        )
+
+
+def _always_sends_a_credential(profile: ProviderProfile) -> bool:
+    return any(f.secret and f.required for f in profile.auth_fields)
 
 
 def _check_endpoints(
@@ -448,7 +535,7 @@ def _check_endpoints(
         if url is None:
             merged.pop(name, None)
             continue
-        _check_url(url, where, f"config.endpoints.{name}")
+        _check_url(url, where, f"config.endpoints.{name}", profile)
         merged[name] = url
     return merged
 
@@ -542,10 +629,9 @@ def import_items(data: Any) -> list[Any]:
     """The provider items of an export, of ``{"providers": [...]}`` or of a bare list
     (JSON text is parsed first)."""
     if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise InputError(f"import: not valid JSON ({exc})") from None
+        data = json_input.loads(data, where="import")
+    else:
+        json_input.check_value(data, where="import")
     if isinstance(data, list):
         return data
     if not isinstance(data, Mapping):

@@ -17,6 +17,7 @@ Pure: the standard library only; no function reads the locale.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "number",
     "percent",
     "price",
+    "printable",
     "seconds",
     "usd",
     "vram",
@@ -274,3 +276,19 @@ def local_gpus(snap: LocalSnapshot) -> str:
     ]
     count = len(snap.gpus)
     return f"{count} GPU{'s' if count != 1 else ''}: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Text from elsewhere, on a terminal
+# --------------------------------------------------------------------------------------------
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides/isolates
+# that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (an escape sequence in a
+    provider's or a project's name could clear the screen, retitle the window or hide text)
+    are shown escaped, as ``\x1b`` or ``\u202e``, instead of being sent to the terminal."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)

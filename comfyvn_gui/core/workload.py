@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .catalog import RESIDENCY_ZONES, WorkloadKind
 
@@ -42,6 +42,15 @@ ASSET_TYPES_OF_KIND: dict[str, tuple[AssetType, ...]] = {
     "voice_synthesis": ("audio",),
     "translation": ("text", "audio"),
     "comfyui_workflow": ("cg", "sprite", "audio", "text"),
+}
+
+#: The kind an asset type implies when a request gives ``asset_type`` and no ``kind`` (the
+#: seed's first advisor input is the asset type): the usual heavy job on that asset.
+KIND_OF_ASSET_TYPE: dict[str, str] = {
+    "sprite": "sprite_generation",
+    "cg": "cg_super_res",
+    "audio": "voice_synthesis",
+    "text": "translation",
 }
 
 #: How a kind reads at the start of a title or a table cell ("CG super-res (40 CGs)").
@@ -83,7 +92,11 @@ class Workload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: WorkloadKind = Field(description="What the job does")
+    kind: WorkloadKind = Field(
+        description="What the job does; may be left out when asset_type is given (its usual "
+        "job: sprite -> sprite_generation, cg -> cg_super_res, audio -> voice_synthesis, "
+        "text -> translation)"
+    )
     asset_type: AssetType | None = Field(
         None, description="sprite | cg | audio | text; default from the kind"
     )
@@ -123,6 +136,8 @@ class Workload(BaseModel):
         "setting. Local and on-prem nodes always satisfy it.",
     )
     licenses: Licenses = Field(default_factory=Licenses)
+    #: ``kind`` was not given and was derived from ``asset_type`` (said in the assumptions).
+    _kind_derived: bool = PrivateAttr(default=False)
 
     @field_validator("residency")
     @classmethod
@@ -150,6 +165,21 @@ class Workload(BaseModel):
         if len(value) > 5000:
             raise ValueError(f"the workflow has {len(value)} nodes; at most 5000 are read")
         return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _kind_from_asset_type(cls, data: Any, handler: Any) -> Workload:
+        derived = (
+            isinstance(data, dict)
+            and data.get("kind") is None
+            and isinstance(data.get("asset_type"), str)
+            and data["asset_type"] in KIND_OF_ASSET_TYPE
+        )
+        if derived:
+            data = {**data, "kind": KIND_OF_ASSET_TYPE[data["asset_type"]]}
+        workload: Workload = handler(data)
+        workload._kind_derived = derived or workload._kind_derived
+        return workload
 
     @model_validator(mode="after")
     def _check_asset_type(self) -> Workload:

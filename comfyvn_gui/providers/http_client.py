@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from comfyvn_gui.core.addresses import in_clear
+
 from .base import CheckFailure
 
 if TYPE_CHECKING:
@@ -99,6 +101,14 @@ class HttpClient:
         assert self._client is not None, "use `async with ctx.http() as http`"
         ok_set = set(ok)
         host = httpx.URL(url).host or url
+        if self.auth_fields and in_clear(url):
+            # Checked at input too; here again for a hand-edited providers.json.
+            raise CheckFailure(
+                "misconfigured",
+                f"{self.ctx.name}: not sent: {host} is plain http:// to another machine, and "
+                "this request carries your credentials; use an https:// address",
+                fields=self._address_fields(),
+            )
         attempt = 0
         while True:
             remaining = self.ctx.remaining()

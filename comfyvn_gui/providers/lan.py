@@ -37,12 +37,13 @@ another host, nor to a ComfyUI on another host than the Docker API's.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from comfyvn_gui.core.addresses import is_loopback_host
 
 from .base import CheckContext, CheckFailure, Outcome
 from .http_client import HttpClient
@@ -67,15 +68,7 @@ _CERT_ALERT = re.compile(
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+_is_loopback = is_loopback_host  # core/addresses.py: the one rule
 
 
 def _display(url: str) -> str:

@@ -278,6 +278,15 @@ class Service:
         """Required auth fields that are neither configured nor stored in the keyring."""
         return self._providers.missing_fields(entry)
 
+    def provider_problem(self, entry: ProviderEntry) -> str | None:
+        """Why this version cannot use a registered provider (its template is unknown: a newer
+        version's, a hand edit), with the fix; None when it can be used."""
+        return self._providers.problem(entry)
+
+    def provider_problems(self) -> dict[str, str]:
+        """:meth:`provider_problem` of every registered provider that has one, by id."""
+        return self._providers.problems()
+
     def create_provider(self, template_id: str, payload: Mapping[str, Any]) -> ProviderEntry:
         return self._providers.create(template_id, payload)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.checks import CREDENTIAL_FAILURES, CheckKind, CheckResult, now
 from comfyvn_gui.core.errors import InputError, NotFoundError
@@ -137,6 +138,9 @@ class ChecksFeature:
         network: NetworkOptions,
         transport: Any,
     ) -> tuple[CheckResult, str | None]:
+        broken = rules.broken_reason(self.catalog, entry, str(self.registry.home.registry_file))
+        if broken is not None:
+            return _plain_result(entry, kind, "misconfigured", broken, ["template_id"]), None
         profile = self.catalog.profile(entry.template_id)
         try:
             adapter = self._adapter_for(entry.template_id)
@@ -260,12 +264,19 @@ class ChecksFeature:
         return pinned
 
 
-def _plain_result(entry: ProviderEntry, kind: CheckKind, code: str, message: str) -> CheckResult:
+def _plain_result(
+    entry: ProviderEntry,
+    kind: CheckKind,
+    code: str,
+    message: str,
+    fields: Sequence[str] = (),
+) -> CheckResult:
     return CheckResult(
         provider=entry.id,
         check=kind,
         status=code if kind == "validate" else "unknown",
         code=code,
         message=message,
+        fields=list(fields),
         checked_at=now(),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from comfyvn_gui.core import json_input
 from comfyvn_gui.core.advisor import Advice, input_error
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.jobs import (
@@ -76,6 +77,7 @@ def parse_workload(data: Any) -> Workload:
             f"a job is a JSON workload object with a 'kind' (got {type(data).__name__})",
             fields=["kind"],
         )
+    json_input.check_value(data, where="the job")
     try:
         return Workload.model_validate(data)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.models import ImportPlan, ProviderEntry
@@ -46,8 +47,19 @@ class ProvidersFeature:
     def get(self, provider_id: str) -> ProviderEntry:
         return self.registry.get(provider_id)
 
+    def problem(self, entry: ProviderEntry) -> str | None:
+        """Why this version cannot use ``entry`` (an unknown template), with the fix; or None."""
+        return rules.broken_reason(self.catalog, entry, str(self.registry.home.registry_file))
+
+    def problems(self) -> dict[str, str]:
+        """:meth:`problem` of every registered provider that has one, by id."""
+        return {e.id: why for e in self.entries() if (why := self.problem(e)) is not None}
+
     def missing_fields(self, entry: ProviderEntry) -> list[str]:
-        """Required auth fields that are neither configured nor stored in the keyring."""
+        """Required auth fields that are neither configured nor stored in the keyring (none
+        for a provider whose template is unknown: see :meth:`problem`)."""
+        if entry.template_id not in self.catalog.profiles:
+            return []
         profile = self.catalog.profile(entry.template_id)
         have = set(entry.config) | set(entry.secrets_set)
         return [f.name for f in profile.auth_fields if f.required and f.name not in have]

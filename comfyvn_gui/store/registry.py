@@ -23,7 +23,7 @@ import contextlib
 import json
 import secrets as _random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,9 +34,10 @@ from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from comfyvn_gui import __version__
+from comfyvn_gui.core import json_input
 from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
-from comfyvn_gui.core.errors import ForbiddenError, NotFoundError, OperationError
+from comfyvn_gui.core.errors import ForbiddenError, InputError, NotFoundError, OperationError
 from comfyvn_gui.core.models import (
     LOCAL_ID,
     REGISTRY_FORMAT,
@@ -60,8 +61,17 @@ class ImportReport:
     imported: list[str]
 
 
+def _no_fault(step: str) -> None:
+    """A named step of the transaction: nothing happens here in the app. The crash tests
+    (tests/store/test_registry_faults.py) replace :attr:`Registry._fault` in a child process
+    with a hook that kills the process at a chosen step, and list the steps from it."""
+
+
 class Registry:
     """Provider registry of one home. Thread-safe and multi-process-safe."""
+
+    #: Called at each named step of a change's transaction (see :func:`_no_fault`).
+    _fault: Callable[[str], None] = staticmethod(_no_fault)
 
     def __init__(
         self,
@@ -404,20 +414,24 @@ class Registry:
     def _read(self, *, strict: bool = True) -> RegistryFile:
         path = self.home.registry_file
         try:
-            raw = path.read_text("utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return RegistryFile(providers=[rules.local_entry(self.catalog)])
         except OSError as exc:
             raise OperationError(f"cannot read {path} ({exc.strerror})") from None
         try:
-            data = json.loads(raw)
+            data = json_input.loads(raw, where=path.name)
             data = _migrate(data)
             reg = RegistryFile.model_validate(data)
-        except (ValueError, ValidationError) as exc:
-            detail = str(exc).splitlines()[0]
+            rules.check_unique_ids(reg.providers)
+        except (InputError, ValueError, ValidationError) as exc:
+            if isinstance(exc, ValidationError):
+                detail = rules.pydantic_message(exc, "")[0].removeprefix(": ")
+            else:
+                detail = str(exc).splitlines()[0]
             raise OperationError(
-                f"{path} is damaged ({detail}); restore a copy from {self.home.backups_dir} "
-                "or move the file away to start with an empty registry"
+                f"{path} is damaged ({detail}); it was left as it is: restore a copy from "
+                f"{self.home.backups_dir} or move the file away to start with an empty registry"
             ) from None
         if not any(p.id == LOCAL_ID for p in reg.providers):
             reg.providers.insert(0, rules.local_entry(self.catalog))
@@ -458,13 +472,17 @@ class Registry:
         olds = {key: store.get(*key) for key in writes}
         had_old = {key: value is not None for key, value in olds.items()}
         self._write_journal(txn, had_old, deletes)
+        self._fault("journal written")
         try:
             for key, old in olds.items():  # park every value we overwrite before touching any
                 if old is not None:
                     store.set_raw(_prev(key), old)
+                    self._fault(f"parked {_prev(key)}")
             for key, value in writes.items():
                 store.set(*key, value)
+                self._fault(f"wrote {key[0]}/{key[1]}")
             self._write(reg)
+            self._fault("registry written")
         except BaseException:
             # If the rollback fails too, the journal stays and the next process finishes it.
             with contextlib.suppress(Exception):
@@ -500,9 +518,12 @@ class Registry:
         store = self.secrets
         for key in sorted(deletes):
             store.delete(*key)
+            self._fault(f"deleted {key[0]}/{key[1]}")
         for key in had_old:
             store.delete_raw(_prev(key))
+            self._fault(f"dropped {_prev(key)}")
         self.home.journal_file.unlink(missing_ok=True)
+        self._fault("journal removed")
 
     def _recover(self) -> None:
         """Finish or undo a change that a process left half-done (it died, or failed)."""

@@ -575,3 +575,48 @@ def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
     assert "GET" in r.headers.get("allow", "")
     assert_error(client.delete("/api/jobs"), 405, code="method_not_allowed")
     assert_error(client.get("/api/providers/ghost"), 404, fields=["id"])
+
+
+def test_import_flags_in_the_query_are_honoured_never_ignored(
+    srv: ApiServer, client: httpx.Client
+) -> None:
+    home = srv.service.home
+    ok(client.post("/api/providers/create", json=SEED_CREATE), 201)
+    exported = ok(client.get("/api/providers/export"))
+    renamed = [{**p, "name": "Renamed"} for p in exported["providers"]]
+    extra = {"id": "vast-q", "template_id": "vast", "secrets": {"api_key": "VAST-KEY-0123456789"}}
+    body = {"providers": [*renamed, extra]}
+    before = home.registry_file.read_bytes()
+
+    dry = ok(client.post("/api/providers/import", params={"dry_run": "true"}, json=body))
+    assert dry["dry_run"] is True and home.registry_file.read_bytes() == before
+
+    conflict = client.post(
+        "/api/providers/import", params={"overwrite": "false"}, json={**body, "overwrite": True}
+    )
+    assert_error(conflict, 422, fields=["overwrite"])
+    assert home.registry_file.read_bytes() == before
+
+    done = ok(client.post("/api/providers/import", params={"overwrite": "false"}, json=body))
+    assert done["imported"] == ["vast-q"]
+    assert all(p["name"] != "Renamed" for p in ok(client.get("/api/providers")))
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_in_a_body_are_bad_input(client: httpx.Client, number: str) -> None:
+    ok(client.post("/api/providers/create", json=SEED_CREATE), 201)
+    headers = {"content-type": "application/json"}
+    r = client.post(
+        "/api/providers/register",
+        content=f'{{"id": "runpod-demo", "meta": {{"x": {{"y": {number}}}}}}}',
+        headers=headers,
+    )
+    assert r.status_code in (400, 422), r.text
+    assert "finite" in r.json()["error"]["message"]
+    r = client.post(
+        "/compute/advise",
+        content=f'{{"workload": {{"kind": "cg_super_res", "vram_gb": {number}}}}}',
+        headers=headers,
+    )
+    assert r.status_code in (400, 422), r.text
+    assert ok(client.get("/api/providers/runpod-demo"))["meta"] == {"notes": "Demo project"}

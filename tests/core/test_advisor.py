@@ -486,7 +486,11 @@ def test_degraded_and_unknown_health_are_eligible_with_a_warning() -> None:
     ("change", "field", "words"),
     [
         (lambda r: r.pop("workload"), "workload", "required field is missing"),
-        (lambda r: r["workload"].pop("kind"), "workload.kind", "required field is missing"),
+        (
+            lambda r: [r["workload"].pop(k, None) for k in ("kind", "asset_type")],
+            "workload.kind",
+            "required field is missing",
+        ),
         (lambda r: r["workload"].update(kind="render_movie"), "workload.kind", "Input should be"),
         (lambda r: r["workload"].update(items=-3), "workload.items", "greater than or equal to 1"),
         (lambda r: r["workload"].update(width=-1), "workload.width", "greater than or equal"),
@@ -494,7 +498,7 @@ def test_degraded_and_unknown_health_are_eligible_with_a_warning() -> None:
         (
             lambda r: r["workload"].update(audio_seconds=float("inf")),
             "workload.audio_seconds",
-            "less than or equal",
+            "Infinity is not a finite number",
         ),
         (lambda r: r["workload"].update(budget_usd=-1), "workload.budget_usd", "greater than"),
         (lambda r: r["workload"].update(asset_type="audio"), "workload", "does not fit kind"),

@@ -615,3 +615,65 @@ def test_closing_the_window_cancels_a_running_check(qtbot: QtBot, app_home: Path
         close(qtbot, w)  # waits until the cancelled work has ended
     assert not w.bridge._tasks
     assert "slow" not in Service(resolve_home()).last_results()
+
+
+def test_a_provider_from_a_newer_version_is_kept_and_named_not_carded(
+    qtbot: QtBot, app_home: Path, runpod: RunPodFake
+) -> None:
+    """One entry whose template this version does not know (hand edit, newer version) must not
+    take the page down: the others get their cards, a banner names it and the fix."""
+    svc = Service(resolve_home())
+    add_runpod(svc, runpod)
+    path = svc.home.registry_file
+    data = json.loads(path.read_text())
+    data["providers"].append({"id": "future", "template_id": "nebula-cloud", "name": "Nebula"})
+    path.write_text(json.dumps(data))
+    w = loaded(qtbot, MainWindow())
+    try:
+        page = page_of(w)
+        qtbot.waitUntil(lambda: "rp" in page.cards.keys(), timeout=5000)
+        assert "future" not in page.cards.keys()
+        assert page.broken.isVisible()
+        text = page.broken.label.text()
+        assert "'future'" in text and "'nebula-cloud'" in text and "providers remove future" in text
+        assert {p["id"] for p in json.loads(path.read_text())["providers"]} >= {"future", "rp"}
+    finally:
+        close(qtbot, w)
+
+
+def test_a_locked_keyring_says_what_to_unlock_and_saves_nothing(
+    qtbot: QtBot, app_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real gnome-keyring whose collection is locked (the desktop's keyring manager locked
+    it): the page says so, Save says what to unlock, and nothing is written anywhere. (The
+    D-Bus connection keyring's own backend left open on this path is closed now, so the
+    window runs the case in this process.)"""
+    from tests.conftest import start_secret_service
+
+    locked = start_secret_service(tmp_path / "kr-locked")
+    try:
+        lock = subprocess.run(
+            [sys.executable, "-c", "import secretstorage\nc = secretstorage.dbus_init()\n"
+             "col = secretstorage.get_default_collection(c)\ncol.lock()\nprint(col.is_locked())"],
+            env=locked.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert lock.stdout.strip() == "True", lock.stderr
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", locked.env["DBUS_SESSION_BUS_ADDRESS"])
+        w = loaded(qtbot, MainWindow())
+        page = w.remote
+        assert page.local.keyring.property("warning")
+        assert "locked" in page.local.keyring.text().lower()
+        select(qtbot, page, "template:runpod")
+        form = page.form
+        assert form is not None
+        qtbot.keyClicks(form.field_widget("api_key").editor, KEY)
+        page.save_button.click()
+        qtbot.waitUntil(lambda: "Not saved" in banner(page), timeout=10000)
+        assert "locked" in banner(page) and "Unlock" in banner(page)
+        assert not (app_home / "config" / "providers.json").exists()
+        close(qtbot, w)
+    finally:
+        locked.stop()
+    monkeypatch.undo()
+    stored = keyring_entries(f"comfyvn-gui/{resolve_home().home_id()}")
+    assert KEY not in stored.values()

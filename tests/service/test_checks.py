@@ -36,9 +36,10 @@ SECRET = "sk-live-CANARY-0123456789abcdef"
 class Probe:
     """A minimal adapter: GET {primary}/probe with the api key as a bearer."""
 
-    def __init__(self, leak: bool = False, blocking: float = 0.0) -> None:
+    def __init__(self, leak: bool = False, blocking: float = 0.0, send_key: bool = True) -> None:
         self.leak = leak
         self.blocking = blocking
+        self.send_key = send_key
 
     async def validate(self, ctx: CheckContext) -> Outcome:
         if self.blocking:
@@ -47,8 +48,9 @@ class Probe:
         if self.leak:
             raise CheckFailure("error", f"server said: bad key {key}", detail={"echo": key})
         base = ctx.endpoint("api")
-        async with ctx.http(auth_fields=["api_key"]) as http:
-            resp = await http.get(f"{base}/probe", headers={"Authorization": f"Bearer {key}"})
+        auth = {"Authorization": f"Bearer {key}"} if self.send_key else {}
+        async with ctx.http(auth_fields=["api_key"] if self.send_key else []) as http:
+            resp = await http.get(f"{base}/probe", headers=auth)
             data = http.json(resp)
         return Outcome(f"hello {data['user']}", detail={"identity": data["user"]})
 
@@ -228,13 +230,22 @@ def test_custom_ca_bundle_setting_is_trusted(tmp_path: Path) -> None:
 
 
 def test_system_proxy_settings_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    with FakeServer(default=ok_route) as proxy:
+    def anyone(req: Request) -> Any:  # an unauthenticated endpoint (no key to send)
+        return reply_json(200, {"user": "anyone"})
+
+    with FakeServer(default=anyone) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.base)
         monkeypatch.setenv("NO_PROXY", "")
         monkeypatch.delenv("no_proxy", raising=False)
+        r = check("http://provider.example.invalid", Probe(send_key=False))
+        assert r.status == "valid"
+        assert proxy.requests and proxy.requests[0].headers["host"] == "provider.example.invalid"
+        # A request carrying the key is never sent over plain http:// to another machine,
+        # proxy or not (core/addresses.py).
+        proxy.requests.clear()
         r = check("http://provider.example.invalid")
-    assert r.status == "valid"
-    assert proxy.requests and proxy.requests[0].headers["host"] == "provider.example.invalid"
+    assert r.status == "misconfigured" and "plain http://" in r.message, r.message
+    assert not proxy.requests
 
 
 def test_cancelling_a_check_stops_it_promptly() -> None:

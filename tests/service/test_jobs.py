@@ -54,8 +54,10 @@ def two_runpods(svc: Service, fake: RunPodFake) -> None:
     healthy (real checks against the fake)."""
     add_runpod(svc, fake, "runpod-a", "ep-a", meta={"hourly_usd": 0.40})
     add_runpod(svc, fake, "runpod-b", "ep-b", gpu="A100 80GB", meta={"hourly_usd": 2.0})
-    assert [r.status for r in check(svc, "validate", "runpod-a", "runpod-b")] == ["valid"] * 2
-    assert [r.status for r in check(svc, "health", "runpod-a", "runpod-b")] == ["healthy"] * 2
+    validated = check(svc, "validate", "runpod-a", "runpod-b")
+    assert [r.status for r in validated] == ["valid"] * 2, [r.message for r in validated]
+    healthy = check(svc, "health", "runpod-a", "runpod-b")
+    assert [r.status for r in healthy] == ["healthy"] * 2, [r.message for r in healthy]
 
 
 def job_events(svc: Service, event: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.checks import HealthStatus, LocalSnapshot
 from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
+from comfyvn_gui.core.provider_rules import broken_reason
 from comfyvn_gui.core.workload import Requirements, Workload
 
 from .candidates import ON_PREM_KINDS, REMOTE_KINDS, Candidate, cost_key, evaluate
@@ -73,10 +74,17 @@ def advise(
         )
     seen: set[str] = set()
     candidates: list[Candidate] = []
+    broken: list[AdviceWarning] = []
     for entry in sorted(entries, key=lambda e: e.id):
         if entry.id in seen:
             continue
         seen.add(entry.id)
+        why = broken_reason(catalog, entry)
+        if why is not None:
+            broken.append(
+                AdviceWarning(code="provider_broken_skipped", provider=entry.id, message=why)
+            )
+            continue
         profile = catalog.profile(entry.template_id)
         c = Candidate(entry, profile, health.get(entry.id, "unknown"))
         evaluate(c, requirements, workload, local, residency, budget, catalog)
@@ -127,6 +135,7 @@ def advise(
     note_alternatives(ranked, remotes, decided)
     reason = reason_for(choice, decided, candidates, remotes, workload, requirements, latency)
     warnings.extend(warnings_for(choice, candidates, workload, requirements, residency))
+    warnings.extend(broken)
 
     alternatives = [c.alternative() for c in ranked[1:]]
     alternatives += [c.alternative() for c in candidates if c.excluded is not None]

@@ -36,6 +36,7 @@ WarningCode = Literal[
     "over_budget_skipped",
     "quota_lapsed_skipped",
     "user_pick_ineligible",
+    "provider_broken_skipped",
 ]
 WARNING_CODES: tuple[str, ...] = WarningCode.__args__  # type: ignore[attr-defined]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from comfyvn_gui.core import json_input
 from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.estimator import estimate
@@ -28,6 +29,7 @@ def parse_request(data: Any, catalog: Catalog) -> AdviceRequest:
             f"(got {type(data).__name__})",
             fields=["workload"],
         )
+    json_input.check_value(data, where="the advice request")
     try:
         request = AdviceRequest.model_validate(data)
     except ValidationError as exc:

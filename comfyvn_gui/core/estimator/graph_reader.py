@@ -59,6 +59,15 @@ class _Size:
     batch: int
     factor: float  # linear size relative to the latent the graph generated
 
+    def __post_init__(self) -> None:
+        # A chain of upscales (LatentUpscaleBy x16, 300 times) must not overflow to
+        # infinity: no side grows past the largest image a graph can make.
+        if self.width > MAX_SIDE or self.height > MAX_SIDE:
+            shrink = MAX_SIDE / max(self.width, self.height)
+            object.__setattr__(self, "width", self.width * shrink)
+            object.__setattr__(self, "height", self.height * shrink)
+            object.__setattr__(self, "factor", self.factor * shrink)
+
 
 _PASS_THROUGH_KEYS = ("latent_image", "samples", "latent", "image", "images", "pixels")
 _SAMPLER_LATENT_KEYS = ("latent_image",)

@@ -78,6 +78,11 @@ def estimate(workload: Workload, catalog: Catalog | None = None) -> Requirements
     vram_given = workload.vram_gb is not None
     time_given = workload.gpu_hours is not None
     given: list[str] = []
+    if workload._kind_derived:
+        given.append(
+            f"No kind given: {workload.asset_type} assets are taken as {workload.label} "
+            f"(kind {workload.kind}); give kind to estimate another job on them."
+        )
     if workload.vram_gb is not None:
         vram = workload.vram_gb
         given.append(f"VRAM need given in the request: {wording.figure(vram, 2)} GB.")

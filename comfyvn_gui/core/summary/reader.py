@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from comfyvn_gui.core import wording
+from comfyvn_gui.core import json_input, wording
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.input_errors import input_error
 from comfyvn_gui.core.workload import ASSET_TYPES_OF_KIND, KIND_TITLES, AssetType, Latency, Workload
@@ -87,6 +87,7 @@ def parse_summary(data: Any) -> tuple[ImportSummary, list[JobDraft]]:
     Raises :class:`InputError` naming each problem's dotted path (``tasks.2.assets.1``) in the
     message and in ``fields``; it never returns part of a summary.
     """
+    json_input.check_value(data, where="the summary")
     _check_header(data)
     try:
         summary = ImportSummary.model_validate(data)

@@ -83,6 +83,7 @@ WARNING_WORDS: dict[str, str] = {
     "over_budget_skipped": "Skipped: over budget",
     "quota_lapsed_skipped": "Skipped: quota lapsed",
     "user_pick_ineligible": "Your pick cannot run it",
+    "provider_broken_skipped": "A provider this version cannot use was skipped",
 }
 
 #: How each kind of job reads in the table.

@@ -51,6 +51,10 @@ __all__ = ["RemoteGpuPage"]
 log = logging.getLogger(__name__)
 
 
+#: What a reload reads off the GUI thread: the entries, the last results, the broken ones' reasons.
+_State = tuple[list[ProviderEntry], dict[str, dict[str, CheckResult]], dict[str, str]]
+
+
 class RemoteGpuPage(QWidget):
     """The Remote GPU settings tab."""
 
@@ -80,6 +84,10 @@ class RemoteGpuPage(QWidget):
 
         self.greeting = Banner(self)
         self.greeting.setObjectName("greeting")
+        # Providers this version cannot use (a newer version's template): kept, not carded.
+        self.broken = Banner(self)
+        self.broken.setObjectName("broken-providers")
+        self.problems: dict[str, str] = {}
         self.local = LocalPanel(self)
         self.local.setObjectName("local-panel")
 
@@ -175,6 +183,7 @@ class RemoteGpuPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addWidget(self.greeting)
+        layout.addWidget(self.broken)
         layout.addWidget(self.local)
         layout.addLayout(tools)
         layout.addWidget(splitter, 1)
@@ -251,16 +260,26 @@ class RemoteGpuPage(QWidget):
         """Returns once a read that began after the call is shown."""
         await self.refresh()
 
-    def _show_state(
-        self, state: tuple[list[ProviderEntry], dict[str, dict[str, CheckResult]]]
-    ) -> None:
-        entries, results = state
-        self.entries = {e.id: e for e in entries}
+    def _show_state(self, state: _State) -> None:
+        entries, results, problems = state
+        self.problems = problems
+        self.entries = {e.id: e for e in entries if e.id not in problems}
         self.results = results
         self._render_cards()
+        if problems:
+            self.broken.show_message(
+                "warning",
+                f"{len(problems)} provider{'s' if len(problems) > 1 else ''} cannot be used "
+                f"by this version and {'are' if len(problems) > 1 else 'is'} not shown: "
+                + " ".join(problems.values()),
+            )
+        else:
+            self.broken.clear()
 
-    def _read_state(self) -> tuple[list[ProviderEntry], dict[str, dict[str, CheckResult]]]:
-        return self.svc.list_providers(), self.svc.last_results()
+    def _read_state(self) -> _State:
+        entries = self.svc.list_providers()
+        problems = {e.id: why for e in entries if (why := self.svc.provider_problem(e))}
+        return entries, self.svc.last_results(), problems
 
     def _render_cards(self) -> None:
         infos = []

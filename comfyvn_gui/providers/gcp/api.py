@@ -3,12 +3,12 @@ API error body (``{"error": {...}}``) means."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from comfyvn_gui.core.addresses import is_loopback_host
 from comfyvn_gui.providers.base import CheckContext, CheckFailure
 
 from .settings import _Session
@@ -17,13 +17,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+_is_loopback = is_loopback_host  # core/addresses.py: the one rule
 
 
 def _check_address(url: str, name: str) -> None:
