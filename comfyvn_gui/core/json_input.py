@@ -56,23 +56,43 @@ def loads(data: str | bytes, *, where: str) -> Any:
 
 def check_value(value: Any, *, where: str) -> None:
     """Refuse a parsed value that nests deeper than :data:`MAX_DEPTH` or holds a non-finite
-    float, naming where. Iterative: any depth is safe to check."""
-    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    float, naming where. Iterative (any depth is safe to check) and cheap: only containers are
+    stacked, and a path is spelled out only for an error."""
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 0, ())]
     while stack:
         item, depth, path = stack.pop()
-        if isinstance(item, Mapping) or isinstance(item, list | tuple):
+        if isinstance(item, Mapping | list | tuple):
             if depth >= MAX_DEPTH:
                 raise InputError(
                     f"{where} is nested too deeply (more than {MAX_DEPTH} levels of arrays and "
-                    f"objects, at {path or 'the top'})"
+                    f"objects, at {_dotted(path) or 'the top'})"
                 )
             pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
             for key, child in pairs:
-                stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
-        elif isinstance(item, float) and not math.isfinite(item):
-            shown = "NaN" if math.isnan(item) else ("-Infinity" if item < 0 else "Infinity")
-            raise InputError(
-                f"{where}: {path or 'value'}: {shown} is not a finite number; JSON numbers must "
-                "be finite",
-                fields=[path] if path else [],
-            )
+                kind = type(child)
+                if kind in _SCALARS:
+                    continue
+                if kind is float:
+                    if not math.isfinite(child):
+                        _not_finite(child, (*path, key), where)
+                elif isinstance(child, Mapping | list | tuple):
+                    stack.append((child, depth + 1, (*path, key)))
+        elif type(item) is float and not math.isfinite(item):
+            _not_finite(item, path, where)
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(k) for k in path)
+
+
+def _not_finite(number: float, path: tuple[Any, ...], where: str) -> None:
+    shown = "NaN" if math.isnan(number) else ("-Infinity" if number < 0 else "Infinity")
+    dotted = _dotted(path)
+    raise InputError(
+        f"{where}: {dotted or 'value'}: {shown} is not a finite number; JSON numbers must be "
+        "finite",
+        fields=[dotted] if dotted else [],
+    )
