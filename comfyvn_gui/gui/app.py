@@ -154,7 +154,8 @@ def _create_application() -> QApplication:
     return app
 
 
-#: Set to make the app print when its window was first painted and exit (benchmarks/).
+#: Set to make the app print when its window was first painted and exit (benchmarks/); set to
+#: ``cards`` to print when the Remote GPU page shows its providers' cards instead.
 STARTUP_PROBE_ENV = "COMFYVN_GUI_STARTUP_PROBE"
 
 
@@ -188,7 +189,8 @@ def _run(page: str, screenshot: Path | None) -> int:
         deadline = time.monotonic() + EXPOSE_TIMEOUT_S
         while not window.painted and window.isVisible() and time.monotonic() < deadline:
             app.processEvents()
-        if os.environ.get(STARTUP_PROBE_ENV):
+        probe = os.environ.get(STARTUP_PROBE_ENV)
+        if probe and probe != "cards":
             _report_startup(window)
         signal.signal(signal.SIGINT, previous)
         sigint = _QuitOnSigint(app)  # Ctrl+C quits cleanly (geometry saved) from here on
@@ -212,6 +214,8 @@ def _run(page: str, screenshot: Path | None) -> int:
             shot: asyncio.Task[int] | None = None
             if screenshot is not None:
                 shot = loop.create_task(_take_screenshot(window, screenshot))
+            if probe == "cards":
+                loop.create_task(_report_cards(window))
             with loop:
                 loop.run_until_complete(closing.wait())
                 # The window cancelled its work when it closed: let the tasks finish
@@ -254,6 +258,21 @@ def _report_startup(window: MainWindow) -> None:
     sys.stdout.write("PAINTED " + json.dumps(line) + "\n")
     sys.stdout.flush()
     os._exit(0)
+
+
+async def _report_cards(window: MainWindow) -> None:
+    """``COMFYVN_GUI_STARTUP_PROBE=cards``: print (as :func:`_report_startup`) once the Remote
+    GPU page shows the registered providers' cards, then exit."""
+    import asyncio
+
+    deadline = time.monotonic() + EXPOSE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        page = window.remote
+        keys = page.cards.keys() if page is not None else []
+        if window.is_loaded and any(not k.startswith("template:") for k in keys):
+            break
+        await asyncio.sleep(0.002)
+    _report_startup(window)
 
 
 async def _take_screenshot(window: MainWindow, path: Path) -> int:
