@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from comfyvn_gui.core.addresses import is_loopback_host
+from comfyvn_gui.core.addresses import in_clear, is_loopback_host
 
 from .base import CheckContext, CheckFailure, Outcome
 from .http_client import HttpClient
@@ -66,9 +66,6 @@ _CERT_ALERT = re.compile(
     re.IGNORECASE,
 )
 _REDIRECTS = (301, 302, 303, 307, 308)
-
-
-_is_loopback = is_loopback_host  # core/addresses.py: the one rule
 
 
 def _display(url: str) -> str:
@@ -142,7 +139,7 @@ def _target(ctx: CheckContext) -> _Target:
         )
     hostname = parts.hostname
     host = (f"[{hostname}]" if ":" in hostname else hostname) + (f":{port}" if port else "")
-    if parts.scheme == "http" and not _is_loopback(hostname):
+    if in_clear(url):
         raise CheckFailure(
             "misconfigured",
             f"{_display(url)} is plain http://: anyone on the network could use the node's "
@@ -362,8 +359,8 @@ async def _comfyui(ctx: CheckContext, target: _Target) -> dict[str, Any] | None:
     hostname = parts.hostname or ""
     chost = _display(url)
     same_host = hostname.lower() == target.hostname.lower()
-    in_clear = parts.scheme != "https" and not _is_loopback(hostname)
-    send_token = bool(target.token) and same_host and not in_clear
+    unencrypted = parts.scheme != "https" and not is_loopback_host(hostname)
+    send_token = bool(target.token) and same_host and not unencrypted
     headers = {"Authorization": f"Bearer {target.token}"} if send_token else {}
     tls = parts.scheme == "https"
     budget = min(COMFYUI_BUDGET_S, ctx.remaining() - 0.2)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from comfyvn_gui.core.addresses import is_loopback_host
+from comfyvn_gui.core.addresses import in_clear
 from comfyvn_gui.providers.base import CheckContext, CheckFailure
 
 from .settings import _Session
@@ -17,12 +17,9 @@ if TYPE_CHECKING:
     import httpx
 
 
-_is_loopback = is_loopback_host  # core/addresses.py: the one rule
-
-
 def _check_address(url: str, name: str) -> None:
     parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+    if parts.scheme in ("http", "https") and not in_clear(url):
         return
     raise CheckFailure(
         "misconfigured",
