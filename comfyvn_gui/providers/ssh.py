@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import shlex
 import time
 from dataclasses import dataclass
@@ -297,6 +298,53 @@ def _exec(client: paramiko.SSHClient, command: str, end: float) -> tuple[int, st
         chan.close()
 
 
+def _probe_command(nfs_mount: str, marker: str) -> str:
+    """One command for the whole check: nvidia-smi, then ``stat`` and ``df -P`` of the mount.
+
+    One SSH session instead of three: the server starts the account's shell (and its rc
+    files) once, and a far host costs one round of channel set-up rather than three. Each part
+    ends with a line ``\n<marker> <part> <exit status>`` on stdout and ``\n<marker> <part>`` on
+    stderr (``marker`` is random per check), so :func:`_sections` splits the outputs again. It
+    runs under ``sh -c`` so the login shell's own syntax (fish, csh) does not matter.
+    """
+    q = shlex.quote(nfs_mount)
+    m = shlex.quote(marker)
+
+    def end(part: str) -> str:
+        return f"printf '\\n%s %s %s\\n' {m} {part} $? ; printf '\\n%s %s\\n' {m} {part} >&2"
+
+    script = (
+        f"{NVIDIA_SMI} ; {end('gpu')} ; "
+        f"stat -L -c '%F' -- {q} && stat -f -L -c '%T' -- {q} ; r=$? ; "
+        f"(exit $r) ; {end('stat')} ; "
+        f"if [ $r -eq 0 ] ; then df -P -k -- {q} ; {end('df')} ; fi"
+    )
+    return f"sh -c {shlex.quote(script)}"
+
+
+def _sections(out: str, err: str, marker: str) -> dict[str, tuple[int, str, str]]:
+    """Split the probe's outputs into ``{part: (exit status, stdout, stderr)}``."""
+    found: dict[str, tuple[int, str, str]] = {}
+    for part in ("gpu", "stat", "df"):
+        head = f"\n{marker} {part} "
+        at = out.find(head)
+        if at < 0:
+            break  # the probe stopped before this part
+        line_end = out.find("\n", at + len(head))
+        line_end = len(out) if line_end < 0 else line_end
+        try:
+            rc = int(out[at + len(head) : line_end])
+        except ValueError:
+            rc = 1
+        err_head = f"\n{marker} {part}\n"
+        err_at = err.find(err_head)
+        found[part] = (rc, out[:at], err[:err_at] if err_at >= 0 else err)
+        out = out[line_end + 1 :]
+        if err_at >= 0:
+            err = err[err_at + len(err_head) :]
+    return found
+
+
 def _session(ctx_name: str, target: _Target, policy: Any, budget: float) -> _Raw:
     """Blocking: load the key, connect (pinned host key), run the commands."""
 
@@ -323,10 +371,12 @@ def _session(ctx_name: str, target: _Target, policy: Any, budget: float) -> _Raw
             raise refused.failure from None
         transport = client.get_transport()
         server_key = transport.get_remote_server_key() if transport else None
-        q = shlex.quote(target.nfs_mount)
-        gpu = _exec(client, NVIDIA_SMI, end)
-        stat = _exec(client, f"stat -L -c '%F' -- {q} && stat -f -L -c '%T' -- {q}", end)
-        df = _exec(client, f"df -P -k -- {q}", end) if stat[0] == 0 else (1, "", "")
+        marker = secrets.token_hex(8)
+        _rc, out, err = _exec(client, _probe_command(target.nfs_mount, marker), end)
+        found = _sections(out, err, marker)
+        gpu = found.get("gpu", (127, "", "the probe ended early"))
+        stat = found.get("stat", (1, "", "the probe ended early"))
+        df = found.get("df", (1, "", ""))
         return _Raw(
             gpu_rc=gpu[0],
             gpu_out=gpu[1],

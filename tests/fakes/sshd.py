@@ -1,9 +1,11 @@
 """A real OpenSSH server for the SSH adapter's tests (recipe: shared/recipes/sshd_paramiko).
 
-Key authentication only, ``StrictModes no`` / ``UsePAM no`` (it runs as the test's user, root in
-CI), ``MaxStartups`` raised so parallel checks are not dropped. Commands run with a ``PATH``
-that starts with a folder holding a fake ``nvidia-smi``: realistic CSV, switched by flag files
-(``slow`` = 200 ms, ``fail`` = driver error, ``absent`` = command not found, ``busy`` = 99%).
+Key authentication only, ``HOME`` set to the server's folder (so sessions do not run this
+machine's own ``~/.bashrc``: a real GPU server's shell start-up costs its CPU, not the app's),
+``StrictModes no`` / ``UsePAM no`` (it runs as the test's user, root in CI), ``MaxStartups``
+raised so parallel checks are not dropped. Commands run with a ``PATH`` that starts with a
+folder holding a fake ``nvidia-smi``: realistic CSV, switched by flag files (``slow`` = 200 ms,
+``fail`` = driver error, ``absent`` = command not found, ``busy`` = 99%).
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ class Sshd:
 
 
 @contextmanager
-def running_sshd(d: Path) -> Iterator[Sshd]:
+def running_sshd(d: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[Sshd]:
+    """An sshd on a free port of each loopback address in ``listen`` (several addresses stand
+    for several servers: the app runs at most 4 checks at once per destination)."""
     host_pub = keypair(d / "host_key")
     client_pub = keypair(d / "client_key")
     enc_pub = keypair(d / "encrypted_key", PASSPHRASE)
@@ -108,8 +112,7 @@ def running_sshd(d: Path) -> Iterator[Sshd]:
     port = free_port()
     (d / "sshd_config").write_text(
         f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_key
+{"".join(f"ListenAddress {a}{chr(10)}" for a in listen)}HostKey {d}/host_key
 PidFile none
 AuthorizedKeysFile {d}/authorized_keys
 PermitRootLogin prohibit-password
@@ -120,7 +123,7 @@ UsePAM no
 StrictModes no
 MaxStartups 100:30:200
 MaxSessions 50
-SetEnv PATH={bin_dir}:/usr/bin:/bin
+SetEnv PATH={bin_dir}:/usr/bin:/bin HOME={d}
 """
     )
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation dir

@@ -256,6 +256,60 @@ def test_no_nvidia_smi_valid_but_health_degraded(svc: Service, sshd: Sshd) -> No
     assert "NVIDIA driver" in h.message
 
 
+def test_a_failing_nvidia_smi_does_not_hide_the_nfs_figures(svc: Service, sshd: Sshd) -> None:
+    # The check runs nvidia-smi, stat and df in one SSH session; each part's output and exit
+    # status must still reach its own place.
+    add(svc, sshd)
+    pin(svc, sshd)
+    sshd.flag("fail")
+    h = check(svc, "health")
+    assert (h.status, h.code) == ("degraded", "error"), h.message
+    assert "nvidia-smi failed (exit 9: NVIDIA-SMI has failed" in h.message
+    assert h.detail["nfs_free_gb"] > 0 and h.detail["nfs_fs_type"], h.detail
+    assert "GB free on" in h.message
+
+
+def test_an_nfs_path_with_quotes_and_dollars_reaches_the_host_intact(
+    svc: Service, sshd: Sshd
+) -> None:
+    odd = sshd.nfs / "it's $(id) `uname` %s \\n"
+    odd.mkdir()
+    try:
+        add(svc, sshd, nfs_mount=str(odd))
+        pin(svc, sshd)
+        r = check(svc)
+        assert r.status == "valid", r.message
+        assert r.detail["nfs_mount"] == str(odd) and r.detail["nfs_free_gb"] > 0
+        assert len(r.detail["gpus"]) == 2
+        file = odd / "a file"
+        file.write_text("x")
+        add(svc, sshd, pid="gpu02", nfs_mount=str(file))
+        pin(svc, sshd, "gpu02")
+        r = check(svc, pid="gpu02")
+        assert r.status == "misconfigured" and "is a regular file" in r.message, r.message
+        assert r.fields == ["nfs_mount"]
+    finally:
+        for f in odd.iterdir():
+            f.unlink()
+        odd.rmdir()
+
+
+def test_the_probe_output_is_split_back_into_its_parts() -> None:
+    from comfyvn_gui.providers.ssh import _sections
+
+    m = "0123abcd"
+    out = f"A, 1\n\n{m} gpu 0\nregular file\n\n{m} stat 0\n4096 100\n\n{m} df 0\n"
+    err = f"\n{m} gpu\n\n{m} stat\n\n{m} df\n"
+    found = _sections(out, err, m)
+    assert found == {
+        "gpu": (0, "A, 1\n", ""),
+        "stat": (0, "regular file\n", ""),
+        "df": (0, "4096 100\n", ""),
+    }
+    # A probe cut short (the connection dropped) leaves the later parts out.
+    assert list(_sections(f"A\n\n{m} gpu 9\npartial", f"boom\n{m} gpu\n", m)) == ["gpu"]
+
+
 def test_busy_gpu_degrades_health_and_slow_smi_is_fine(svc: Service, sshd: Sshd) -> None:
     add(svc, sshd)
     pin(svc, sshd)
