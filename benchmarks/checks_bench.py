@@ -41,14 +41,17 @@ def make_service(root: Path) -> Any:
     return Service(Home(root / "config", root / "data", root / "logs"))
 
 
-def add_ssh(stack: ExitStack, svc: Any, tmp: Path) -> list[str]:
-    """5 SSH providers on one real sshd whose nvidia-smi takes 200 ms."""
+def add_ssh(stack: ExitStack, svc: Any, tmp: Path, pids: dict[str, int]) -> list[str]:
+    """5 SSH providers on a real sshd whose nvidia-smi takes 200 ms, each at an address of its
+    own (as 5 servers would be: the app runs at most 4 checks at once per destination)."""
 
     from tests.fakes import sshd as sshd_fake
 
     (tmp / "sshd").mkdir()
-    server = stack.enter_context(sshd_fake.running_sshd(tmp / "sshd"))
+    addresses = tuple(f"127.0.0.{i + 1}" for i in range(5))
+    server = stack.enter_context(sshd_fake.running_sshd(tmp / "sshd", addresses))
     server.flag("slow")  # nvidia-smi takes 200 ms
+    pids["sshd"] = server.proc.pid
     ids = []
     for i in range(5):
         pid = f"ssh-{i}"
@@ -57,7 +60,7 @@ def add_ssh(stack: ExitStack, svc: Any, tmp: Path) -> list[str]:
             {
                 "id": pid,
                 "config": {
-                    "hostname": server.hostname,
+                    "hostname": f"{addresses[i]}:{server.port}",
                     "username": "root",
                     "ssh_key_path": str(server.client_key),
                     "nfs_mount": str(server.nfs),
@@ -67,6 +70,47 @@ def add_ssh(stack: ExitStack, svc: Any, tmp: Path) -> list[str]:
         svc.trust_host(pid, server.host_fingerprint)
         ids.append(pid)
     return ids
+
+
+CORES = os.cpu_count() or 1
+
+
+def cpu_seconds(others: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of this process (the app), and of the servers' processes.
+
+    sshd serves each connection in a child it waits for, so its children's times count
+    (``/proc/PID/stat`` fields utime, stime, cutime, cstime).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"the app": time.process_time()}
+    for name, pid in others.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = sum(int(f) for f in fields[11:15]) / tick
+    return out
+
+
+STEPS: dict[str, float] = {}
+
+
+def time_steps(svc: Any) -> None:
+    """Time the steps around the checks: the batch of keyring reads and the recording."""
+    checks = svc._checks
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                STEPS[name] = time.perf_counter() - t
+
+        return run
+
+    checks.registry.read_secrets_many = timed("keyring", checks.registry.read_secrets_many)
+    checks._record = timed("recording", checks._record)
 
 
 async def check_all(svc: Any, ids: list[str]) -> tuple[float, list[Any]]:
@@ -123,7 +167,8 @@ def main() -> int:
             )
             aws_ids.append(pid)
 
-        ssh_ids = add_ssh(stack, svc, tmp)
+        others = {"counterparts": peer.pid}
+        ssh_ids = add_ssh(stack, svc, tmp, others)
         hole = stack.enter_context(SilentServer())
         svc.create_provider(
             "vast",
@@ -152,7 +197,10 @@ def main() -> int:
             f"sum {total:.2f} s"
         )
 
+        time_steps(svc)
+        cpu_before = cpu_seconds(others)
         wall, results = asyncio.run(check_all(svc, ids))
+        cpu = {k: v - cpu_before[k] for k, v in cpu_seconds(others).items()}
         bad = [(r.provider, r.status) for r in results if r.status != "valid"]
         assert not bad, bad
         print(
@@ -163,7 +211,14 @@ def main() -> int:
         print(
             f"  where the time goes: the longest check itself {longest:.3f} s; before and "
             f"after the checks (keyring reads of {len(ids)} secrets, storing results, one "
-            f"activation commit) {wall - longest:.3f} s"
+            f"activation commit) {wall - longest:.3f} s, of which the keyring batch "
+            f"{STEPS['keyring'] * 1000:.0f} ms and recording {STEPS['recording'] * 1000:.0f} ms"
+        )
+        print(
+            f"  CPU used meanwhile: {sum(cpu.values()):.2f} s of the {wall * CORES:.2f} s that "
+            f"{CORES} cores give in {wall:.3f} s ("
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+            + "); the servers share this machine's cores with the app"
         )
         kinds: dict[str, list[float]] = {}
         for r in results:

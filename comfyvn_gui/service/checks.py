@@ -117,8 +117,12 @@ class ChecksFeature:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         seen_txn = self.registry.current_txn() if kind == "validate" else None
+        preread = await self._read_all_secrets(entries, deadline)
         results = await asyncio.gather(
-            *(self._check_one(kind, e, deadline, network, transport) for e in entries)
+            *(
+                self._check_one(kind, e, deadline, network, transport, preread.get(e.id))
+                for e in entries
+            )
         )
         outcome = [r for r, _ in results]
         await loop.run_in_executor(self.workers.io_pool, self._record, kind, results, seen_txn)
@@ -130,6 +134,22 @@ class ChecksFeature:
         """Blocking form of :meth:`check`, for the command line."""
         return asyncio.run(self.check(kind, ids, timeout_s=timeout_s))
 
+    async def _read_all_secrets(
+        self, entries: list[ProviderEntry], deadline: float
+    ) -> dict[str, dict[str, str]]:
+        """The secrets of every provider to check, in one batch of keyring reads (a few ms for
+        50 providers where one read after another took 150-250 ms). When the batch fails, each
+        check reads its own and reports its own error; nothing here fails a check."""
+        with_secrets = [e for e in entries if e.secrets_set]
+        if len(with_secrets) < 2:
+            return {}
+        try:
+            return await self.workers.keyring_executor.run(
+                deadline, self.registry.read_secrets_many, with_secrets
+            )
+        except Exception:  # noqa: BLE001 - each check reads (and reports) on its own
+            return {}
+
     async def _check_one(
         self,
         kind: CheckKind,
@@ -137,6 +157,7 @@ class ChecksFeature:
         deadline: float,
         network: NetworkOptions,
         transport: Any,
+        preread: dict[str, str] | None = None,
     ) -> tuple[CheckResult, str | None]:
         broken = rules.broken_reason(self.catalog, entry, str(self.registry.home.registry_file))
         if broken is not None:
@@ -159,11 +180,14 @@ class ChecksFeature:
                 f"checking {profile.name} is not available in this version yet",
             ), None
         try:
-            secrets = (
-                await self.workers.keyring_executor.run(deadline, self.registry.read_secrets, entry)
-                if entry.secrets_set
-                else {}
-            )
+            if preread is not None:
+                secrets = preread
+            elif entry.secrets_set:
+                secrets = await self.workers.keyring_executor.run(
+                    deadline, self.registry.read_secrets, entry
+                )
+            else:
+                secrets = {}
         except TimeoutError:
             return _plain_result(
                 entry, kind, "timeout", "the OS keyring did not answer before the deadline"

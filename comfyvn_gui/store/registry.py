@@ -257,6 +257,15 @@ class Registry:
                 out[name] = value
         return out
 
+    def read_secrets_many(self, entries: list[ProviderEntry]) -> dict[str, dict[str, str]]:
+        """:meth:`read_secrets` of many providers in one batch of keyring reads."""
+        values = self.secrets.get_many([(e.id, name) for e in entries for name in e.secrets_set])
+        out: dict[str, dict[str, str]] = {e.id: {} for e in entries}
+        for (pid, name), value in values.items():
+            if value is not None:
+                out[pid][name] = value
+        return out
+
     def fingerprint(self, entry: ProviderEntry, secrets: Mapping[str, str] | None = None) -> str:
         """A digest of everything a validation depends on (kept in memory only)."""
         if secrets is None:
@@ -469,17 +478,20 @@ class Registry:
             self._write(reg)
             return
         store = self.secrets
-        olds = {key: store.get(*key) for key in writes}
+        # What is there now, in one batch of reads: the values overwritten, and any parked
+        # value a crash left (recovery drops those; read anyway, so their parts are replaced).
+        olds = store.get_many(list(writes))
         had_old = {key: value is not None for key, value in olds.items()}
+        parked = store.get_many([_prev_key(key) for key, old in had_old.items() if old])
         self._write_journal(txn, had_old, deletes)
         self._fault("journal written")
         try:
             for key, old in olds.items():  # park every value we overwrite before touching any
                 if old is not None:
-                    store.set_raw(_prev(key), old)
+                    store.set_raw(_prev(key), old, previous=parked[_prev_key(key)])
                     self._fault(f"parked {_prev(key)}")
             for key, value in writes.items():
-                store.set(*key, value)
+                store.set(*key, value, previous=olds[key])
                 self._fault(f"wrote {key[0]}/{key[1]}")
             self._write(reg)
             self._fault("registry written")
@@ -489,7 +501,7 @@ class Registry:
                 self._rollback(had_old)
                 self.home.journal_file.unlink(missing_ok=True)
             raise
-        self._finish(had_old, deletes)
+        self._finish(had_old, deletes, olds)
 
     def _write_journal(
         self, txn: str, had_old: Mapping[SecretKey, bool], deletes: set[SecretKey]
@@ -514,14 +526,25 @@ class Registry:
         for key in had_old:
             store.delete_raw(_prev(key))
 
-    def _finish(self, had_old: Mapping[SecretKey, bool], deletes: set[SecretKey]) -> None:
+    def _finish(
+        self,
+        had_old: Mapping[SecretKey, bool],
+        deletes: set[SecretKey],
+        parked: Mapping[SecretKey, str | None] | None = None,
+    ) -> None:
+        """Delete what the change removes, then the parked values (``parked``: their values,
+        when this process parked them, which saves reading them back)."""
         store = self.secrets
         for key in sorted(deletes):
             store.delete(*key)
             self._fault(f"deleted {key[0]}/{key[1]}")
-        for key in had_old:
-            store.delete_raw(_prev(key))
-            self._fault(f"dropped {_prev(key)}")
+        for key, old in had_old.items():
+            if old:  # only a value that was there was parked
+                if parked is not None and key in parked:
+                    store.delete_raw(_prev(key), previous=parked[key])
+                else:
+                    store.delete_raw(_prev(key))
+                self._fault(f"dropped {_prev(key)}")
         self.home.journal_file.unlink(missing_ok=True)
         self._fault("journal removed")
 
@@ -551,6 +574,11 @@ class Registry:
 
 def _prev(key: SecretKey) -> str:
     return f"{key[0]}/{key[1]}@prev"
+
+
+def _prev_key(key: SecretKey) -> SecretKey:
+    """The (provider, field) under which :func:`_prev` is stored (``username`` joins them)."""
+    return (key[0], f"{key[1]}@prev")
 
 
 def _migrate(data: Any) -> Any:

@@ -31,10 +31,14 @@ CHUNK_MARK = "comfyvn-chunks:"
 SERVICE_PREFIX = "comfyvn-gui"
 #: Reads of one entry before a lost find-then-read race counts as a failure (see _read).
 _READ_ATTEMPTS = 3
+#: What a lost find-then-read race raises (secretstorage's, or the D-Bus error under it).
+_RACES = ("ItemNotFoundException", "DBusErrorResponse")
 #: One keyring call at a time in this process. The Secret Service backend opens a D-Bus
 #: connection per call; from several threads at once, about one read in a thousand failed
 #: (InitError, ItemNotFoundException), and a check then reported a working provider as broken.
 _BACKEND_LOCK = threading.RLock()
+#: ``previous`` of :meth:`SecretStore.set` when the caller has not read the value there now.
+UNREAD: object = object()
 
 # Backends that do not protect a secret: never used, whatever the user's keyring config says.
 _INSECURE_BACKEND_MODULES = ("keyrings.alt", "keyring.backends.fail", "keyring.backends.null")
@@ -129,8 +133,12 @@ class SecretStore:
     def get(self, provider_id: str, field: str) -> str | None:
         return self.get_raw(username(provider_id, field))
 
-    def set(self, provider_id: str, field: str, value: str) -> None:
-        self.set_raw(username(provider_id, field), value)
+    def set(
+        self, provider_id: str, field: str, value: str, *, previous: object = UNREAD
+    ) -> None:
+        """Store a value. ``previous``: the value there now when the caller has just read it
+        (with :meth:`get_many`), which saves reading it again; else it is read here."""
+        self.set_raw(username(provider_id, field), value, previous=previous)
 
     def delete(self, provider_id: str, field: str) -> None:
         self.delete_raw(username(provider_id, field))
@@ -170,13 +178,62 @@ class SecretStore:
         register_secret(value)
         return value
 
-    def set_raw(self, user: str, value: str) -> None:
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """Many values at once, ``{(provider_id, field): value or None}``: one batch of
+        keyring round trips where the backend reads many entries together (the Secret
+        Service), else one read after another. Chunked values are put together as in
+        :meth:`get`."""
+        users = {username(pid, field): (pid, field) for pid, field in keys}
+        with _BACKEND_LOCK, _translate("read"):
+            found = self._read_many(list(users))
+            chunked = {
+                u: _chunk_count(v) for u, v in found.items() if v and v.startswith(CHUNK_MARK)
+            }
+            part_names = [f"{u}#{i}" for u, n in chunked.items() for i in range(1, n + 1)]
+            parts = self._read_many(part_names)
+        out: dict[tuple[str, str], str | None] = {}
+        for user, key in users.items():
+            value = found.get(user)
+            if user in chunked:
+                pieces = [parts.get(f"{user}#{i}") for i in range(1, chunked[user] + 1)]
+                if any(piece is None for piece in pieces):
+                    raise SecretStoreError(
+                        f"the keyring entry {self.service} {user} is incomplete; enter the "
+                        "credential again"
+                    )
+                value = "".join(p for p in pieces if p is not None)
+            if value is not None:
+                register_secret(value)
+            out[key] = value
+        return out
+
+    def _read_many(self, users: list[str]) -> dict[str, str | None]:
+        """Entries' raw values (the caller holds ``_BACKEND_LOCK``)."""
+        if not users:
+            return {}
+        batch = getattr(self.backend, "get_passwords", None)
+        if batch is not None:
+            for attempt in range(_READ_ATTEMPTS):
+                try:
+                    result: dict[str, str | None] = batch(self.service, users)
+                    return result
+                except Exception as exc:
+                    if type(exc).__name__ not in _RACES or attempt == _READ_ATTEMPTS - 1:
+                        raise
+        return {u: self._read(u) for u in users}
+
+    def set_raw(self, user: str, value: str, *, previous: object = UNREAD) -> None:
+        """Store a raw entry (chunked when long). ``previous`` as in :meth:`set`: the logical
+        value there now, whose parts beyond the new value's are deleted."""
         if not isinstance(value, str):
             raise TypeError("secret values are strings")
         register_secret(value)
         with _BACKEND_LOCK, _translate("write"):
-            old = self.backend.get_password(self.service, user)
-            old_n = _chunk_count(old) if old and old.startswith(CHUNK_MARK) else 0
+            if previous is UNREAD:
+                old = self.backend.get_password(self.service, user)
+                old_n = _chunk_count(old) if old and old.startswith(CHUNK_MARK) else 0
+            else:
+                old_n = _parts_of(previous) if isinstance(previous, str) else 0
             if len(value) <= CHUNK_SIZE and not value.startswith(CHUNK_MARK):
                 self.backend.set_password(self.service, user, value)
                 new_n = 0
@@ -189,7 +246,7 @@ class SecretStore:
             for i in range(old_n, new_n, -1):  # from the end: a kill leaves a contiguous run
                 self._delete_quiet(f"{user}#{i}")
 
-    def delete_raw(self, user: str) -> None:
+    def delete_raw(self, user: str, *, previous: object = UNREAD) -> None:
         """Delete a value and all its parts; also sweeps parts a killed writer left behind.
 
         Parts are always written 1..N before the main entry and deleted N..1 after it, so
@@ -197,8 +254,12 @@ class SecretStore:
         a shrinking write, continuing from the new count): an upward sweep finds them all.
         """
         with _BACKEND_LOCK, _translate("delete"):
-            main = self.backend.get_password(self.service, user)
-            n = _chunk_count(main) if main and main.startswith(CHUNK_MARK) else 0
+            if previous is UNREAD:
+                main = self.backend.get_password(self.service, user)
+                n = _chunk_count(main) if main and main.startswith(CHUNK_MARK) else 0
+            else:  # the caller knows the logical value there (``previous`` as in set())
+                main = previous if isinstance(previous, str) else None
+                n = _parts_of(main) if main is not None else 0
             if main is not None:
                 self._delete_quiet(user)
             for i in range(n, 0, -1):
@@ -217,6 +278,13 @@ class SecretStore:
             # Missing already; a real refusal shows up when the entry is read back.
             if self.backend.get_password(self.service, user) is not None:
                 raise
+
+
+def _parts_of(value: str) -> int:
+    """How many parts a logical value is stored in (0: in the main entry itself)."""
+    if len(value) <= CHUNK_SIZE and not value.startswith(CHUNK_MARK):
+        return 0
+    return -(-len(value) // CHUNK_SIZE)
 
 
 def _chunk_count(main: str) -> int:

@@ -221,6 +221,42 @@ def test_long_secret_round_trips_in_parts(svc: Service) -> None:
     assert all(len(v) <= 1000 for v in entries.values())
 
 
+def test_overwriting_secrets_long_and_short_leaves_exactly_the_new_entries(svc: Service) -> None:
+    """An import overwrites values it has just read in one batch (not read again before each
+    write): a long value replaced by a short one, a short by a long one and a long by a longer
+    one leave exactly the entries of the new values, and nothing parked."""
+    long_a, long_b, long_c = "a" * 2500, "b" * 1200, "c" * 3500
+    svc.import_providers(
+        [
+            {"id": "p1", "template_id": "runpod", "secrets": {"api_key": long_a}},
+            {"id": "p2", "template_id": "runpod", "secrets": {"api_key": "short-key-0123456789"}},
+            {"id": "p3", "template_id": "runpod", "secrets": {"api_key": long_b}},
+        ],
+        replace=False,
+        overwrite=True,
+    )
+    assert len(home_entries(svc)) == 1 + 3 + 1 + 1 + 2
+    svc.import_providers(
+        [
+            {"id": "p1", "template_id": "runpod", "secrets": {"api_key": "now-short-0123456789"}},
+            {"id": "p2", "template_id": "runpod", "secrets": {"api_key": long_a}},
+            {"id": "p3", "template_id": "runpod", "secrets": {"api_key": long_c}},
+        ],
+        replace=False,
+        overwrite=True,
+    )
+    assert svc.registry.get_secret("p1", "api_key") == "now-short-0123456789"
+    assert svc.registry.get_secret("p2", "api_key") == long_a
+    assert svc.registry.get_secret("p3", "api_key") == long_c
+    entries = home_entries(svc)
+    assert sorted(entries) == sorted(
+        ["p1/api_key", "p2/api_key", "p2/api_key#1", "p2/api_key#2", "p2/api_key#3"]
+        + ["p3/api_key"]
+        + [f"p3/api_key#{i}" for i in range(1, 5)]
+    )
+    assert not svc.home.journal_file.exists()
+
+
 def test_two_homes_never_see_each_others_secrets(svc: Service, tmp_path: Path) -> None:
     other = Service(
         Home(tmp_path / "b" / "config", tmp_path / "b" / "data", tmp_path / "b" / "logs")

@@ -279,3 +279,46 @@ def test_locked_keyring_is_a_clear_error_and_changes_nothing(
         _no_secret_written(app_home)
     finally:
         locked.stop()
+
+
+def test_validate_with_a_keyring_locked_later_says_so_for_every_provider(
+    app_home: Path, tmp_path: Path
+) -> None:
+    """The checks read all secrets in one batch; when the keyring is locked, each provider's
+    result still says what to unlock (no traceback, no provider reported as broken)."""
+    kr = start_secret_service(tmp_path / "kr-locked-later")
+    try:
+        for pid in ("vast-a", "vast-b"):
+            res = cli(
+                "providers",
+                "create",
+                "vast",
+                "--id",
+                pid,
+                "--config-file",
+                "-",
+                env=kr.env,
+                stdin=json.dumps({"api_key": f"canary-secret-{pid}-0123456789"}),
+            )
+            assert res.returncode == 0, res.stderr
+        lock = run_py(
+            """
+            import secretstorage
+            col = secretstorage.get_default_collection(secretstorage.dbus_init())
+            col.lock()
+            print(col.is_locked())
+            """,
+            env=kr.env,
+        )
+        assert lock.stdout.strip() == "True", lock.stderr
+        res = cli("providers", "validate", "--json", "vast-a", "vast-b", env=kr.env)
+        assert "Traceback" not in res.stderr, res.stderr
+        results = json.loads(res.stdout)
+        results = results.get("results", results) if isinstance(results, dict) else results
+        assert sorted(r["provider"] for r in results) == ["vast-a", "vast-b"]
+        for r in results:
+            assert r["status"] == "error" and "locked" in r["message"], r
+            assert "Unlock" in r["message"]
+        assert "canary-secret" not in res.stdout + res.stderr
+    finally:
+        kr.stop()

@@ -103,3 +103,46 @@ def test_one_connection_serves_every_call_and_survives_a_keyring_restart() -> No
     assert store.get("p", "api_key") == "shared-conn-secret-0001"
     store.delete("p", "api_key")
     assert store.get("p", "api_key") is None
+
+
+def test_many_values_read_together_are_the_values_read_one_by_one() -> None:
+    """Validate-all reads every provider's secrets in one batch (the Secret Service answers
+    many entries in one GetSecrets call): each value must be its own provider's, chunked
+    values put together, missing ones absent."""
+    store = SecretStore("batch-home")
+    other = SecretStore("batch-other-home")  # another home's entries must never be mixed in
+    long_value = "ya29." + "x" * 2600  # stored as three parts
+    keys = []
+    for i in range(30):
+        store.set(f"p{i}", "api_key", f"batch-key-{i}-0123456789")
+        store.set(f"p{i}", "api_secret", f"batch-secret-{i}-abcdef")
+        other.set(f"p{i}", "api_key", f"other-home-{i}-0123456789")
+        keys += [(f"p{i}", "api_key"), (f"p{i}", "api_secret")]
+    store.set("gcp", "service_account_json", long_value)
+    keys += [("gcp", "service_account_json"), ("gone", "api_key")]
+    try:
+        together = store.get_many(keys)
+        assert together == {key: store.get(*key) for key in keys}
+        assert together[("p7", "api_secret")] == "batch-secret-7-abcdef"
+        assert together[("gcp", "service_account_json")] == long_value
+        assert together[("gone", "api_key")] is None
+        assert store.get_many([]) == {}
+    finally:
+        for i in range(30):
+            for s in (store, other):
+                s.delete(f"p{i}", "api_key")
+            store.delete(f"p{i}", "api_secret")
+        store.delete("gcp", "service_account_json")
+
+
+def test_a_batch_read_on_a_backend_without_one_reads_one_by_one() -> None:
+    backend = _RacingBackend(losses=0)
+    store = SecretStore("race-home", backend=backend)
+    store.set("p", "api_key", "race-secret-0001")
+    store.set("q", "api_key", "race-secret-0002")
+    backend.losses = 1  # the first read loses the race and is read again
+    assert store.get_many([("p", "api_key"), ("q", "api_key"), ("r", "api_key")]) == {
+        ("p", "api_key"): "race-secret-0001",
+        ("q", "api_key"): "race-secret-0002",
+        ("r", "api_key"): None,
+    }
