@@ -51,6 +51,7 @@ HEAVY_MODULES = (
     "fastapi",
     "uvicorn",
     "moto",
+    "superqt",
 )
 #: Of those, the cloud SDKs that must not be loaded before the window is painted.
 CLOUD_SDKS = ("boto3", "botocore", "azure", "google", "paramiko", "kubernetes")

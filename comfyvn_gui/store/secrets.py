@@ -133,9 +133,7 @@ class SecretStore:
     def get(self, provider_id: str, field: str) -> str | None:
         return self.get_raw(username(provider_id, field))
 
-    def set(
-        self, provider_id: str, field: str, value: str, *, previous: object = UNREAD
-    ) -> None:
+    def set(self, provider_id: str, field: str, value: str, *, previous: object = UNREAD) -> None:
         """Store a value. ``previous``: the value there now when the caller has just read it
         (with :meth:`get_many`), which saves reading it again; else it is read here."""
         self.set_raw(username(provider_id, field), value, previous=previous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
@@ -499,6 +500,32 @@ def test_cards_are_described_for_assistive_tech(plist: ProviderList) -> None:
         )
         checked += 1
     assert checked > 50
+
+
+def test_a_long_policy_line_ends_in_an_ellipsis_and_shows_whole_when_wide(
+    qtbot: QtBot,
+) -> None:
+    from comfyvn_gui.gui.widgets.elided import ElidedLabel
+
+    full = "EU data residency only; no training on customer data; " * 3
+    card = ProviderCard(
+        replace(next(i for i in registered_infos() if i.key == "runpod-eu"), policy=full)
+    )
+    qtbot.addWidget(card)
+    card.resize(300, 200)
+    card.show()
+    qtbot.waitExposed(card)
+    label = card.policy
+    assert isinstance(label, ElidedLabel)
+    assert label.text() == full and label.toolTip() == full
+    shown = label.elided_text()
+    assert shown.endswith("…") and full.startswith(shown[:-1]), shown
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.width()
+    assert card.width() == 300  # the line does not widen the card
+    card.resize(2000, 200)
+    qtbot.waitUntil(lambda: label.elided_text() == full)
+    label.setText("short")
+    assert label.elided_text() == "short" and label.text() == "short"
 
 
 def test_sixty_cards_filter_without_rebuilding(qtbot: QtBot) -> None:

@@ -35,10 +35,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QElidingLabel
 
 from comfyvn_gui.core.checks import LocalSnapshot
 from comfyvn_gui.gui.palette import is_dark
+from comfyvn_gui.gui.widgets.elided import ElidedLabel
 
 from .provider_info import BadgeState, CardInfo, badge_colors, gb_text, matches, zone_words
 
@@ -100,7 +100,7 @@ class ProviderCard(QFrame):
         self.subtitle = _label("", "subtitle", self)
         self.gpu = _label("", "gpu", self)
         self.cost = _label("", "cost", self)
-        self.policy = QElidingLabel("", self)
+        self.policy = ElidedLabel("", self)
         self.policy.setObjectName("policy")
         self._chips = QWidget(self)
         self._chips.setAccessibleName("Residency zones")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -42,9 +42,11 @@ from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
 from .cards import LocalPanel, ProviderList
-from .forms import CredentialForm
 from .provider_info import TEMPLATE_PREFIX, card_info
 from .provider_io import ImportDialog, ProviderTransfer
+
+if TYPE_CHECKING:
+    from .forms import CredentialForm
 
 __all__ = ["RemoteGpuPage"]
 
@@ -246,7 +248,11 @@ class RemoteGpuPage(QWidget):
         if self.current_key is None:  # show the first of the user's providers
             first = next((pid for pid in self.entries if pid != LOCAL_ID), None)
             if first is not None:
-                self.cards.select(first)
+                # The cards are on screen now; the form's widgets (superqt) are imported off
+                # the GUI thread before the form is built.
+                await self.bridge.call(_import_forms)
+                if self.current_key is None and first in self.entries:
+                    self.cards.select(first)
         self.is_loaded = True
         self.loaded.emit()
 
@@ -364,6 +370,8 @@ class RemoteGpuPage(QWidget):
             entry = self.entries[key]
             profile = self.catalog.profile(entry.template_id)
             self.title.setText(f"{entry.name} ({entry.id})")
+        from .forms import CredentialForm  # superqt: imported when a form is first shown
+
         self.form = CredentialForm(
             profile, entry, keyring_backend=self.backend, gpu_names=list(self.catalog.gpus)
         )
@@ -611,3 +619,10 @@ class RemoteGpuPage(QWidget):
 
     def close_dialogs(self) -> None:
         self.dialogs.close_all()
+
+
+def _import_forms() -> None:
+    """Import the credential form's module (and superqt with it) in a worker thread."""
+    import importlib
+
+    importlib.import_module(f"{__package__}.forms")
