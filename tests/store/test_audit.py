@@ -151,6 +151,23 @@ def test_registered_secret_masked_everywhere(home: Home, audit: AuditLog) -> Non
     assert event["plain"] == "abc stays"
 
 
+def test_each_secret_is_masked_from_the_moment_it_is_registered() -> None:
+    """The pattern of registered secrets is rebuilt when next used, not on each registration
+    (an import registers hundreds): a secret registered between two redactions, and one that
+    contains an earlier one, are still masked whole at once."""
+    from comfyvn_gui.core.redaction import redact_text
+
+    for i in range(50):
+        secret = f"lazy-secret-{i:04d}-qwerty"
+        assert redact_text(f"before {secret}") == f"before {secret}"
+        register_secret(secret)
+        assert redact_text(f"key {secret} used") == "key *** used"
+    register_secret("lazy-secret-0007-qwerty-and-more")
+    assert redact_text("x lazy-secret-0007-qwerty-and-more y") == "x *** y"
+    register_secret("lazy-secret-0007-qwerty")  # already known: nothing changes
+    assert redact_text("lazy-secret-0049-qwerty") == "***"
+
+
 def test_secret_with_quotes_masked_in_serialised_text(home: Home, audit: AuditLog) -> None:
     sa_json = '{"type": "service_account", "client_email": "a@b.iam", "x": "line\nbreak"}'
     register_secret(sa_json)
