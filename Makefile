@@ -57,6 +57,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/advisor_bench.py
 	$(BIN)/python benchmarks/startup_bench.py
 	$(BIN)/python benchmarks/gui_bench.py
+	$(BIN)/python benchmarks/window_bench.py
 	$(BIN)/python benchmarks/api_bench.py
 
 clean:
