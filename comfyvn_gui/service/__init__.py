@@ -404,6 +404,14 @@ class Service:
     def list_jobs(self, status: Sequence[str] | None = None) -> list[Job]:
         return self._jobs.select(status)
 
+    def count_jobs(self, status: Sequence[str] | None = None) -> int:
+        """How many jobs (with one of ``status``), without reading them."""
+        return self.job_store.count(status)
+
+    def job_providers(self, status: Sequence[str]) -> dict[int, str | None]:
+        """Each job's (with one of ``status``) current provider by id, without reading jobs."""
+        return self.job_store.providers(status)
+
     def get_job(self, job_id: int) -> Job:
         return self._jobs.get(job_id)
 

@@ -206,10 +206,26 @@ class JobStore:
             for r in rows
         ]
 
-    def count(self) -> int:
+    def count(self, status: Sequence[str] | None = None) -> int:
+        """How many jobs (with one of ``status``), counted by SQLite: no job is read."""
         if not self.exists():
             return 0
-        return int(self._connect().execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+        conn = self._connect()
+        if status:
+            marks = ",".join("?" * len(status))
+            sql = f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})"
+            return int(conn.execute(sql, tuple(status)).fetchone()[0])
+        return int(conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    def providers(self, status: Sequence[str]) -> dict[int, str | None]:
+        """Each job's (with one of ``status``) current provider, by id: one column read."""
+        if not self.exists() or not status:
+            return {}
+        marks = ",".join("?" * len(status))
+        rows = self._connect().execute(
+            f"SELECT id, provider FROM jobs WHERE status IN ({marks}) ORDER BY id", tuple(status)
+        )
+        return {int(r[0]): r[1] for r in rows}
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -285,6 +285,43 @@ def test_set_jobs_updates_in_place_and_keeps_the_selection(
     assert resets == [True]
 
 
+def test_rows_worked_out_in_a_read_thread_update_only_what_changed(
+    qtbot: QtBot, page: JobsPage
+) -> None:
+    """The page works the rows out in its read, off the GUI thread; the model then only tells
+    the view what changed. Rows prepared before another change reached the model are worked
+    out again, never shown stale."""
+    import concurrent.futures
+
+    model = page.model
+    jobs = [synthetic(i) for i in range(1, 6)]
+    model.set_jobs(jobs)
+    changed: list[tuple[int, int]] = []
+    resets: list[bool] = []
+    model.dataChanged.connect(lambda a, b, _r: changed.append((a.row(), b.row())))
+    model.modelReset.connect(lambda: resets.append(True))
+    again = list(jobs)
+    again[2] = synthetic(3, cost_usd=4.25)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        prepared = pool.submit(model.prepare, again).result()
+    assert model.set_jobs(prepared) is False
+    assert changed == [(2, 2)] and resets == []
+    assert cell(page, 3, Column.COST) == "$4.25"
+
+    # Prepared against the rows above, but another change lands first: worked out again.
+    later = list(again)
+    later[4] = synthetic(5, title="Retitled")
+    stale = model.prepare(later)
+    newer = list(again)
+    newer[0] = synthetic(1, cost_usd=9.0)
+    model.set_jobs(newer)
+    changed.clear()
+    assert model.set_jobs(stale) is False
+    assert cell(page, 5, Column.JOB) == "Retitled"
+    assert cell(page, 1, Column.COST) != "$9.00"  # the stale read's job 1 is shown, as read
+    assert sorted(changed) == [(0, 0), (4, 4)] and resets == []
+
+
 def test_sorting_by_cost_is_numeric_and_the_filter_matches_any_column(
     qtbot: QtBot, page: JobsPage, qtmodeltester: Any
 ) -> None:

@@ -387,3 +387,26 @@ def test_the_app_re_advises_in_a_child_process(svc: Service, runpod: RunPodFake)
     assert svc.get_job(job.id).compute.provider is None
     [line] = [e for e in svc.job_events(job.id) if e.action == "re-advised"]
     assert "over budget" in line.message and "advisor.budget_usd was set to 0.3" in line.message
+
+
+def test_counting_and_the_providers_of_queued_jobs_read_no_job(
+    svc: Service, runpod: RunPodFake
+) -> None:
+    """The Advisor tab counts the queue and notes each queued job's provider with one SQL
+    query each (it read every job to do that); the answers are those of the full read."""
+    import sqlite3
+
+    two_runpods(svc, runpod)
+    jobs = [svc.add_job({"kind": "cg_remix", "vram_gb": 10, "gpu_hours": 1}) for _ in range(4)]
+    jobs.append(svc.add_job({"kind": "translation", "items": 3}))
+    svc.pick_provider(jobs[1].id, "runpod-b")
+    with sqlite3.connect(svc.job_store.path) as conn:  # a job that has ended (dispatch sets it)
+        conn.execute("UPDATE jobs SET status = 'completed' WHERE id = ?", (jobs[2].id,))
+    queued = svc.list_jobs(["queued"])
+    assert svc.count_jobs(["queued"]) == len(queued) == 4
+    assert svc.count_jobs() == 5 and svc.count_jobs(["completed", "failed"]) == 1
+    assert svc.job_providers(["queued"]) == {
+        j.id: (j.compute.provider if j.compute else None) for j in queued
+    }
+    assert svc.job_providers(["queued"])[jobs[1].id] == "runpod-b"
+    assert svc.count_jobs(["running"]) == 0 and svc.job_providers(["running"]) == {}

@@ -464,7 +464,7 @@ class AdvisorPage(QWidget):
         return {k: settings[k] for k in KEYS}, self._count_queued()
 
     def _count_queued(self) -> int:
-        return len(self.svc.list_jobs(["queued"]))
+        return self.svc.count_jobs(["queued"])
 
     @Slot()
     def refresh(self) -> None:
@@ -551,10 +551,7 @@ class AdvisorPage(QWidget):
 
     def _queued_providers(self) -> dict[int, str | None]:
         """Each queued job's provider (blocking: run through the bridge)."""
-        return {
-            j.id: (j.compute.provider if j.compute else None)
-            for j in self.svc.list_jobs(["queued"])
-        }
+        return self.svc.job_providers(["queued"])
 
     def _report(self, saved: dict[str, Any], changed: int | None, error: str | None) -> None:
         if error is not None:

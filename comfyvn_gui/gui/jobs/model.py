@@ -289,6 +289,16 @@ def _read_only_flags(self: Any, index: QModelIndex | QPersistentModelIndex) -> Q
     )
 
 
+@dataclass(frozen=True)
+class PreparedJobs:
+    """Jobs with their rows worked out (:meth:`JobsModel.prepare`) against the rows whose
+    identities are ``base``."""
+
+    jobs: list[Job]
+    base: frozenset[int]
+    rows: list[_Row]
+
+
 class JobsModel(QAbstractTableModel):
     """The job queue, one row per job: in the queue's order, or sorted by :meth:`sort`.
 
@@ -367,36 +377,52 @@ class JobsModel(QAbstractTableModel):
 
     # -- ours ------------------------------------------------------------------------------
 
-    def set_jobs(self, jobs: Sequence[Job]) -> bool:
-        """Show ``jobs`` (in the queue's order; the current sort still applies).
+    def prepare(self, jobs: Sequence[Job]) -> PreparedJobs:
+        """Work out the rows of ``jobs`` against the rows shown now: safe in any thread (the
+        jobs page calls it in its read, off the GUI thread). Comparing 10,000 jobs and making
+        the rows of the changed ones took 0.7-3 s, which :meth:`set_jobs` then need not do."""
+        base = tuple(self._rows)  # one atomic copy; the GUI thread replaces, never edits it
+        old = {r.job.id: r for r in base}
+        rows = []
+        for pos, job in enumerate(jobs):
+            prev = old.get(job.id)
+            if prev is not None and (prev.job is job or prev.job == job):
+                rows.append(prev)
+            else:
+                rows.append(_row(job, pos))
+        return PreparedJobs(list(jobs), frozenset(map(id, base)), rows)
+
+    def set_jobs(self, jobs: Sequence[Job] | PreparedJobs) -> bool:
+        """Show ``jobs`` (in the queue's order; the current sort still applies), or the rows
+        :meth:`prepare` made of them (made again here if the model changed since).
 
         The same ids in the same order: ``dataChanged`` for the rows that changed only (and
         ``layoutChanged`` if a change moved a row of the sorted table), so the view keeps its
         selection and scroll position; otherwise a reset. Returns True when it reset."""
+        if not isinstance(jobs, PreparedJobs):
+            prepared = self.prepare(jobs)
+        elif jobs.base != frozenset(map(id, self._rows)):
+            prepared = self.prepare(jobs.jobs)  # the rows changed since it was prepared
+        else:
+            prepared = jobs
         old = {r.job.id: r for r in self._rows}
-        ids = [j.id for j in jobs]
+        ids = [j.id for j in prepared.jobs]
         if ids != self._queue:
-            rows = []
-            for pos, job in enumerate(jobs):
-                prev = old.get(job.id)
-                if prev is not None and (prev.job is job or prev.job == job):
-                    prev.pos = pos
-                    rows.append(prev)
-                else:
-                    rows.append(_row(job, pos))
+            for pos, row in enumerate(prepared.rows):
+                row.pos = pos
             self.beginResetModel()
             self._queue = ids
-            self._rows = self._ordered(rows)
+            self._rows = self._ordered(list(prepared.rows))
             self._reindex()
             self.endResetModel()
             return True
         changed: list[int] = []
-        for pos, job in enumerate(jobs):
-            prev = old[job.id]
-            if prev.job is job or prev.job == job:
+        for pos, row in enumerate(prepared.rows):
+            if row is old[row.job.id]:
                 continue
-            old[job.id] = _row(job, pos)
-            changed.append(job.id)
+            row.pos = pos
+            old[row.job.id] = row
+            changed.append(row.job.id)
         if not changed:
             return False
         rows = [old[r.job.id] for r in self._rows]

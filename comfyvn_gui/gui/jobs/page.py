@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ from comfyvn_gui.gui.dialogs import OpenDialogs
 from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
-from .model import JOB_ID_ROLE, SEARCH_ROLE, SORT_ROLE, Column, JobsModel
+from .model import JOB_ID_ROLE, SEARCH_ROLE, SORT_ROLE, Column, JobsModel, PreparedJobs
 from .review_panel import ReviewPanel
 from .review_text import pick_outcome
 
@@ -295,12 +294,14 @@ class JobsPage(QWidget):
     def _unreadable(self, exc: ComfyVNError) -> None:
         self.banner.show_message("error", f"The job queue cannot be read: {exc.message}")
 
-    def _read_state(self) -> list[Job]:
-        return self.svc.list_jobs()
+    def _read_state(self) -> PreparedJobs:
+        # The rows are worked out here, off the GUI thread (10,000 jobs: seconds otherwise).
+        return self.model.prepare(self.svc.list_jobs())
 
-    def _apply(self, jobs: Sequence[Job]) -> None:
+    def _apply(self, prepared: PreparedJobs) -> None:
         selected = self.selected_job_id()
-        if self.model.set_jobs(jobs) and selected is not None:
+        jobs = prepared.jobs
+        if self.model.set_jobs(prepared) and selected is not None:
             self.select_job(selected)
         elif selected is None and jobs:  # open the first job's review
             self.select_job(self.model.job_at(0).id)
