@@ -322,6 +322,19 @@ def test_rows_worked_out_in_a_read_thread_update_only_what_changed(
     assert sorted(changed) == [(0, 0), (4, 4)] and resets == []
 
 
+def test_only_a_change_of_the_queue_reads_the_queue_again(
+    qtbot: QtBot, page: JobsPage, bridge: ServiceBridge
+) -> None:
+    """A Validate all or a health round changes the check results; the jobs change only when
+    that re-advises them (and then the queue's change reloads the view). Reading 10,000 jobs
+    again for a result that changed no job froze the window for up to a second."""
+    with qtbot.assertNotEmitted(page.reloaded, wait=300):
+        bridge.results_changed.emit()
+        bridge.providers_changed.emit()
+    with qtbot.waitSignal(page.reloaded, timeout=WAIT_MS):
+        bridge.jobs_changed.emit()
+
+
 def test_sorting_by_cost_is_numeric_and_the_filter_matches_any_column(
     qtbot: QtBot, page: JobsPage, qtmodeltester: Any
 ) -> None:

@@ -6,8 +6,8 @@ Nothing here blocks the GUI thread: the queue, the audit trail, an import and a 
 through :class:`~comfyvn_gui.gui.bridge.ServiceBridge` (the service's I/O pool;
 docs/architecture.md, "GUI"). The service re-advises the queued jobs itself whenever a
 provider's health or activation, the registry or an ``advisor.*`` setting changes; this page
-only reloads when the bridge says the job queue (or the providers, or the check results)
-changed. Reloads are coalesced: while one reads, any number of further requests make one more
+only reloads when the bridge says the job queue changed (the re-advice of a health,
+validation or registry change is such a change; the check results alone are not). Reloads are coalesced: while one reads, any number of further requests make one more
 read, never a queue of them.
 """
 
@@ -264,9 +264,10 @@ class JobsPage(QWidget):
             signal.connect(self._update_count)
         self.review.pick_requested.connect(self.pick)
         self.review.advisor_requested.connect(self.back_to_advisor)
+        # Only the queue: a health, validation or registry change that matters to a job
+        # re-advises it, and that change of the queue is what reloads the view (a Validate all
+        # or a monitor round alone read 10,000 jobs again for nothing).
         bridge.jobs_changed.connect(self.refresh)
-        bridge.results_changed.connect(self.refresh)
-        bridge.providers_changed.connect(self.refresh)
 
     # -- loading -------------------------------------------------------------------------------
 
