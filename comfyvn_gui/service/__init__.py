@@ -401,8 +401,10 @@ class Service:
         """One advised job per unit of work of an importer summary; all or nothing."""
         return self._jobs.import_summary(data)
 
-    def list_jobs(self, status: Sequence[str] | None = None) -> list[Job]:
-        return self._jobs.select(status)
+    def list_jobs(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
+        """The jobs in the queue (with one of ``status``). ``brief``: without the alternatives
+        in each decision's advice (a list's view needs none; ``get_job`` has them)."""
+        return self._jobs.select(status, brief=brief)
 
     def count_jobs(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), without reading them."""

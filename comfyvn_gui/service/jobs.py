@@ -156,8 +156,8 @@ class JobsFeature:
         _, drafts = parse_summary(data)
         return self.add_jobs([(d.title, d.workload, d.source) for d in drafts])
 
-    def select(self, status: Sequence[str] | None = None) -> list[Job]:
-        return self.job_store.select(status=status)
+    def select(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
+        return self.job_store.select(status=status, brief=brief)
 
     def get(self, job_id: int) -> Job:
         return self.job_store.get(job_id)

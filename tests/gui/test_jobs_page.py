@@ -433,7 +433,11 @@ def test_importing_a_summary_fills_the_view_with_advised_jobs(
     assert not review.assumptions.isVisible()
     review.assumptions_toggle.click()
     assert review.assumptions.isVisible() and "A10G" in review.assumptions.text()
+    # The list holds jobs without their alternatives; the panel reads the selected one whole.
     alternatives = review.alternatives_model
+    qtbot.waitUntil(lambda: alternatives.rowCount() == 2, timeout=WAIT_MS)
+    assert "alternatives" in review.job.meta["compute"]["advice"]
+    assert "alternatives" not in page.model.job(ids[0]).meta["compute"]["advice"]
     rows = {alternatives.alternative(r)["provider"]: r for r in range(alternatives.rowCount())}
     assert set(rows) == {"runpod-b", "local"}
     assert alternatives.index(rows["runpod-b"], 1).data().startswith("$")
@@ -642,6 +646,7 @@ def test_choosing_another_provider_is_recorded_and_can_be_undone(
     review = page.review
     assert not review.use_button.isEnabled()  # nothing selected yet
     assert not review.back_button.isVisibleTo(page)
+    qtbot.waitUntil(lambda: review.alternatives_model.rowCount() == 2, timeout=WAIT_MS)
     assert review.select_alternative("local")
     assert not review.use_button.isEnabled()  # not eligible
     assert review.select_alternative("runpod-b")

@@ -410,3 +410,27 @@ def test_counting_and_the_providers_of_queued_jobs_read_no_job(
     }
     assert svc.job_providers(["queued"])[jobs[1].id] == "runpod-b"
     assert svc.count_jobs(["running"]) == 0 and svc.job_providers(["running"]) == {}
+
+
+def test_a_brief_list_is_the_full_list_without_the_alternatives(
+    svc: Service, runpod: RunPodFake
+) -> None:
+    """The Jobs view reads jobs brief: each advice without its list of alternatives (most of
+    what is stored with many providers); everything else is what a full read gives."""
+    two_runpods(svc, runpod)
+    svc.add_job({"kind": "cg_remix", "vram_gb": 10, "gpu_hours": 1})
+    svc.add_job({"kind": "translation", "items": 3})
+    full, brief = svc.list_jobs(), svc.list_jobs(brief=True)
+    assert [j.id for j in brief] == [j.id for j in full]
+    for whole, short in zip(full, brief, strict=True):
+        advice = dict(whole.meta["compute"]["advice"])
+        assert len(advice.pop("alternatives")) >= 2
+        assert short.meta["compute"]["advice"] == advice
+        assert short.model_dump(exclude={"meta"}) == whole.model_dump(exclude={"meta"})
+        assert short.compute is not None and whole.compute is not None
+        assert (short.compute.provider, short.compute.decided_by) == (
+            whole.compute.provider,
+            whole.compute.decided_by,
+        )
+        assert "alternatives" in svc.get_job(short.id).meta["compute"]["advice"]
+    assert svc.list_jobs(["queued"], brief=True) == brief

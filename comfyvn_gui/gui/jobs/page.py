@@ -7,8 +7,10 @@ through :class:`~comfyvn_gui.gui.bridge.ServiceBridge` (the service's I/O pool;
 docs/architecture.md, "GUI"). The service re-advises the queued jobs itself whenever a
 provider's health or activation, the registry or an ``advisor.*`` setting changes; this page
 only reloads when the bridge says the job queue changed (the re-advice of a health,
-validation or registry change is such a change; the check results alone are not). Reloads are coalesced: while one reads, any number of further requests make one more
-read, never a queue of them.
+validation or registry change is such a change; the check results alone are not). Reloads
+are coalesced: while one reads, any number of further requests make one more read, never a
+queue of them. The list reads jobs brief (without each advice's alternatives); the Review
+panel reads the selected job whole.
 """
 
 from __future__ import annotations
@@ -296,8 +298,9 @@ class JobsPage(QWidget):
         self.banner.show_message("error", f"The job queue cannot be read: {exc.message}")
 
     def _read_state(self) -> PreparedJobs:
-        # The rows are worked out here, off the GUI thread (10,000 jobs: seconds otherwise).
-        return self.model.prepare(self.svc.list_jobs())
+        # Brief jobs (no alternatives: the Review panel reads the selected job whole), their
+        # rows worked out here, off the GUI thread (10,000 jobs: seconds otherwise).
+        return self.model.prepare(self.svc.list_jobs(brief=True))
 
     def _apply(self, prepared: PreparedJobs) -> None:
         selected = self.selected_job_id()
@@ -373,10 +376,23 @@ class JobsPage(QWidget):
             if shown is not None:
                 self.review.show_job(None)
             return
-        if shown is not None and shown.id == job.id and shown == job:
+        if shown is not None and _same_version(shown, job):
             return
         self.review.show_job(job)
+        if _brief(job):  # the alternatives come with the whole job
+            self.bridge.spawn(self._show_whole(job), name="jobs-review-whole")
         self._load_events()
+
+    async def _show_whole(self, brief: Job) -> None:
+        """Read the job shown in the Review panel whole (the list holds it without its
+        alternatives) and show it, unless another job or version is shown by then."""
+        try:
+            whole = await self.bridge.call(self.svc.get_job, brief.id)
+        except ComfyVNError:
+            return  # it left the queue meanwhile: the next reload says so
+        shown = self.review.job
+        if shown is not None and shown.id == brief.id and _same_version(whole, brief):
+            self.review.show_job(whole)
 
     def _load_events(self) -> None:
         task = self._events_task
@@ -558,3 +574,18 @@ class JobsPage(QWidget):
     def close_dialogs(self) -> None:
         """Close the open file dialog, if any (the window is closing)."""
         self.dialogs.close_all()
+
+
+def _brief(job: Job) -> bool:
+    """Whether ``job`` was read without its alternatives (``list_jobs(brief=True)``)."""
+    advice = (job.meta.get("compute") or {}).get("advice")
+    return isinstance(advice, dict) and "alternatives" not in advice
+
+
+def _same_version(a: Job, b: Job) -> bool:
+    """The same job as stored at the same time (one may be brief, the other whole)."""
+    if a is b:
+        return True
+    if _brief(a) == _brief(b):
+        return a == b
+    return (a.id, a.updated_at, a.status, a.title) == (b.id, b.updated_at, b.status, b.title)
