@@ -376,6 +376,31 @@ def test_sorting_by_cost_is_numeric_and_the_filter_matches_any_column(
     assert page.proxy.rowCount() == 5 and page.count.text() == "5 jobs"
 
 
+def test_a_filter_follows_rows_that_change_while_it_is_on(qtbot: QtBot, page: JobsPage) -> None:
+    """The filter matches all rows at once and keeps the result until the rows change; a
+    job renamed into or out of the filter, or added, shows or hides at once."""
+
+    def shown() -> list[int]:
+        return sorted(
+            page.proxy.index(r, 0).data(JOB_ROLE).id for r in range(page.proxy.rowCount())
+        )
+
+    jobs = [synthetic(i, title=f"Voice line {i}" if i % 2 else f"Scene {i}") for i in range(1, 7)]
+    page.model.set_jobs(jobs)
+    page.filter_edit.setText("voice")
+    assert shown() == [1, 3, 5]
+    jobs[1] = synthetic(2, title="Voice over 2")  # now matches
+    jobs[2] = synthetic(3, title="Scene 3")  # no longer matches
+    page.model.set_jobs(list(jobs))
+    assert shown() == [1, 2, 5]
+    page.model.set_jobs([*jobs, synthetic(7, title="voice 7")])  # a reset: matched again
+    assert shown() == [1, 2, 5, 7]
+    page.filter_edit.setText("voice 7")
+    assert shown() == [7]
+    page.filter_edit.clear()
+    assert shown() == list(range(1, 8))
+
+
 def test_ten_thousand_jobs_load_into_the_model(qtbot: QtBot) -> None:
     jobs = [synthetic(i, cost_usd=(i % 97) / 10 or None) for i in range(1, 10_001)]
     model = JobsModel()

@@ -310,6 +310,7 @@ class JobsModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[_Row] = []
+        self._search_cache: tuple[list[_Row], list[str]] | None = None
         self._index: dict[int, int] = {}
         self._queue: list[int] = []
         self._sort_column = -1
@@ -476,6 +477,15 @@ class JobsModel(QAbstractTableModel):
     def job(self, job_id: int) -> Job | None:
         i = self._index.get(job_id)
         return None if i is None else self._rows[i].job
+
+    def search_texts(self) -> list[str]:
+        """Each row's search text, in row order (a new list object whenever the rows change:
+        the filter keeps what it matched against the list it matched)."""
+        rows = self._rows
+        cached = self._search_cache
+        if cached is None or cached[0] is not rows:
+            cached = self._search_cache = (rows, [r.search for r in rows])
+        return cached[1]
 
     def row_of(self, job_id: int) -> int:
         """The row of job ``job_id``, or -1."""

@@ -81,6 +81,9 @@ class _JobsProxy(QSortFilterProxyModel):
         self.setFilterRole(SEARCH_ROLE)
         self.setFilterKeyColumn(Column.JOB)
         self._needle: list[str] = []
+        self._model: JobsModel | None = None
+        self._matched: list[bool] = []
+        self._matched_for: list[str] | None = None  # the search texts _matched was made of
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         source = self.sourceModel()
@@ -91,6 +94,7 @@ class _JobsProxy(QSortFilterProxyModel):
         needle = text.casefold().split()
         if needle == self._needle:
             return
+        self._matched_for = None
         if hasattr(self, "beginFilterChange"):  # Qt 6.9+
             self.beginFilterChange()
             self._needle = needle
@@ -100,11 +104,20 @@ class _JobsProxy(QSortFilterProxyModel):
             self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
-        if not self._needle:
+        # Called once per row: the matches are worked out for all rows at once, in one Python
+        # loop (10,000 rows: a few ms instead of ~70 ms of index() and data() calls).
+        if not self._needle or self._model is None:
             return True
-        model = self.sourceModel()
-        text = model.data(model.index(source_row, 0, source_parent), SEARCH_ROLE)
-        return all(word in text for word in self._needle)
+        texts = self._model.search_texts()
+        if texts is not self._matched_for:
+            needle = self._needle
+            self._matched = [all(word in text for word in needle) for text in texts]
+            self._matched_for = texts
+        return self._matched[source_row]
+
+    def setSourceModel(self, model: Any) -> None:
+        super().setSourceModel(model)
+        self._model = model
 
 
 class JobsPage(QWidget):
