@@ -237,10 +237,14 @@ def _run(page: str, screenshot: Path | None) -> int:
 def _tune_gc() -> None:
     """Fewer, cheaper garbage collections once the app has started: what exists now (Qt
     wrappers, the catalog, modules) is never collected, and young collections run less often.
-    A full collection in a worker thread stops every thread, the GUI's included."""
+    A full collection in a worker thread stops every thread, the GUI's included.
+
+    Only the young generations are collected first: a full collection here found nothing to
+    free (0 objects, measured) but held the GUI thread ~300 ms with 10,000 jobs loaded
+    (``benchmarks/window_bench.py``)."""
     import gc
 
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
