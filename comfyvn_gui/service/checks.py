@@ -117,13 +117,18 @@ class ChecksFeature:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         seen_txn = self.registry.current_txn() if kind == "validate" else None
-        preread = await self._read_all_secrets(entries, deadline)
-        results = await asyncio.gather(
-            *(
-                self._check_one(kind, e, deadline, network, transport, preread.get(e.id))
-                for e in entries
-            )
-        )
+        # The secrets are read in one batch while the checks that need none (an SSH key is a
+        # file) already run.
+        preread = asyncio.ensure_future(self._read_all_secrets(entries, deadline))
+
+        async def one(entry: ProviderEntry) -> tuple[CheckResult, str | None]:
+            secrets = (await preread).get(entry.id) if entry.secrets_set else None
+            return await self._check_one(kind, entry, deadline, network, transport, secrets)
+
+        try:
+            results = await asyncio.gather(*(one(e) for e in entries))
+        finally:
+            preread.cancel()  # (done by then, unless the call itself was cancelled)
         outcome = [r for r, _ in results]
         await loop.run_in_executor(self.workers.io_pool, self._record, kind, results, seen_txn)
         return outcome
