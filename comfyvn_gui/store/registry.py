@@ -313,7 +313,7 @@ class Registry:
         """The registry as an export document; secrets only when asked for."""
         with self._locked(recover="best_effort" if not include_secrets else "required"):
             providers = self._read().providers
-            secrets = {p.id: self.read_secrets(p) for p in providers} if include_secrets else {}
+            secrets = self.read_secrets_many(providers) if include_secrets else {}
         data = rules.export_document(
             providers,
             secrets,
