@@ -454,6 +454,11 @@ def test_importing_a_summary_fills_the_view_with_advised_jobs(
     )
     lines = dict(review.warnings.items())
     assert lines["residency"].startswith("⚠ Residency: where it may run (runpod-a): RunPod")
+    labels = review.warnings.labels()
+    assert labels and all(label.isVisible() for label in labels)
+    assert [label.text() for label in labels][: len(lines)] == [
+        t for _, t in review.warnings.items()
+    ]
     assert "12 GB of VRAM" in review.requirements.text()
     assert not review.assumptions.isVisible()
     review.assumptions_toggle.click()

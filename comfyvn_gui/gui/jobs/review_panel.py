@@ -123,9 +123,14 @@ class WarningList(QWidget):
         self._items: list[tuple[str, str]] = []
 
     def set_warnings(self, warnings: Sequence[Mapping[str, Any]]) -> None:
+        # The list is hidden while its lines are replaced and shown once: showing each new
+        # line in a shown list laid the whole Review panel out again per line (300-500 ms
+        # for a job with many warnings, each time the selection moved).
+        shown = self.isVisible()
+        if shown:
+            self.hide()
         for label in self._labels:
             self._layout.removeWidget(label)
-            label.hide()
             label.deleteLater()
         self._labels = []
         self._items = []
@@ -136,9 +141,10 @@ class WarningList(QWidget):
                 label.setToolTip(code)
                 self._items.append((code, text))
             self._layout.addWidget(label)
-            label.show()  # (a child added to a shown widget stays hidden until shown)
             self._labels.append(label)
         self.setAccessibleDescription(f"{len(self._items)} warnings")
+        if shown:
+            self.show()
 
     def items(self) -> list[tuple[str, str]]:
         """(code, the line shown) for each warning."""
