@@ -441,13 +441,13 @@ def stalls(tmp: Path, fake: RunPodProcess, n_providers: int, n_jobs: int) -> lis
     saved_gc: dict[str, Any] = {}
 
     async def app_tuning() -> str:
-        """The app's one-time tuning, 3 s after start-up (gui/app.py _tune_gc): one full
-        collection, then freeze. Not judged: it happens once, before any work."""
+        """The app's one-time tuning, 3 s after start-up (gui/app.py _tune_gc): the young
+        generations collected, then freeze. Not judged: it happens once, before any work."""
+        from comfyvn_gui.gui.app import _tune_gc
+
         saved_gc["threshold"] = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_TUNED)
-        return f"gc.collect() + gc.freeze() of {gc.get_freeze_count():,} objects, once"
+        _tune_gc()
+        return f"gui/app.py _tune_gc: gc.freeze() of {gc.get_freeze_count():,} objects, once"
 
     async def app_mode() -> str:
         """What the desktop app does: checks on the bridge's own loop in a worker thread,
