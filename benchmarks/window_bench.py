@@ -70,6 +70,7 @@ from gui_bench import (  # noqa: E402
     STALL_LIMIT_MS,
     GcWatch,
     PaintWatch,
+    Phase,
     StallProbe,
     pct,
 )
@@ -211,7 +212,10 @@ class StallTracer(threading.Thread):
 # --------------------------------------------------------------------------- phases
 
 
-class Result:
+class Result(Phase):
+    """A phase of this benchmark: gui_bench's (its p99 and worst gap) with the stalls' where
+    lines and the time it ended."""
+
     def __init__(
         self,
         name: str,
@@ -222,16 +226,8 @@ class Result:
         stalls: list[Stall],
         ended: float,
     ) -> None:
-        self.name, self.gaps, self.seconds, self.note = name, gaps, seconds, note
-        self.gc_pauses, self.stalls, self.ended = gc_pauses, stalls, ended
-
-    @property
-    def p99(self) -> float:
-        return pct(self.gaps, 0.99)
-
-    @property
-    def worst(self) -> float:
-        return max(self.gaps, default=0.0)
+        super().__init__(name, gaps, seconds, note, gc_pauses)
+        self.stalls, self.ended = stalls, ended
 
     @property
     def met(self) -> bool:
