@@ -335,6 +335,31 @@ def test_only_a_change_of_the_queue_reads_the_queue_again(
         bridge.jobs_changed.emit()
 
 
+def test_the_review_shows_a_jobs_new_version_even_within_the_same_millisecond(
+    qtbot: QtBot, page: JobsPage
+) -> None:
+    """The list holds jobs brief and the Review panel the selected one whole; a new version of
+    the job (here: a new decision with the same ``updated_at``) is shown, never mistaken for
+    the version already on screen because only the alternatives tell them apart."""
+
+    def brief(job: Job) -> Job:
+        compute = job.meta["compute"]
+        advice = {k: v for k, v in compute["advice"].items() if k != "alternatives"}
+        return job.model_copy(update={"meta": {"compute": {**compute, "advice": advice}}})
+
+    whole = synthetic(1, cost_usd=2.0)
+    assert "alternatives" in whole.meta["compute"]["advice"]
+    page.model.set_jobs([brief(whole)])
+    assert page.select_job(1)
+    page.review.show_job(whole)  # as the whole job's read shows it
+    page._sync_review()
+    assert page.review.job is whole  # the same version: kept, alternatives and all
+    newer = brief(synthetic(1, cost_usd=9.5))  # same updated_at, another estimate
+    page.model.set_jobs([newer])
+    page._sync_review()
+    assert page.review.decision.text().startswith("Runs on runpod-a — $9.50")
+
+
 def test_sorting_by_cost_is_numeric_and_the_filter_matches_any_column(
     qtbot: QtBot, page: JobsPage, qtmodeltester: Any
 ) -> None:

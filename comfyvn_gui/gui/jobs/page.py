@@ -597,8 +597,15 @@ def _brief(job: Job) -> bool:
 
 def _same_version(a: Job, b: Job) -> bool:
     """The same job as stored at the same time (one may be brief, the other whole)."""
-    if a is b:
-        return True
-    if _brief(a) == _brief(b):
-        return a == b
-    return (a.id, a.updated_at, a.status, a.title) == (b.id, b.updated_at, b.status, b.title)
+    return a is b or _without_alternatives(a) == _without_alternatives(b)
+
+
+def _without_alternatives(job: Job) -> Job:
+    compute = job.meta.get("compute")
+    if not isinstance(compute, dict):
+        return job
+    advice = compute.get("advice")
+    if not isinstance(advice, dict) or "alternatives" not in advice:
+        return job
+    brief = {k: v for k, v in advice.items() if k != "alternatives"}
+    return job.model_copy(update={"meta": {**job.meta, "compute": {**compute, "advice": brief}}})
