@@ -29,7 +29,7 @@ cloud SDK, no HTTP client, no advisor and no SQLite: the advice, jobs and diagno
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -405,6 +405,13 @@ class Service:
         """The jobs in the queue (with one of ``status``). ``brief``: without the alternatives
         in each decision's advice (a list's view needs none; ``get_job`` has them)."""
         return self._jobs.select(status, brief=brief)
+
+    def iter_jobs(
+        self, status: Sequence[str] | None = None, *, brief: bool = False
+    ) -> Iterator[Job]:
+        """:meth:`list_jobs` one job at a time, read in the calling thread (consume it there):
+        a reader that keeps little of each job never holds them all."""
+        return self._jobs.iter_select(status, brief=brief)
 
     def count_jobs(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), without reading them."""

@@ -10,7 +10,7 @@ provider can no longer run the job, which is recorded too. When to re-advise is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,6 +158,11 @@ class JobsFeature:
 
     def select(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
         return self.job_store.select(status=status, brief=brief)
+
+    def iter_select(
+        self, status: Sequence[str] | None = None, *, brief: bool = False
+    ) -> Iterator[Job]:
+        return self.job_store.iter_select(status=status, brief=brief)
 
     def get(self, job_id: int) -> Job:
         return self.job_store.get(job_id)

@@ -168,8 +168,15 @@ class JobStore:
         without its ``alternatives`` (removed by SQLite before Python parses anything): about
         85 % of a job's stored advice with 50 providers, and of the time and memory a list
         of 10,000 jobs takes; :meth:`get` reads a job whole."""
+        return list(self.iter_select(status=status, brief=brief))
+
+    def iter_select(
+        self, *, status: Sequence[str] | None = None, brief: bool = False
+    ) -> Iterator[Job]:
+        """:meth:`select`, one job at a time (read in batches, in the calling thread): a
+        caller that keeps little of each job never holds all of them at once."""
         if not self.exists():
-            return []
+            return
         conn = self._connect()
         columns = (
             f"{_COLUMNS}, json_remove(meta, '$.compute.advice.alternatives') AS meta"
@@ -178,13 +185,18 @@ class JobStore:
         )
         if status:
             marks = ",".join("?" * len(status))
-            rows = conn.execute(
+            cursor = conn.execute(
                 f"SELECT {columns} FROM jobs WHERE status IN ({marks}) ORDER BY id",
                 tuple(status),
-            ).fetchall()
+            )
         else:
-            rows = conn.execute(f"SELECT {columns} FROM jobs ORDER BY id").fetchall()
-        return [self._job(r) for r in rows]
+            cursor = conn.execute(f"SELECT {columns} FROM jobs ORDER BY id")
+        try:
+            while batch := cursor.fetchmany(256):
+                for row in batch:
+                    yield self._job(row)
+        finally:
+            cursor.close()
 
     def get(self, job_id: int) -> Job:
         row = None

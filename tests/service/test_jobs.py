@@ -434,3 +434,6 @@ def test_a_brief_list_is_the_full_list_without_the_alternatives(
         )
         assert "alternatives" in svc.get_job(short.id).meta["compute"]["advice"]
     assert svc.list_jobs(["queued"], brief=True) == brief
+    # Read one at a time (the Jobs view keeps only the rows of jobs that changed).
+    assert list(svc.iter_jobs(brief=True)) == brief and list(svc.iter_jobs()) == full
+    assert list(svc.iter_jobs(["running"])) == []

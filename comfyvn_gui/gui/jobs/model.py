@@ -9,7 +9,7 @@ that changed: the selection and the scroll position stay), and resets otherwise.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -291,12 +291,19 @@ def _read_only_flags(self: Any, index: QModelIndex | QPersistentModelIndex) -> Q
 
 @dataclass(frozen=True)
 class PreparedJobs:
-    """Jobs with their rows worked out (:meth:`JobsModel.prepare`) against the rows whose
-    identities are ``base``."""
+    """Jobs as rows (:meth:`JobsModel.prepare`), worked out against the rows whose identities
+    are ``base``; a row reused from there holds the job as it was read then (equal to the one
+    read now)."""
 
-    jobs: list[Job]
     base: frozenset[int]
     rows: list[_Row]
+    #: The jobs' ids in the queue's order, and the rows made anew (the jobs that changed).
+    ids: list[int]
+    fresh: list[_Row]
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [r.job for r in self.rows]
 
 
 class JobsModel(QAbstractTableModel):
@@ -378,20 +385,23 @@ class JobsModel(QAbstractTableModel):
 
     # -- ours ------------------------------------------------------------------------------
 
-    def prepare(self, jobs: Sequence[Job]) -> PreparedJobs:
+    def prepare(self, jobs: Iterable[Job]) -> PreparedJobs:
         """Work out the rows of ``jobs`` against the rows shown now: safe in any thread (the
         jobs page calls it in its read, off the GUI thread). Comparing 10,000 jobs and making
         the rows of the changed ones took 0.7-3 s, which :meth:`set_jobs` then need not do."""
         base = tuple(self._rows)  # one atomic copy; the GUI thread replaces, never edits it
         old = {r.job.id: r for r in base}
-        rows = []
-        for pos, job in enumerate(jobs):
+        rows, ids, fresh = [], [], []
+        for pos, job in enumerate(jobs):  # (jobs may be read one at a time: keep none here)
             prev = old.get(job.id)
+            ids.append(job.id)
             if prev is not None and (prev.job is job or prev.job == job):
-                rows.append(prev)
+                rows.append(prev)  # the job just read is dropped: the row keeps its twin
             else:
-                rows.append(_row(job, pos))
-        return PreparedJobs(list(jobs), frozenset(map(id, base)), rows)
+                row = _row(job, pos)
+                rows.append(row)
+                fresh.append(row)
+        return PreparedJobs(frozenset(map(id, base)), rows, ids, fresh)
 
     def set_jobs(self, jobs: Sequence[Job] | PreparedJobs) -> bool:
         """Show ``jobs`` (in the queue's order; the current sort still applies), or the rows
@@ -406,8 +416,7 @@ class JobsModel(QAbstractTableModel):
             prepared = self.prepare(jobs.jobs)  # the rows changed since it was prepared
         else:
             prepared = jobs
-        old = {r.job.id: r for r in self._rows}
-        ids = [j.id for j in prepared.jobs]
+        ids = prepared.ids
         if ids != self._queue:
             for pos, row in enumerate(prepared.rows):
                 row.pos = pos
@@ -417,16 +426,17 @@ class JobsModel(QAbstractTableModel):
             self._reindex()
             self.endResetModel()
             return True
-        changed: list[int] = []
-        for pos, row in enumerate(prepared.rows):
-            if row is old[row.job.id]:
-                continue
-            row.pos = pos
-            old[row.job.id] = row
-            changed.append(row.job.id)
-        if not changed:
+        if not prepared.fresh:
             return False
-        rows = [old[r.job.id] for r in self._rows]
+        # The same jobs in the same order: only the rows made anew replace theirs (the GUI
+        # thread's work grows with the changes, not with the queue).
+        rows = list(self._rows)
+        changed: list[int] = []
+        for row in prepared.fresh:
+            at_row = self._index[row.job.id]
+            row.pos = rows[at_row].pos
+            rows[at_row] = row
+            changed.append(row.job.id)
         if self._sort_column >= 0:
             self._relayout(self._ordered(rows))
         else:

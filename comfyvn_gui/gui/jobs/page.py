@@ -313,14 +313,15 @@ class JobsPage(QWidget):
     def _read_state(self) -> PreparedJobs:
         # Brief jobs (no alternatives: the Review panel reads the selected job whole), their
         # rows worked out here, off the GUI thread (10,000 jobs: seconds otherwise).
-        return self.model.prepare(self.svc.list_jobs(brief=True))
+        # (one job at a time: the jobs of unchanged rows are dropped as they are read, so a
+        # reload never holds 10,000 new jobs for the garbage collector to go through)
+        return self.model.prepare(self.svc.iter_jobs(brief=True))
 
     def _apply(self, prepared: PreparedJobs) -> None:
         selected = self.selected_job_id()
-        jobs = prepared.jobs
         if self.model.set_jobs(prepared) and selected is not None:
             self.select_job(selected)
-        elif selected is None and jobs:  # open the first job's review
+        elif selected is None and prepared.rows:  # open the first job's review
             self.select_job(self.model.job_at(0).id)
         self._update_empty()
         self._sync_review()
