@@ -50,7 +50,7 @@ from comfyvn_gui.core.provider_rules import SecretKey, short
 
 from .audit import AuditLog, get_audit_log
 from .paths import Home, atomic_write_text
-from .secrets import SecretStore
+from .secrets import SecretStore, username
 
 BACKUPS_KEPT = 5
 
@@ -572,13 +572,14 @@ class Registry:
             self.audit.event("registry.recovered", txn=txn, outcome="rolled_back")
 
 
-def _prev(key: SecretKey) -> str:
-    return f"{key[0]}/{key[1]}@prev"
-
-
 def _prev_key(key: SecretKey) -> SecretKey:
-    """The (provider, field) under which :func:`_prev` is stored (``username`` joins them)."""
+    """The (provider, field) under which a value being overwritten is parked."""
     return (key[0], f"{key[1]}@prev")
+
+
+def _prev(key: SecretKey) -> str:
+    """The keyring username of the parked value (:func:`_prev_key` joined as every entry)."""
+    return username(*_prev_key(key))
 
 
 def _migrate(data: Any) -> Any:
