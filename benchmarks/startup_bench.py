@@ -8,7 +8,10 @@ Each measurement is a fresh Python process (``QT_QPA_PLATFORM=offscreen``, a new
 * ``bare``: a QApplication and an empty QMainWindow of the app's default size, shown;
 * ``app``: the real entry point, ``comfyvn_gui.__main__.main([])`` (what ``comfyvn-gui`` runs),
   with ``COMFYVN_GUI_STARTUP_PROBE=1``: the app prints a line once its window received its first
-  ``QEvent.Paint`` (an event filter on the window) and exits.
+  ``QEvent.Paint`` (an event filter on the window) and exits;
+* ``cards``: the same in a home of :data:`CARDS_PROVIDERS` providers, with
+  ``COMFYVN_GUI_STARTUP_PROBE=cards``: the app prints once the Remote GPU page has painted the
+  providers' cards (``RemoteGpuPage.first_shown``; goal: at most 2x the bare window).
 
 Both stop at the first ``QEvent.Paint`` the window receives and print a line. Two times
 are taken: from the top of the child script (``time.perf_counter``, Python

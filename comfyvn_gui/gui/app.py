@@ -257,6 +257,7 @@ def _report_startup(window: MainWindow) -> None:
         "perf_counter": time.perf_counter(),
         "painted": window.painted,
         "modules": sorted(m for m in sys.modules if "." not in m),
+        "app_modules": sorted(m for m in sys.modules if m.startswith("comfyvn_gui.")),
         "size": [window.width(), window.height()],
     }
     sys.stdout.write("PAINTED " + json.dumps(line) + "\n")
@@ -266,32 +267,14 @@ def _report_startup(window: MainWindow) -> None:
 
 async def _report_cards(window: MainWindow) -> None:
     """``COMFYVN_GUI_STARTUP_PROBE=cards``: print (as :func:`_report_startup`) once the Remote
-    GPU page has painted a card of a registered provider, then exit."""
+    GPU page has painted the cards of the registered providers, then exit."""
     import asyncio
 
-    from PySide6.QtCore import QEvent, QObject
-
-    painted = asyncio.Event()
-
-    class _CardPainted(QObject):
-        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint:
-                painted.set()
-            return False
-
-    watcher = _CardPainted()
     deadline = time.monotonic() + EXPOSE_TIMEOUT_S
     while time.monotonic() < deadline:
         page = window.remote
-        keys = [k for k in page.cards.keys() if not k.startswith("template:")] if page else []
-        card = page.cards.card(keys[0]) if page is not None and keys else None
-        if card is not None:
-            card.installEventFilter(watcher)
-            card.update()
-            try:
-                await asyncio.wait_for(painted.wait(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                pass
+        if page is not None and any(not k.startswith("template:") for k in page.cards.keys()):
+            await page.first_shown()
             break
         await asyncio.sleep(0.002)
     _report_startup(window)

@@ -9,9 +9,12 @@ home's config folder (docs/architecture.md, "Storage"); a first run greets the u
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
@@ -52,6 +55,7 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
     from .remote_gpu.page import RemoteGpuPage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WINDOW_TITLE = "ComfyVN GPU Manager"
 DEFAULT_SIZE = (1000, 650)
@@ -246,13 +250,17 @@ class MainWindow(QMainWindow):
         if self.remote is not None or self._closing:
             return
         self.build_chrome()
-        self.build_pages()
         if self._autoload:
             self.start()
 
     def build_pages(self) -> RemoteGpuPage:
-        """Build the Remote GPU page (imports the service, pydantic and superqt: done after
-        the first paint so the window appears at once)."""
+        """Build every page now (imports the service and pydantic on the calling thread;
+        :meth:`start` imports them in a worker and builds the Remote GPU page first)."""
+        page = self._build_remote_page()
+        self._build_other_pages()
+        return page
+
+    def _build_remote_page(self) -> RemoteGpuPage:
         if self.remote is not None:
             return self.remote
         self.build_chrome()
@@ -272,7 +280,13 @@ class MainWindow(QMainWindow):
         loading.deleteLater()
         self.pages["remote-gpu"] = page
         self.remote = page
+        return page
 
+    def _build_other_pages(self) -> None:
+        """The Jobs and Advisor pages (after the Remote GPU page: see :meth:`start`)."""
+        if self.jobs is not None:
+            return
+        assert self.bridge is not None
         from .jobs.page import JobsPage
 
         jobs = JobsPage(self.bridge)
@@ -302,7 +316,6 @@ class MainWindow(QMainWindow):
         self._file_menu.insertAction(self.quit_action, jobs.import_action)
         jobs.import_action.triggered.connect(lambda: self.show_page("jobs"))
         self.pages_built.emit()
-        return page
 
     @property
     def is_loaded(self) -> bool:
@@ -312,25 +325,50 @@ class MainWindow(QMainWindow):
         )
 
     def start(self) -> asyncio.Task[Any]:
-        """Load the pages (and start the health monitor); the window is already visible."""
-        page = self.build_pages()
-        assert self.bridge is not None
-        if self._load_task is not None:
-            return self._load_task
-        if self._closing:  # closed before the loop ran: the closed bridge starts nothing
-            return self.bridge.spawn(_done(), name="nothing")
+        """Build and load the pages (and start the health monitor); the window is already
+        visible. Returns the task that ends once the Remote GPU page has loaded.
+
+        In order, so that the providers' cards come first (``benchmarks/startup_bench.py``):
+        the service and the Remote GPU page's modules are imported in a worker thread (the
+        window keeps answering meanwhile), the Remote GPU page is built and reads the
+        providers; once their cards are shown, the Jobs and Advisor pages are built and
+        loaded, the adapters are warmed up and the monitor starts."""
+        if self._load_task is None:
+            import asyncio
+
+            self._load_task = asyncio.get_event_loop().create_task(
+                self._start(), name="window-start"
+            )
+            self._load_task.add_done_callback(_report_failure)
+        return self._load_task
+
+    async def _start(self) -> None:
+        if self.remote is None:
+            self._service = await _in_worker(functools.partial(_prepare_service, self._service))
+        if self._closing:
+            return
+        page = self._build_remote_page()
+        bridge = self.bridge
+        assert bridge is not None
         greet = self._first_run()
-        self.bridge.watch()
+        bridge.watch()
+        loading = page.start(greet=greet)
+        await page.first_shown()  # the cards are on screen
+        if self._closing:
+            return
+        await bridge.call(_import_other_pages)
+        if self._closing:
+            return
+        self._build_other_pages()
         assert self.jobs is not None and self.advisor is not None
         self.jobs.start()
         self.advisor.start()
         # (the provider adapters and HTTP client, imported in a worker ahead of the first
         # check, so that check does not import them on the GUI thread: a stall of ~0.5 s)
-        self.bridge.spawn(self.bridge.call(self.bridge.service.warm_up), name="warm-up")
+        bridge.spawn(bridge.call(bridge.service.warm_up), name="warm-up")
         if self._monitor:
-            self.bridge.spawn(self.bridge.run_monitor(), name="health-monitor")
-        self._load_task = page.start(greet=greet)
-        return self._load_task
+            bridge.spawn(bridge.run_monitor(), name="health-monitor")
+        await loading
 
     def _first_run(self) -> bool:
         """True once per home: the window greets the user with what it found."""
@@ -518,6 +556,8 @@ class MainWindow(QMainWindow):
         if self._diagnostics_dialog is not None:
             self._diagnostics_dialog.reject()
         self._closing = True
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
         if self.remote is not None:
             self.remote.close_dialogs()
         if self.jobs is not None:
@@ -528,8 +568,59 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-async def _done() -> None:
-    return None
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    """A start that failed reaches the error reporter (``sys.excepthook``), as the bridge's
+    tasks do."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        import sys
+
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+
+
+def _prepare_service(service: Service | None) -> Service:
+    """Import the service (pydantic) and the Remote GPU page's modules, make the home's
+    service unless one was given, and load its catalog (read by the page as it is built)."""
+    from comfyvn_gui.service import Service
+
+    from .remote_gpu import page  # noqa: F401
+
+    service = service or Service()
+    _ = service.catalog
+    return service
+
+
+def _import_other_pages() -> None:
+    from .advisor import page as advisor  # noqa: F401
+    from .jobs import page as jobs  # noqa: F401
+
+
+async def _in_worker(fn: Callable[[], T]) -> T:
+    """``fn()`` in a thread of its own (the service's pool does not exist yet), awaited on
+    the GUI's loop."""
+    import asyncio
+    import threading
+
+    loop = asyncio.get_event_loop()  # (qasync may step a task while it is not "running")
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():  # (cancelled: the window closed meanwhile)
+            return
+        if error is None:
+            done.set_result(result)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (fn(), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="comfyvn-start", daemon=True).start()
+    return await done
 
 
 def _loading(page: str, text: str, parent: QWidget) -> QLabel:

@@ -472,7 +472,7 @@ class Service:
         """The home's files other processes change, and what a change of each means to a
         window: ``providers`` (the registry, the settings), ``results`` (check results) or
         ``jobs`` (the queue's database and its write-ahead log)."""
-        jobs = self.job_store.path
+        jobs = self.home.jobs_file  # (not the job store: SQLite is not needed to start)
         return {
             self.home.registry_file: "providers",
             self.settings.path: "providers",

@@ -85,7 +85,7 @@ class JobStore:
 
     def __init__(self, home: Home) -> None:
         self.home = home
-        self.path = home.data_dir / "jobs.sqlite3"
+        self.path = home.jobs_file
         self._local = threading.local()
         self._ready = False
 

@@ -56,6 +56,10 @@ class Home(NamedTuple):
         return self.config_dir / "gui.ini"
 
     @property
+    def jobs_file(self) -> Path:
+        return self.data_dir / "jobs.sqlite3"
+
+    @property
     def advisor_log(self) -> Path:
         return self.log_dir / "compute_advisor.log"
 

@@ -447,6 +447,33 @@ def test_set_cards_reuses_widgets_and_keeps_the_selection(
     assert card.accessibleName() == "RunPod EU, invalid: timed out"
 
 
+def test_cards_filled_into_a_shown_list_and_added_later(qtbot: QtBot) -> None:
+    """The app's path: the list is on screen, empty, when the first cards arrive (shown in one
+    pass); a card added later leaves the focus and the scroll position where they were."""
+    widget = ProviderList()
+    qtbot.addWidget(widget)
+    widget.resize(400, 300)
+    widget.show()
+    qtbot.waitExposed(widget)
+    infos = all_infos()
+    widget.set_cards([i for i in infos if i.key != "studio"])
+    assert widget.body.isVisible()
+    assert shown(widget) == set(widget.keys()) and len(widget.keys()) == 13
+    bar = widget.scroll_area.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    last = widget.card(widget.keys()[-1])
+    assert last is not None
+    last.setFocus()
+    widget.scroll_area.ensureWidgetVisible(last)
+    qtbot.waitUntil(last.hasFocus)
+    scrolled = bar.value()
+    assert scrolled > 0
+    widget.set_cards(infos)  # "studio" registered meanwhile
+    assert widget.card("studio") is not None and widget.card("studio").isVisible()
+    assert last.hasFocus()
+    assert bar.value() == scrolled
+
+
 def test_set_cards_drops_gone_cards_and_their_selection(plist: ProviderList, qtbot: QtBot) -> None:
     plist.select("studio")
     with qtbot.waitSignal(plist.selection_changed) as sig:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, QSettings, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -145,6 +145,65 @@ def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
     assert window.pages["jobs"].objectName() == "page-jobs"
     assert window.stack.widget(0) is window.pages["jobs"]
     assert (window.width(), window.height()) == (1000, 650)
+
+
+def test_the_cards_are_painted_before_the_other_pages_are_built(
+    qtbot: QtBot, app_home: Path
+) -> None:
+    """Start-up is ordered by what the user sees: the providers' cards first (the service is
+    imported in a worker meanwhile), then the Jobs and Advisor pages, the warm-up and the
+    monitor."""
+    from comfyvn_gui.service import Service
+
+    svc = Service()
+    for pid in ("studio-pod", "lan-box"):
+        svc.create_provider("runpod" if pid == "studio-pod" else "lan", {"id": pid})
+    order: list[tuple[str, list[str]]] = []
+    w = MainWindow(service=svc)
+
+    class PaintSpy(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if (
+                event.type() == QEvent.Type.Paint
+                and watched.objectName() == "provider-cards"
+                and w.remote is not None
+                and w.remote.cards.keys()  # (the empty list is painted before)
+            ):
+                order.append(("cards painted", w.remote.cards.keys()))
+            return False
+
+    spy = PaintSpy()
+    app = QApplication.instance()
+    assert app is not None
+    app.installEventFilter(spy)
+    w.pages_built.connect(lambda: order.append(("other pages built", [])))
+    try:
+        loaded(qtbot, w)
+    finally:
+        app.removeEventFilter(spy)
+    steps = [step for step, _ in order]
+    assert "cards painted" in steps and "other pages built" in steps, steps
+    first_paint = steps.index("cards painted")
+    assert first_paint < steps.index("other pages built"), steps
+    assert {"studio-pod", "lan-box"} <= set(order[first_paint][1])
+    close(qtbot, w)
+
+
+def test_closing_while_the_window_starts_leaves_nothing_running(
+    qtbot: QtBot, app_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w._load_task is not None, timeout=5000)
+    w.close()  # (the service may still be being prepared in its worker)
+    task = w._load_task
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=10000)
+    qtbot.waitUntil(lambda: w.bridge is None or not w.bridge._tasks, timeout=10000)
+    assert task.cancelled() or task.exception() is None
+    assert w.jobs is None  # nothing more was built once it closed
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def test_page_ids_match_the_command_line_choices() -> None:

@@ -253,7 +253,7 @@ class ProviderList(QWidget):
         self.filter.textChanged.connect(self._apply_filter)
         self.filter.installEventFilter(self)
 
-        body = QWidget()
+        self.body = body = QWidget()
         body.setObjectName("provider-cards")
         body.setAccessibleName("Provider cards")
         self.registered_header = _label("Your providers", "group-registered", body, bold=True)
@@ -300,6 +300,12 @@ class ProviderList(QWidget):
         ``selection_changed("")`` is emitted.
         """
         wanted = {info.key: info for info in infos}
+        body = self.body
+        # The first cards are shown with their list in one pass, not one by one (~1 ms a
+        # card; later, the focus and the scroll position stay where they are).
+        hide_body = body.isVisible() and not self._cards and bool(wanted)
+        if hide_body:
+            body.hide()
         for key in [k for k in self._cards if k not in wanted]:
             card = self._cards.pop(key)
             card.hide()
@@ -308,7 +314,7 @@ class ProviderList(QWidget):
         for key in order:
             existing = self._cards.get(key)
             if existing is None:
-                card = ProviderCard(wanted[key], self.scroll_area.widget())
+                card = ProviderCard(wanted[key], body)
                 card.activated.connect(self._on_card_activated)
                 card.installEventFilter(self)
                 self._cards[key] = card
@@ -328,6 +334,8 @@ class ProviderList(QWidget):
         if lost:
             self._selected = None
         self._apply_filter(self.filter.text())
+        if hide_body:
+            body.show()
         if lost:
             self.selection_changed.emit("")
 

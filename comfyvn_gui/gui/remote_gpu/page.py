@@ -38,6 +38,7 @@ from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
+from comfyvn_gui.gui.painted import next_paint
 from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["RemoteGpuPage"]
 
 log = logging.getLogger(__name__)
+
+#: How long :meth:`RemoteGpuPage.first_shown` waits for the cards' first paint.
+FIRST_PAINT_WAIT_S = 1.0
 
 
 #: What a reload reads off the GUI thread: the entries, the last results, the broken ones' reasons.
@@ -83,6 +87,7 @@ class RemoteGpuPage(QWidget):
         )
         self.dialogs = OpenDialogs()
         self.is_loaded = False
+        self._shown = asyncio.Event()  # the first read shown (or ended without)
 
         self.greeting = Banner(self)
         self.greeting.setObjectName("greeting")
@@ -232,8 +237,13 @@ class RemoteGpuPage(QWidget):
         return self.bridge.spawn(self.load(greet=greet), name="remote-gpu-load")
 
     async def load(self, *, greet: bool = False) -> None:
-        _, (backend, problem), snap = await asyncio.gather(
-            self.reload(),
+        # The providers' cards first; the keyring and the local GPUs after (start-up time).
+        try:
+            await self.reload()
+        finally:
+            self._shown.set()
+        await self.first_shown()
+        (backend, problem), snap = await asyncio.gather(
             self.bridge.call(self.svc.keyring_status),
             self.bridge.call(self.svc.local_snapshot),
         )
@@ -255,6 +265,12 @@ class RemoteGpuPage(QWidget):
                     self.cards.select(first)
         self.is_loaded = True
         self.loaded.emit()
+
+    async def first_shown(self) -> None:
+        """Returns once :meth:`load` has shown the providers' cards (or failed to read them)
+        and they have been painted (at most :data:`FIRST_PAINT_WAIT_S` later)."""
+        await self._shown.wait()
+        await next_paint(self.cards.body, FIRST_PAINT_WAIT_S)
 
     @Slot()
     def refresh(self) -> asyncio.Task[Any]:
