@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -558,7 +558,7 @@ def test_dropping_a_summary_on_the_page_imports_it(
     text.write_text("hello", "utf-8")
     plain = _mime(text)  # (an event does not own its data: keep it alive)
     refused = QDragEnterEvent(
-        QPointF(20, 20),
+        QPoint(20, 20),
         Qt.DropAction.CopyAction,
         plain,
         Qt.MouseButton.LeftButton,
@@ -569,7 +569,7 @@ def test_dropping_a_summary_on_the_page_imports_it(
 
     mime = _mime(text, MOONLIT)
     enter = QDragEnterEvent(
-        QPointF(20, 20),
+        QPoint(20, 20),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
