@@ -47,7 +47,7 @@ def run(
         if args.command == "providers":
             return _providers(args, svc, out, stdin)
         if args.command == "settings":
-            return _settings(args, svc, out)
+            return _settings(args, svc, out, stdin)
         if args.command == "advise":
             return _advise(args, svc, out, stdin)
         if args.command == "jobs":

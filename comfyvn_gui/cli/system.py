@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TextIO
 
 from comfyvn_gui.core import wording
 from comfyvn_gui.service import Service
 
-from .output import EXIT_FAILED, EXIT_OK, Output
+from .output import EXIT_FAILED, EXIT_OK, Output, _read_json_source
 
 
-def _settings(args: argparse.Namespace, svc: Service, out: Output) -> int:
-    from comfyvn_gui.core.settings import SETTINGS
+def _settings(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) -> int:
+    from comfyvn_gui.core.settings import SETTINGS, spec_for
 
     if args.action == "get":
         if args.key:
@@ -30,17 +31,25 @@ def _settings(args: argparse.Namespace, svc: Service, out: Output) -> int:
             out.table(
                 ["KEY", "VALUE", "DESCRIPTION"],
                 [
-                    [k, json.dumps(v), SETTINGS[k].help if k in SETTINGS else ""]
+                    [
+                        k,
+                        json.dumps(SETTINGS[k].summary(v) if k in SETTINGS else v),
+                        SETTINGS[k].help if k in SETTINGS else "",
+                    ]
                     for k, v in values.items()
                 ],
             )
         return EXIT_OK
     if args.action == "set":
-        value = svc.set_setting(args.key, args.value)
+        spec = spec_for(args.key)
+        given = args.value
+        if spec.from_file and given.strip().lower() not in ("null", "none", ""):
+            given = _read_json_source(given, stdin, f"the file for {spec.key}")
+        value = svc.set_setting(spec.key, given)
         if out.as_json:
             out.json({args.key: value})
         else:
-            out.line(f"{args.key} = {json.dumps(value)}")
+            out.line(f"{args.key} = {json.dumps(spec.summary(value))}")
         return EXIT_OK
     value = svc.unset_setting(args.key)
     if out.as_json:

@@ -20,6 +20,8 @@ Settings never hold secrets.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import re
@@ -29,6 +31,13 @@ from typing import Any
 
 from .catalog import RESIDENCY_ZONES
 from .errors import InputError
+from .runs import (
+    REQUIRED_PLACEHOLDERS,
+    SHIPPED_KINDS,
+    TEMPLATE_KINDS,
+    check_template,
+    template_setting,
+)
 
 __all__ = [
     "SETTINGS",
@@ -55,6 +64,10 @@ class SettingSpec:
     help: str
     accepts: str = ""
     parse: Callable[[Any], Any] = field(default=lambda v: v, repr=False, compare=False)
+    #: The command line's VALUE is a JSON file (or - for standard input) holding the value.
+    from_file: bool = False
+    #: A short, JSON-able form of a value for tables and the audit log (default: itself).
+    summary: Callable[[Any], Any] = field(default=lambda v: v, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -212,6 +225,53 @@ _SPECS += (
     ),
 )
 
+
+def _workflow(kind: str) -> Callable[[Any], dict[str, Any] | None]:
+    def parse(value: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in _NULL_WORDS | {""}:
+                return None
+            value = json.loads(text)  # (JSONDecodeError is a ValueError)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        # An InputError from here names what is wrong with the graph (not caught below).
+        return check_template(kind, value, where=template_setting(kind))
+
+    return parse
+
+
+def _graph_summary(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    return {"nodes": len(value), "sha256": digest[:16]}
+
+
+for _kind in TEMPLATE_KINDS:
+    _shipped_note = (
+        "null: the template shipped in resources/workflows/"
+        if _kind in SHIPPED_KINDS
+        else "null: none (these jobs need custom nodes, so no template is shipped)"
+    )
+    _SPECS += (
+        SettingSpec(
+            key=template_setting(_kind),
+            type_name="ComfyUI API graph or null",
+            default=None,
+            help=f"The ComfyUI workflow {_kind} jobs run: an API-format graph (ComfyUI's "
+            f"'Save (API Format)') holding "
+            + ", ".join('"{{' + p + '}}"' for p in REQUIRED_PLACEHOLDERS[_kind])
+            + f" (see resources/workflows/README.md); {_shipped_note}.",
+            accepts="a JSON file of a ComfyUI API-format graph, or null",
+            parse=_workflow(_kind),
+            from_file=True,
+            summary=_graph_summary,
+        ),
+    )
+
 SETTINGS: dict[str, SettingSpec] = {spec.key: spec for spec in _SPECS}
 
 
@@ -221,7 +281,7 @@ def specs() -> list[SettingSpec]:
 
 
 def copy_value(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else value
+    return copy.deepcopy(value) if isinstance(value, list | dict) else value
 
 
 def shown_value(value: Any) -> str:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from comfyvn_gui.core.settings import spec_for
 from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.settings import SettingsStore
 
@@ -31,7 +32,7 @@ class SettingsFeature:
 
     def set(self, key: str, value: Any) -> Any:
         typed = self.settings.set(key, value)
-        self.audit.event("settings.changed", key=key, value=typed)
+        self.audit.event("settings.changed", key=key, value=spec_for(key).summary(typed))
         if key.startswith("advisor."):
             self._on_change(f"{key} was set to {json.dumps(typed)}")
         return typed
@@ -39,7 +40,9 @@ class SettingsFeature:
     def unset(self, key: str) -> Any:
         self.settings.unset(key)
         value = self.settings.get(key)
-        self.audit.event("settings.changed", key=key, value=value, reset=True)
+        self.audit.event(
+            "settings.changed", key=key, value=spec_for(key).summary(value), reset=True
+        )
         if key.startswith("advisor."):
             self._on_change(f"{key} was reset to {json.dumps(value)}")
         return value

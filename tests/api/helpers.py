@@ -54,6 +54,12 @@ SETTING_KEYS = {
     "checks.timeout_s",
     "health.interval_s",
     "network.ca_bundle",
+    "workflows.cg_bake",
+    "workflows.cg_remix",
+    "workflows.cg_super_res",
+    "workflows.sprite_generation",
+    "workflows.translation",
+    "workflows.voice_synthesis",
 }
 
 HEALTH_STATUSES = {"healthy", "degraded", "unhealthy", "unknown"}

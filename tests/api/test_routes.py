@@ -499,6 +499,28 @@ def test_jobs_import_summary_and_refusals(client: httpx.Client) -> None:
 # -- settings -------------------------------------------------------------------------------
 
 
+def test_a_workflow_template_is_set_through_the_api_as_a_graph(
+    client: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from comfyvn_gui.core.runs import shipped_template
+
+    shipped = shipped_template("cg_super_res")
+    assert shipped is not None
+    graph = dict(shipped.graph)
+    put = client.put("/api/settings/workflows.cg_super_res", json={"value": graph})
+    assert ok(put) == {"workflows.cg_super_res": graph}
+    got = run_cli(capsys, "settings", "get", "workflows.cg_super_res")
+    assert got == {"workflows.cg_super_res": graph}
+    no_input = {k: v for k, v in graph.items() if v["class_type"] != "LoadImage"}
+    err = assert_error(
+        client.put("/api/settings/workflows.cg_super_res", json={"value": no_input}),
+        422,
+        fields=["workflows.cg_super_res"],
+    )
+    assert "links to node" in err["message"] or "{{input_image}}" in err["message"]
+    assert ok(client.get("/api/settings/workflows.cg_super_res")) == got  # unchanged
+
+
 def test_settings_read_set_reset_shared_with_the_cli(
     client: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,7 @@ from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import UnsupportedMethodResponse
 
 from comfyvn_gui.core.catalog import resources_dir
+from comfyvn_gui.core.runs import TEMPLATE_KINDS, shipped_template, template_setting
 from comfyvn_gui.core.settings import SETTINGS
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import resolve_home
@@ -166,6 +167,15 @@ _SETTING_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "checks.timeout_s": st.integers(1, 300),
     "network.ca_bundle": st.one_of(st.none(), st.just("/etc/ssl/certs/extra.pem")),
 }
+# The workflow templates: null, or a valid graph of the kind (the shipped one, else a loader).
+_LOADER = {
+    "1": {"class_type": "LoadAudio", "inputs": {"audio": "{{input_file}}"}},
+    "2": {"class_type": "SaveAudio", "inputs": {"audio": ["1", 0], "filename_prefix": "x"}},
+}
+for _kind in TEMPLATE_KINDS:
+    _shipped = shipped_template(_kind)
+    _graph = dict(_shipped.graph) if _shipped is not None else _LOADER
+    _SETTING_VALUES[template_setting(_kind)] = st.sampled_from([None, _graph])
 assert set(_SETTING_VALUES) == set(SETTINGS)
 _SETTING = st.sampled_from(sorted(_SETTING_VALUES)).flatmap(
     lambda key: _SETTING_VALUES[key].map(lambda value: (key, value))

@@ -295,6 +295,46 @@ def test_settings_get_set(capsys: pytest.CaptureFixture[str]) -> None:
     assert "health.interval_s" in out and "600" in out
 
 
+def test_a_workflow_template_setting_is_read_from_a_file_checked_and_shown_short(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "cg_remix.json"
+    graph = json.loads(shipped.read_text("utf-8"))
+    graph["6"]["inputs"]["steps"] = 40
+    mine = tmp_path / "my remix.json"
+    mine.write_text(json.dumps(graph), "utf-8")
+    code, out, err = cli(capsys, "settings", "set", "workflows.cg_remix", str(mine))
+    assert code == 0, err
+    assert out.startswith('workflows.cg_remix = {"nodes": 8, "sha256": ')
+    stored = jcli(capsys, "settings", "get", "workflows.cg_remix")["workflows.cg_remix"]
+    assert stored["6"]["inputs"]["steps"] == 40
+    code, table, _ = cli(capsys, "settings", "get")
+    row = next(line for line in table.splitlines() if line.startswith("workflows.cg_remix"))
+    assert '"nodes": 8' in row and "CLIPTextEncode" not in row  # a summary, not the graph
+
+    # a graph without the placeholder its kind needs, a UI export, a missing file: exit 2, one
+    # line saying what to fix, and the stored template unchanged
+    ui = tmp_path / "ui.json"
+    ui.write_text('{"nodes": [], "links": []}', "utf-8")
+    plain = tmp_path / "plain.json"
+    example = shipped.parents[1] / "examples" / "workflows" / "sdxl_txt2img.json"
+    plain.write_text(example.read_text("utf-8"), "utf-8")
+    for path, message in (
+        (plain, 'must hold "{{input_image}}"'),
+        (ui, "Save (API Format)"),
+        (tmp_path / "missing.json", "cannot read the file for workflows.cg_remix"),
+    ):
+        code, _, err = cli(capsys, "settings", "set", "workflows.cg_remix", str(path))
+        assert code == 2 and message in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    again = jcli(capsys, "settings", "get", "workflows.cg_remix")["workflows.cg_remix"]
+    assert again == stored
+    code, out, _ = cli(capsys, "settings", "unset", "workflows.cg_remix")
+    assert code == 0 and "reset to null" in out
+    code, _, err = cli(capsys, "settings", "set", "workflows.comfyui_workflow", str(mine))
+    assert code == 2 and "unknown setting" in err
+
+
 def test_schemas_are_current(capsys: pytest.CaptureFixture[str]) -> None:
     docs = Path(__file__).resolve().parents[2] / "docs" / "schemas"
     code, _, err = cli(capsys, "schemas", "--check", "--out", str(docs))

@@ -245,6 +245,16 @@ def test_schema_describes_every_field() -> None:
         "width": ["height"],
         "height": ["width"],
     }
+    task = schema["$defs"]["Task"]["properties"]
+    prompt = task["prompt"]["anyOf"][0]
+    assert (prompt["type"], prompt["minLength"], prompt["maxLength"]) == ("string", 1, 2000)
+    prompts = task["prompts"]["anyOf"][0]
+    assert (prompts["minItems"], prompts["maxItems"]) == (1, 10_000)
+    assert prompts["items"]["maxLength"] == 2000
+    assert task["vary_seed"]["anyOf"][0]["type"] == "boolean"
+    workflow_seed = schema["$defs"]["WorkflowJob"]["properties"]["vary_seed"]
+    assert workflow_seed["anyOf"][0]["type"] == "boolean"
+    assert "vary_seed" not in schema["$defs"]["WorkflowJob"].get("required", [])
     languages = schema["$defs"]["TranslationJob"]["properties"]["target_languages"]
     assert languages["minItems"] == 1
     assert "pattern" in languages["items"]
@@ -380,6 +390,100 @@ def test_task_sizes_come_from_the_largest_image_unless_given() -> None:
     )
     sizes = [(d.workload.width, d.workload.height) for d in drafts_of(data)]
     assert sizes == [(2048, 2048), (640, 480), (1920, 1080)]
+
+
+GRAPH = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}
+
+
+@pytest.mark.parametrize(
+    ("task", "carried"),
+    [
+        (
+            {"kind": "cg_super_res", "select": {"type": "cg"}, "prompt": "  sharper, 4k  "},
+            {"prompt": "sharper, 4k"},
+        ),
+        ({"kind": "cg_remix", "assets": ["cg/a.png"], "prompt": "rain"}, {"prompt": "rain"}),
+        (
+            {"kind": "sprite_generation", "items": 2, "prompt": "Hana", "vary_seed": False},
+            {"prompt": "Hana", "vary_seed": False},
+        ),
+        (
+            {"kind": "sprite_generation", "items": 2, "prompts": ["smiling", " angry\n"]},
+            {"prompts": ["smiling", "angry"]},
+        ),
+        (
+            {"kind": "sprite_generation", "assets": ["sprites/s.png"], "prompts": ["one"]},
+            {"prompts": ["one"]},
+        ),
+        ({"kind": "sprite_generation", "items": 3, "vary_seed": True}, {"vary_seed": True}),
+        ({"kind": "sprite_generation", "items": 1, "prompt": "x" * 2000}, {"prompt": "x" * 2000}),
+    ],
+    ids=[
+        "super-res",
+        "remix",
+        "sprite-prompt",
+        "sprite-prompts",
+        "prompts-by-assets",
+        "seed",
+        "2000",
+    ],
+)
+def test_task_prompts_and_seed_reach_the_draft_source(
+    task: dict[str, Any], carried: dict[str, Any]
+) -> None:
+    (draft,) = drafts_of(base(tasks=[task]))
+    assert draft.source["task"] == carried
+    assert draft.source["unit"] == "tasks[0]"
+
+
+@pytest.mark.parametrize("vary_seed", [False, True])
+def test_workflow_vary_seed_reaches_the_draft_source(vary_seed: bool) -> None:
+    unit = {"name": "w", "workflow": GRAPH, "items": 4, "vary_seed": vary_seed}
+    (draft,) = drafts_of(base(tasks=[], workflows=[unit]))
+    assert draft.source == {
+        "project": "Test VN",
+        "unit": "workflows[0]",
+        "assets": [],
+        "asset_count": 0,
+        "task": {"vary_seed": vary_seed},
+    }
+    assert draft.workload.items == 4
+
+
+def test_units_without_prompts_or_seed_have_no_task_in_their_source() -> None:
+    data = base(
+        tasks=[
+            {"kind": "sprite_generation", "items": 2},
+            {"kind": "cg_remix", "select": {"type": "cg"}, "prompt": None, "vary_seed": None},
+        ],
+        workflows=[{"name": "w", "workflow": GRAPH, "items": 2}],
+        translations=[
+            {"name": "UI", "source_language": "en", "target_languages": ["de"], "characters": 5}
+        ],
+    )
+    drafts = drafts_of(data)
+    assert len(drafts) == 4
+    assert all("task" not in d.source for d in drafts)
+    assert all(set(d.source) == {"project", "unit", "assets", "asset_count"} for d in drafts)
+
+
+def test_prompts_do_not_change_the_estimate() -> None:
+    plain = {"kind": "sprite_generation", "items": 2, "width": 1024, "height": 1024}
+    prompted = {**plain, "prompts": ["a", "b"], "vary_seed": False}
+    first, second = drafts_of(base(tasks=[plain, prompted]))
+    assert first.workload == second.workload.model_copy(update={"title": first.workload.title})
+
+
+def test_the_documented_prompt_example_parses() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    section = doc.split("**Prompts and seeds.**")[1]
+    block = re.search(r"```json\n(.*?)```", section, re.S)
+    assert block is not None
+    sprites, remix, workflow = drafts_of(json.loads(block.group(1)))
+    assert sprites.source["task"]["prompts"][0] == "Hana, smiling"
+    assert len(sprites.source["task"]["prompts"]) == sprites.workload.items == 8
+    assert remix.source["task"] == {"prompt": "the same scene in heavy rain, visual novel CG"}
+    assert workflow.source["task"] == {"vary_seed": False}
 
 
 def test_source_lists_at_most_fifty_assets() -> None:
@@ -621,6 +725,179 @@ def test_a_bad_graph_names_the_workflow() -> None:
     assert_error(data, "workflows.0.workflow", "the workflow graph is empty")
     del data["workflows"][0]["workflow"]
     assert_error(data, "workflows.0.workflow", "required field is missing")
+
+
+@pytest.mark.parametrize(
+    ("task", "field", "message"),
+    [
+        (
+            {"kind": "voice_synthesis", "select": {"type": "audio"}, "prompt": "calm"},
+            "tasks.0.prompt",
+            "Voice synthesis takes no prompt (only sprite_generation, cg_remix and cg_super_res "
+            "tasks do): remove prompt",
+        ),
+        (
+            {"kind": "cg_bake", "select": {"type": "cg"}, "prompt": "calm"},
+            "tasks.0.prompt",
+            "CG bake takes no prompt (only sprite_generation, cg_remix and cg_super_res tasks "
+            "do): remove prompt",
+        ),
+        (
+            {"kind": "cg_remix", "select": {"type": "cg"}, "prompts": ["a", "b"]},
+            "tasks.0.prompts",
+            "CG remix takes no prompts (only sprite_generation tasks take one prompt per item): "
+            "use prompt (one prompt for every image) instead",
+        ),
+        (
+            {"kind": "cg_super_res", "select": {"type": "cg"}, "prompts": ["a", "b"]},
+            "tasks.0.prompts",
+            "CG super-res takes no prompts (only sprite_generation tasks take one prompt per "
+            "item): use prompt (one prompt for every image) instead",
+        ),
+        (
+            {"kind": "comfyui_workflow", "items": 2, "prompts": ["a", "b"]},
+            "tasks.0.prompts",
+            "ComfyUI workflow takes no prompts (only sprite_generation tasks take one prompt per "
+            "item): remove prompts",
+        ),
+        (
+            {"kind": "cg_super_res", "select": {"type": "cg"}, "vary_seed": False},
+            "tasks.0.vary_seed",
+            "CG super-res takes no vary_seed (only sprite_generation tasks and workflows vary "
+            "the seed per item): remove vary_seed",
+        ),
+        (
+            {"kind": "comfyui_workflow", "items": 2, "vary_seed": True},
+            "tasks.0.vary_seed",
+            "ComfyUI workflow takes no vary_seed (only sprite_generation tasks and workflows "
+            "vary the seed per item): remove vary_seed (or queue the graph under workflows, "
+            "where vary_seed is allowed)",
+        ),
+        (
+            {"kind": "sprite_generation", "items": 2, "prompt": "Hana", "prompts": ["a", "b"]},
+            "tasks.0.prompts",
+            "give either prompt (the same prompt for every item) or prompts (one per item), "
+            "not both",
+        ),
+    ],
+    ids=[
+        "prompt-voice",
+        "prompt-bake",
+        "prompts-remix",
+        "prompts-super-res",
+        "prompts-workflow-task",
+        "seed-super-res",
+        "seed-workflow-task",
+        "prompt-and-prompts",
+    ],
+)
+def test_task_prompt_fields_only_on_the_kinds_that_use_them(
+    task: dict[str, Any], field: str, message: str
+) -> None:
+    err = error_of(base(tasks=[task]))
+    assert err.fields == [field]
+    assert err.message == f"{field}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("task", "field"),
+    [
+        ({"kind": "cg_remix", "select": {"type": "cg"}, "prompt": " \n\t "}, "tasks.0.prompt"),
+        ({"kind": "cg_remix", "select": {"type": "cg"}, "prompt": ""}, "tasks.0.prompt"),
+        (
+            {"kind": "sprite_generation", "items": 3, "prompts": ["a", "b", "  "]},
+            "tasks.0.prompts.2",
+        ),
+    ],
+    ids=["white-space", "empty", "one-of-prompts"],
+)
+def test_a_blank_prompt_is_refused(task: dict[str, Any], field: str) -> None:
+    err = error_of(base(tasks=[task]))
+    assert err.fields == [field]
+    assert err.message == (
+        f"{field}: is blank: write the prompt's text, or leave prompt / prompts out to use the "
+        "workflow's default prompt"
+    )
+
+
+def test_a_prompt_is_at_most_2000_characters() -> None:
+    task = {"kind": "cg_remix", "select": {"type": "cg"}, "prompt": "x" * 2001}
+    err = error_of(base(tasks=[task]))
+    assert err.message == (
+        "tasks.0.prompt: is 2,001 characters long: a prompt is at most 2,000 characters, "
+        "so shorten it"
+    )
+    task = {"kind": "sprite_generation", "items": 2, "prompts": ["ok", "y" * 2500]}
+    assert_error(base(tasks=[task]), "tasks.0.prompts.1", "is 2,500 characters long")
+    task = {"kind": "cg_remix", "select": {"type": "cg"}, "prompt": f"  {'x' * 2000}  "}
+    assert drafts_of(base(tasks=[task]))[0].source["task"] == {"prompt": "x" * 2000}
+
+
+def test_prompts_must_match_the_number_of_items() -> None:
+    prompts = [f"expression {n}" for n in range(7)]
+    err = error_of(base(tasks=[{"kind": "sprite_generation", "items": 8, "prompts": prompts}]))
+    assert err.fields == ["tasks.0.prompts"]
+    assert err.message == (
+        "tasks.0.prompts: lists 7 prompts but items is 8: give exactly one prompt per item "
+        "(list 8 prompts, or set items to 7)"
+    )
+    data = base(tasks=[{"kind": "sprite_generation", "items": 1, "prompts": ["a", "b"]}])
+    assert error_of(data).message == (
+        "tasks.0.prompts: lists 2 prompts but items is 1: give exactly one prompt per item "
+        "(list 1 prompt, or set items to 2)"
+    )
+
+
+def test_prompts_counted_against_the_assets_when_items_is_not_given() -> None:
+    data = base()
+    data["assets"].append({"id": "sprites/t/", "type": "sprite", "count": 3})
+    data["tasks"] = [{"kind": "sprite_generation", "select": {"type": "sprite"}, "prompts": ["a"]}]
+    err = error_of(data)
+    assert err.message == (
+        "tasks.0.prompts: lists 1 prompt but the task has 4 items (from its assets): give "
+        "exactly one prompt per item, in the order of the assets"
+    )
+    data["tasks"][0]["prompts"] = ["a", "b", "c", "d"]
+    assert drafts_of(data)[0].source["task"] == {"prompts": ["a", "b", "c", "d"]}
+
+
+def test_prompts_hold_one_to_ten_thousand_entries() -> None:
+    task: dict[str, Any] = {"kind": "sprite_generation", "items": 20_000, "prompts": []}
+    err = error_of(base(tasks=[task]))
+    assert err.message == (
+        "tasks.0.prompts: lists no prompts: give one prompt per item, or leave prompts out to "
+        "use the default prompt"
+    )
+    task["prompts"] = ["p"] * 10_001
+    assert error_of(base(tasks=[task])).message == (
+        "tasks.0.prompts: lists 10,001 prompts: at most 10,000 are allowed; split the task "
+        "into several, or use prompt (one prompt for every item) instead"
+    )
+    task["prompts"] = ["p"] * 10_000
+    assert error_of(base(tasks=[task])).message == (
+        "tasks.0.prompts: lists 10,000 prompts but items is 20,000: a task lists at most "
+        "10,000 prompts, so split it into tasks of at most 10,000 items, or use prompt (one "
+        "prompt for every item) instead"
+    )
+    task["items"] = 10_000
+    assert len(drafts_of(base(tasks=[task]))[0].source["task"]["prompts"]) == 10_000
+
+
+def test_prompt_problems_are_reported_with_the_others() -> None:
+    data = base(
+        tasks=[
+            {"kind": "voice_synthesis", "select": {"type": "audio"}, "prompt": "calm"},
+            {"kind": "cg_remix", "assets": ["cg/nope.png"]},
+            {"kind": "sprite_generation", "items": 2, "prompts": ["a"]},
+        ],
+        workflows=[{"name": "w", "workflow": GRAPH, "vary_seed": "sometimes"}],
+    )
+    err = error_of(data)
+    assert err.fields == ["workflows.0.vary_seed"]  # the document is checked first
+    del data["workflows"]
+    err = error_of(data)
+    assert err.fields == ["tasks.0.prompt", "tasks.1.assets.0", "tasks.2.prompts"]
+    assert "tasks.2.prompts: lists 1 prompt but items is 2" in err.message
 
 
 def test_a_bad_derived_figure_names_the_unit() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from comfyvn_gui.core.catalog import WorkloadKind
 from comfyvn_gui.core.workload import (
@@ -29,7 +29,10 @@ from comfyvn_gui.core.workload import (
 
 __all__ = [
     "FORMAT",
+    "MAX_PROMPTS",
+    "MAX_PROMPT_CHARS",
     "MAX_UNITS",
+    "PROMPT_KINDS",
     "SUPPORTED_VERSIONS",
     "Asset",
     "AssetSelector",
@@ -49,6 +52,13 @@ SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
 #: At most this many units of each kind (tasks, workflows, translations) in one summary.
 MAX_UNITS = 1000
+#: A task's prompt (and each of its prompts) is at most this many characters, after trimming.
+MAX_PROMPT_CHARS = 2000
+#: A sprite_generation task lists at most this many prompts (one per item).
+MAX_PROMPTS = 10_000
+#: The kinds whose workflow template takes a task's ``prompt``; only the first takes ``prompts``
+#: (one per item) and ``vary_seed``.
+PROMPT_KINDS: tuple[WorkloadKind, ...] = ("sprite_generation", "cg_remix", "cg_super_res")
 
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
@@ -81,6 +91,39 @@ def _check_language(value: str) -> str:
     if not _LANGUAGE_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a language tag: use a BCP 47 tag such as en, ja, fr, pt-BR, zh-Hans"
+        )
+    return value
+
+
+def _trim(value: Any) -> Any:
+    """A string without its surrounding white space (anything else as given)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _check_prompt(value: str) -> str:
+    if not value:
+        raise ValueError(
+            "is blank: write the prompt's text, or leave prompt / prompts out to use the "
+            "workflow's default prompt"
+        )
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ValueError(
+            f"is {len(value):,} characters long: a prompt is at most {MAX_PROMPT_CHARS:,} "
+            "characters, so shorten it"
+        )
+    return value
+
+
+def _check_prompts(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError(
+            "lists no prompts: give one prompt per item, or leave prompts out to use the "
+            "default prompt"
+        )
+    if len(value) > MAX_PROMPTS:
+        raise ValueError(
+            f"lists {len(value):,} prompts: at most {MAX_PROMPTS:,} are allowed; split the task "
+            "into several, or use prompt (one prompt for every item) instead"
         )
     return value
 
@@ -118,6 +161,21 @@ LanguageTag = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_name)]
 Tag = Annotated[str, Field(min_length=1, max_length=100, description="A tag: 'key:value'")]
+Prompt = Annotated[
+    str,
+    BeforeValidator(_trim),
+    Field(
+        description=f"A text prompt (1-{MAX_PROMPT_CHARS} characters, not blank; surrounding "
+        "white space is removed first)",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+    ),
+    AfterValidator(_check_prompt),
+]
+Prompts = Annotated[
+    list[Prompt],
+    Field(json_schema_extra={"minItems": 1, "maxItems": MAX_PROMPTS}),
+    AfterValidator(_check_prompts),
+]
 
 _BOTH_OR_NEITHER: dict[str, Any] = {"dependentRequired": {"width": ["height"], "height": ["width"]}}
 
@@ -289,6 +347,23 @@ class Task(BaseModel):
     gpu_hours: float | None = Field(
         None, ge=0, le=MAX_GPU_HOURS, description="Overrides the estimate: hours on the A10G"
     )
+    prompt: Prompt | None = Field(
+        None,
+        description=f"The text prompt the kind's workflow runs with (1-{MAX_PROMPT_CHARS} "
+        "characters, not blank); cg_remix, cg_super_res and sprite_generation only (for "
+        "sprites, every item's prompt); default: the workflow's own prompt",
+    )
+    prompts: Prompts | None = Field(
+        None,
+        description=f"One prompt per item, in order, exactly as many as the task's items (at "
+        f"most {MAX_PROMPTS:,}); sprite_generation only, instead of prompt; default: the "
+        "default prompt and the item's number",
+    )
+    vary_seed: bool | None = Field(
+        None,
+        description="Whether each item gets its own seed (the base seed + the item's index); "
+        "sprite_generation only; null or absent: true",
+    )
 
 
 class WorkflowJob(BaseModel):
@@ -335,6 +410,12 @@ class WorkflowJob(BaseModel):
     )
     gpu_hours: float | None = Field(
         None, ge=0, le=MAX_GPU_HOURS, description="Overrides the estimate: hours on the A10G"
+    )
+    vary_seed: bool | None = Field(
+        None,
+        description="Whether each run gets its own seeds (every seed input of the graph + the "
+        "run's index, so items different images); false: every run uses the graph's seeds as "
+        "given; null or absent: true",
     )
 
 
@@ -427,5 +508,6 @@ class JobDraft(BaseModel):
     workload: Workload = Field(description="The job, its title set to the draft's")
     source: dict[str, Any] = Field(
         description="Where it came from: {project, unit ('tasks[0]', 'workflows[1]', "
-        "'translations[0]'), assets (at most 50 ids), asset_count}"
+        "'translations[0]'), assets (at most 50 ids), asset_count}, and task: {prompt, prompts, "
+        "vary_seed} with only those the unit gives (no task when it gives none)"
     )

@@ -23,6 +23,8 @@ from comfyvn_gui.core.workload import ASSET_TYPES_OF_KIND, KIND_TITLES, AssetTyp
 
 from .models import (
     FORMAT,
+    MAX_PROMPTS,
+    PROMPT_KINDS,
     SUPPORTED_VERSIONS,
     Asset,
     ImportSummary,
@@ -325,8 +327,74 @@ class _Reader:
 
     # -- the units --------------------------------------------------------------------------
 
+    def _task_fields(self, path: str, task: Task) -> bool:
+        """prompt, prompts and vary_seed only on the kinds that use them; False: a problem."""
+        before = len(self.problems)
+        title = _KIND_TITLES[task.kind]
+        prompt_kinds = f"{', '.join(PROMPT_KINDS[:-1])} and {PROMPT_KINDS[-1]}"
+        if task.prompt is not None and task.kind not in PROMPT_KINDS:
+            self.problems.add(
+                f"{path}.prompt",
+                f"{title} takes no prompt (only {prompt_kinds} tasks do): remove prompt",
+            )
+        if task.prompts is not None and task.kind != "sprite_generation":
+            instead = (
+                "use prompt (one prompt for every image) instead"
+                if task.kind in PROMPT_KINDS
+                else "remove prompts"
+            )
+            self.problems.add(
+                f"{path}.prompts",
+                f"{title} takes no prompts (only sprite_generation tasks take one prompt per "
+                f"item): {instead}",
+            )
+        elif task.prompts is not None and task.prompt is not None:
+            self.problems.add(
+                f"{path}.prompts",
+                "give either prompt (the same prompt for every item) or prompts (one per item), "
+                "not both",
+            )
+        if task.vary_seed is not None and task.kind != "sprite_generation":
+            fix = "remove vary_seed"
+            if task.kind == "comfyui_workflow":
+                fix += " (or queue the graph under workflows, where vary_seed is allowed)"
+            self.problems.add(
+                f"{path}.vary_seed",
+                f"{title} takes no vary_seed (only sprite_generation tasks and workflows vary "
+                f"the seed per item): {fix}",
+            )
+        return len(self.problems) == before
+
+    def _check_prompt_count(self, path: str, task: Task, items: int) -> bool:
+        """A sprite task's prompts: exactly one per item; False: a problem was added."""
+        if task.prompts is None or len(task.prompts) == items:
+            return True
+        given = wording.counted(len(task.prompts), "prompt", "prompts")
+        if task.items is not None:
+            problem = f"lists {given} but items is {wording.count(items)}"
+        else:
+            made = wording.counted(items, "item", "items")
+            problem = f"lists {given} but the task has {made} (from its assets)"
+        if items > MAX_PROMPTS:
+            fix = (
+                f"a task lists at most {wording.count(MAX_PROMPTS)} prompts, so split it into "
+                f"tasks of at most {wording.count(MAX_PROMPTS)} items, or use prompt (one prompt "
+                "for every item) instead"
+            )
+        elif task.items is not None:
+            fix = (
+                f"give exactly one prompt per item (list "
+                f"{wording.counted(items, 'prompt', 'prompts')}, or set items to "
+                f"{len(task.prompts)})"
+            )
+        else:
+            fix = "give exactly one prompt per item, in the order of the assets"
+        self.problems.add(f"{path}.prompts", f"{problem}: {fix}")
+        return False
+
     def _task(self, i: int, task: Task) -> JobDraft | None:
         path = f"tasks.{i}"
+        fields_ok = self._task_fields(path, task)
         before = len(self.problems)
         self._check_pair(path, task.width, task.height)
         assets: list[Asset] | None = []
@@ -393,10 +461,12 @@ class _Reader:
                 f"{_KIND_TITLES[task.kind]} works on {' or '.join(allowed)} assets, not "
                 f"{asset_type}: pick assets of that type or another kind",
             )
-        if len(self.problems) > before:
+        if len(self.problems) > before or not fields_ok:
             return None
 
         items = task.items if task.items is not None else sum(a.count for a in assets)
+        if not self._check_prompt_count(path, task, items):
+            return None
         width, height = (task.width, task.height)
         if width is None:
             width, height = _largest_image(assets)
@@ -414,7 +484,8 @@ class _Reader:
             "budget_usd": self._budget(task.budget_usd),
         }
         label = task.title or _task_label(task.kind, asset_type, items, sums)
-        return self._draft(path, f"tasks[{i}]", label, data, assets)
+        given = {"prompt": task.prompt, "prompts": task.prompts, "vary_seed": task.vary_seed}
+        return self._draft(path, f"tasks[{i}]", label, data, assets, given)
 
     def _workflow(self, i: int, job: WorkflowJob) -> JobDraft | None:
         path = f"workflows.{i}"
@@ -439,7 +510,9 @@ class _Reader:
         label = (
             f"ComfyUI: {job.name} ({wording.counted(job.items, *_OUTPUT_NOUNS[job.asset_type])})"
         )
-        return self._draft(path, f"workflows[{i}]", label, data, assets)
+        return self._draft(
+            path, f"workflows[{i}]", label, data, assets, {"vary_seed": job.vary_seed}
+        )
 
     def _translation(self, i: int, job: TranslationJob) -> JobDraft | None:
         path = f"translations.{i}"
@@ -523,8 +596,15 @@ class _Reader:
         return value if value is not None else self.summary.defaults.budget_usd
 
     def _draft(
-        self, path: str, unit: str, label: str, data: dict[str, Any], assets: list[Asset]
+        self,
+        path: str,
+        unit: str,
+        label: str,
+        data: dict[str, Any],
+        assets: list[Asset],
+        task_fields: dict[str, Any] | None = None,
     ) -> JobDraft | None:
+        """The draft; ``task_fields`` given (not None) go to ``source["task"]`` for dispatch."""
         project = self.summary.project
         title = f"{project.name} — {label}"
         data["title"] = title
@@ -541,6 +621,13 @@ class _Reader:
             "assets": [a.id for a in assets[:MAX_SOURCE_ASSETS]],
             "asset_count": len(assets),
         }
+        given = {
+            key: list(value) if isinstance(value, list) else value
+            for key, value in (task_fields or {}).items()
+            if value is not None
+        }
+        if given:
+            source["task"] = given
         return JobDraft(title=title, workload=workload, source=source)
 
 
