@@ -1,0 +1,207 @@
+"""A job's runs on one ComfyUI server: preflight, upload, queue, follow, download.
+
+:func:`execute` is what every ComfyUI target shares (local, LAN, an SSH tunnel, a machine the
+app rented): in DESIGN's order (the consent gate is the caller's) it
+
+1. plans the runs (``core.runs.plan_runs``) with the names the inputs will have on the server
+   (``comfyvn-job<id>-<n>-<file name>``, so jobs never overwrite each other's inputs);
+2. preflights them: every node class installed, every model file of the template in its
+   folder; a miss is a :class:`ComfyUIError` ``missing`` naming each, before any upload;
+3. uploads each input once (its sha256 recorded);
+4. queues the runs one at a time and follows each; a run that fails does not stop the next
+   (the job is ``failed`` with the good outputs kept);
+5. downloads each run's outputs into ``out_dir`` as they come (size-capped, names checked),
+   checks that images decode (Pillow, with its decompression-bomb limit), and writes
+   ``outputs.json`` (file, sha256, bytes, run, node) after every run, so what finished is listed
+   even if the rest is cancelled.
+
+Cancelling the task cancels the prompt on the server (dequeued or interrupted) before the
+cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from comfyvn_gui.core.runs import RunPlan, WorkflowTemplate, job_outcome, plan_runs
+
+from .comfyui import ComfyUIClient, ComfyUIError, RunEvent, RunState
+
+__all__ = ["ExecutionReport", "OutputRecord", "RunRecord", "execute", "upload_name"]
+
+#: Pillow refuses images with more pixels than this (a decompression bomb).
+MAX_IMAGE_PIXELS = 256 * 2**20
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class OutputRecord:
+    file: str  # relative to the output folder
+    sha256: str
+    bytes: int
+    run: int
+    node: str
+
+
+@dataclass
+class RunRecord:
+    index: int
+    status: str  # pending | running | succeeded | failed | cancelled
+    prompt_id: str | None = None
+    input: str | None = None
+    error: str | None = None
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionReport:
+    """What happened to each run, the inputs' hashes and the job's outcome."""
+
+    runs: list[RunRecord]
+    inputs: dict[str, str]  # uploaded name -> sha256
+    outcome: str | None
+
+    @property
+    def outputs(self) -> list[OutputRecord]:
+        return [o for r in self.runs for o in r.outputs]
+
+
+def upload_name(job_id: int, index: int, path: Path) -> str:
+    """The name an input has on the server: the job, its place, and its own name made safe."""
+    stem = _UNSAFE.sub("_", path.stem).strip("._")[:80] or "input"
+    suffix = _UNSAFE.sub("", path.suffix)[:10]
+    return f"comfyvn-job{job_id}-{index}-{stem}{suffix}"
+
+
+def _check_image(path: Path) -> None:
+    """A downloaded image decodes (within the bomb limit); else it is removed and refused."""
+    if path.suffix.lower() not in _IMAGE_SUFFIXES:
+        return
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        path.unlink(missing_ok=True)
+        raise ComfyUIError(
+            "bad_output", f"the output {path.name} is not an image this app can read ({exc})"
+        ) from None
+
+
+def _write_manifest(out_dir: Path, report: ExecutionReport) -> None:
+    doc = {
+        "format": "comfyvn-gui.outputs",
+        "schema_version": 1,
+        "outcome": report.outcome,
+        "inputs": report.inputs,
+        "outputs": [asdict(o) for o in report.outputs],
+        "runs": [
+            {"index": r.index, "status": r.status, "prompt_id": r.prompt_id, "error": r.error}
+            for r in report.runs
+        ],
+    }
+    tmp = out_dir / ".outputs.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+    os.replace(tmp, out_dir / "outputs.json")
+
+
+async def execute(
+    client: ComfyUIClient,
+    *,
+    job_id: int,
+    kind: str,
+    items: int,
+    inputs: Sequence[Path],
+    out_dir: Path,
+    template: WorkflowTemplate | None = None,
+    workflow: Mapping[str, Any] | None = None,
+    task: Mapping[str, Any] | None = None,
+    on_event: Callable[[int, RunEvent], Awaitable[None] | None] | None = None,
+    run_deadline: Callable[[int], float | None] = lambda _i: None,
+) -> ExecutionReport:
+    """Run a job's runs on ``client``'s server (see the module's text). ``on_event`` hears
+    each run's ComfyUI messages; ``run_deadline(index)`` gives a run's monotonic deadline."""
+    names = [upload_name(job_id, i, p) for i, p in enumerate(inputs)]
+    plans: list[RunPlan] = plan_runs(
+        job_id=job_id,
+        kind=kind,
+        items=items,
+        inputs=names,
+        template=template,
+        workflow=workflow,
+        task=task,
+    )
+    models = dict(template.models) if template is not None else {}
+    problems = await client.preflight([p.graph for p in plans], models)
+    if problems:
+        raise ComfyUIError("missing", "this ComfyUI cannot run the job: " + "; ".join(problems))
+
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    by_name = dict(zip(names, inputs, strict=True))
+    report = ExecutionReport(
+        runs=[RunRecord(p.index, "pending", input=p.input) for p in plans], inputs={}, outcome=None
+    )
+    needed = [n for n in dict.fromkeys(p.input for p in plans) if n is not None]
+    for name in needed:
+        data = await asyncio.to_thread(by_name[name].read_bytes)
+        await client.upload_image(name, data)
+        report.inputs[name] = hashlib.sha256(data).hexdigest()
+
+    for plan, record in zip(plans, report.runs, strict=True):
+        record.status = "running"
+        try:
+
+            async def heard(event: RunEvent, index: int = plan.index) -> None:
+                if on_event is not None:
+                    result = on_event(index, event)
+                    if asyncio.iscoroutine(result):
+                        await result
+
+            def queued(prompt_id: str, record: RunRecord = record) -> None:
+                record.prompt_id = prompt_id
+
+            state: RunState = await client.run_prompt(
+                plan.graph, on_queued=queued, on_event=heard, deadline=run_deadline(plan.index)
+            )
+        except asyncio.CancelledError:
+            record.status = "cancelled"
+            if record.prompt_id is not None:
+                await asyncio.shield(_cancel_quietly(client, record.prompt_id))
+            report.outcome = "cancelled"
+            await asyncio.to_thread(_write_manifest, out_dir, report)
+            raise
+        except ComfyUIError as exc:
+            record.status, record.error = "failed", exc.message
+            await asyncio.to_thread(_write_manifest, out_dir, report)
+            continue
+        for out in state.outputs:
+            try:
+                path, digest, size = await client.download(out, out_dir)
+                await asyncio.to_thread(_check_image, path)
+            except ComfyUIError as exc:
+                state.status, state.error = "failed", exc.message
+                continue
+            record.outputs.append(OutputRecord(path.name, digest, size, plan.index, out.node))
+        record.status, record.error = state.status, state.error
+        await asyncio.to_thread(_write_manifest, out_dir, report)
+    report.outcome = job_outcome([r.status for r in report.runs])
+    await asyncio.to_thread(_write_manifest, out_dir, report)
+    return report
+
+
+async def _cancel_quietly(client: ComfyUIClient, prompt_id: str) -> None:
+    try:
+        await client.cancel(prompt_id)
+    except ComfyUIError:
+        pass  # (the server is gone: nothing runs there any more)
