@@ -59,6 +59,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/gui_bench.py
 	$(BIN)/python benchmarks/window_bench.py
 	$(BIN)/python benchmarks/api_bench.py
+	$(BIN)/python benchmarks/dispatch_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
