@@ -479,9 +479,18 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
         response_model=list[Job],
         openapi_extra=_body(ImportSummary, "An importer summary (docs/import-summary.md)."),
     )
-    def import_summary(payload: Annotated[Any, Body()]) -> Any:
+    def import_summary(
+        payload: Annotated[Any, Body()],
+        project_dir: Annotated[
+            str | None,
+            Query(
+                description="The absolute folder the summary's asset paths are relative to "
+                "(looked up when a job is dispatched)"
+            ),
+        ] = None,
+    ) -> Any:
         """One advised job per unit of work of an importer summary; all or nothing."""
-        return svc.import_summary(payload)
+        return svc.import_summary(payload, project_dir)
 
     @app.get("/api/jobs/{job_id}", tags=tags, response_model=JobDetail)
     def job(job_id: JobId) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from comfyvn_gui.core import wording
@@ -106,7 +107,13 @@ def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) ->
     if args.action in ("add", "import-summary"):
         what = "workload" if args.action == "add" else "import summary"
         data = _read_json_source(args.file, stdin, what)
-        jobs = [svc.add_job(data)] if args.action == "add" else svc.import_summary(data)
+        if args.action == "add":
+            jobs = [svc.add_job(data)]
+        else:
+            folder = args.project_dir or (None if args.file == "-" else str(Path(args.file).parent))
+            if folder is not None:
+                folder = str(Path(folder).expanduser().absolute())
+            jobs = svc.import_summary(data, folder)
         if out.as_json:
             out.json([j.model_dump(mode="json") for j in jobs])
         else:

@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     jsum.add_argument("file", metavar="FILE|-")
+    jsum.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        help="the folder the summary's asset paths are relative to (default: the summary "
+        "file's folder; none for -); its files are looked up when a job is dispatched",
+    )
     jpick = js.add_parser(
         "pick",
         help="run a queued job on the provider you choose (recorded in its audit trail)",

@@ -397,9 +397,14 @@ class Service:
         nothing."""
         return self._jobs.add_jobs(drafts)
 
-    def import_summary(self, data: Any) -> list[Job]:
-        """One advised job per unit of work of an importer summary; all or nothing."""
-        return self._jobs.import_summary(data)
+    def import_summary(self, data: Any, project_dir: str | None = None) -> list[Job]:
+        """One advised job per unit of work of an importer summary; all or nothing.
+        ``project_dir``: the absolute folder its asset paths are relative to."""
+        return self._jobs.import_summary(data, project_dir)
+
+    def job_inputs(self, job_id: int, project_dir: str | None = None) -> list[Path]:
+        """A job's input files, looked up in its project folder (docs/import-summary.md)."""
+        return self._jobs.inputs(job_id, project_dir)
 
     def list_jobs(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
         """The jobs in the queue (with one of ``status``). ``brief``: without the alternatives

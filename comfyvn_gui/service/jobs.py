@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.jobs import JobStore
 
 from .advice import AdviceFeature
+from .inputs import check_project_dir, job_inputs
 
 #: One job to add: (title, workload, source).
 Draft = tuple[str, Workload, dict[str, Any]]
@@ -151,10 +153,25 @@ class JobsFeature:
         jobs = self.add_jobs([(title, workload, {"added_by": "jobs add"})])
         return jobs[0]
 
-    def import_summary(self, data: Any) -> list[Job]:
-        """One job per unit of work of an importer summary, each advised; all or nothing."""
+    def import_summary(self, data: Any, project_dir: str | None = None) -> list[Job]:
+        """One job per unit of work of an importer summary, each advised; all or nothing.
+        ``project_dir``: the absolute folder its asset paths are relative to (kept in each
+        job's ``source``; the files are looked up at dispatch, not now)."""
+        folder = None if project_dir is None else check_project_dir(project_dir)
         _, drafts = parse_summary(data)
-        return self.add_jobs([(d.title, d.workload, d.source) for d in drafts])
+        units = []
+        for d in drafts:
+            source = dict(d.source)
+            if folder is not None:
+                source["project_dir"] = folder
+            units.append((d.title, d.workload, source))
+        return self.add_jobs(units)
+
+    def inputs(self, job_id: int, project_dir: str | None = None) -> list[Path]:
+        """The job's input files in its project folder (``project_dir`` overrides the one
+        recorded at import); a missing one is an InputError naming it."""
+        job = self.get(job_id)
+        return job_inputs(job.id, job.source, project_dir)
 
     def select(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
         return self.job_store.select(status=status, brief=brief)

@@ -493,7 +493,19 @@ def test_jobs_import_summary_and_refusals(client: httpx.Client) -> None:
         client.post("/api/jobs", json={"kind": "cg_super_res", "items": 0}), 422, fields=["items"]
     )
     assert_error(client.post("/api/jobs", content=b"not json"), 400)
+    err = assert_error(
+        client.post("/api/jobs/import-summary?project_dir=my-vn", json=summary),
+        422,
+        fields=["project_dir"],
+    )
+    assert "absolute folder path" in err["message"]
     assert ok(client.get("/api/jobs")) == jobs  # nothing added by the refused ones
+
+    folder = "/srv/vn/moonlit"
+    more = ok(
+        client.post("/api/jobs/import-summary", params={"project_dir": folder}, json=summary), 201
+    )
+    assert {j["source"]["project_dir"] for j in more} == {folder}
 
 
 # -- settings -------------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def test_moonlit_academy_sample() -> None:
         "unit": "workflows[0]",
         "assets": ["cg/ev_01_fireworks.png"],
         "asset_count": 1,
+        "inputs": [{"id": "cg/ev_01_fireworks.png"}],
     }
 
     assert translation.title == "Moonlit Academy — Script translation ja -> en, fr (2 languages)"
@@ -464,7 +465,9 @@ def test_units_without_prompts_or_seed_have_no_task_in_their_source() -> None:
     drafts = drafts_of(data)
     assert len(drafts) == 4
     assert all("task" not in d.source for d in drafts)
-    assert all(set(d.source) == {"project", "unit", "assets", "asset_count"} for d in drafts)
+    assert all(
+        set(d.source) - {"inputs"} == {"project", "unit", "assets", "asset_count"} for d in drafts
+    )
 
 
 def test_prompts_do_not_change_the_estimate() -> None:
@@ -491,6 +494,8 @@ def test_source_lists_at_most_fifty_assets() -> None:
     (draft,) = drafts_of(base(assets=assets))
     assert draft.source["asset_count"] == 60
     assert draft.source["assets"] == [f"cg/{i:03}.png" for i in range(50)]
+    # every input is kept for dispatch, not only the 50 shown
+    assert draft.source["inputs"] == [{"id": f"cg/{i:03}.png"} for i in range(60)]
     assert draft.title == "Test VN — CG super-res (60 CGs)"
     assert draft.workload.items == 60
 

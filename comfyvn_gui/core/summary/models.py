@@ -508,6 +508,8 @@ class JobDraft(BaseModel):
     workload: Workload = Field(description="The job, its title set to the draft's")
     source: dict[str, Any] = Field(
         description="Where it came from: {project, unit ('tasks[0]', 'workflows[1]', "
-        "'translations[0]'), assets (at most 50 ids), asset_count}, and task: {prompt, prompts, "
-        "vary_seed} with only those the unit gives (no task when it gives none)"
+        "'translations[0]'), assets (at most 50 ids, for display), asset_count, inputs (every "
+        "asset the unit reads: {id, count when over 1}; absent when none)}, and task: {prompt, "
+        "prompts, vary_seed} with only those the unit gives (no task when it gives none); the "
+        "service adds project_dir, the folder the ids are relative to"
     )

@@ -621,6 +621,10 @@ class _Reader:
             "assets": [a.id for a in assets[:MAX_SOURCE_ASSETS]],
             "asset_count": len(assets),
         }
+        if assets:  # every file the job reads, looked up under the project folder at dispatch
+            source["inputs"] = [
+                {"id": a.id, "count": a.count} if a.count > 1 else {"id": a.id} for a in assets
+            ]
         given = {
             key: list(value) if isinstance(value, list) else value
             for key, value in (task_fields or {}).items()
