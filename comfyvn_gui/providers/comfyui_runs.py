@@ -83,16 +83,27 @@ def upload_name(job_id: int, index: int, path: Path) -> str:
 
 
 def _check_image(path: Path) -> None:
-    """A downloaded image decodes (within the bomb limit); else it is removed and refused."""
+    """A downloaded image decodes and has at most :data:`MAX_IMAGE_PIXELS` pixels (a
+    decompression bomb is refused before it is decoded); else it is removed and refused."""
     if path.suffix.lower() not in _IMAGE_SUFFIXES:
         return
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # (Pillow itself refuses over twice this)
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # (reads the header only)
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f"{img.width}x{img.height} pixels, over the {MAX_IMAGE_PIXELS:,} allowed"
+                )
             img.verify()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         path.unlink(missing_ok=True)
         raise ComfyUIError(
             "bad_output", f"the output {path.name} is not an image this app can read ({exc})"

@@ -379,3 +379,27 @@ def test_an_output_over_the_cap_is_not_kept(tmp_path: Path) -> None:
             run(lambda client: client.download(produced, small, max_bytes=1000), server)
     assert info.value.code == "bad_output"
     assert list(small.iterdir()) == []  # no partial file left
+
+
+@pytest.mark.filterwarnings("default")  # (as the app runs: a warning is not an error)
+def test_an_image_over_the_pixel_limit_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import comfyvn_gui.providers.comfyui_runs as runs
+
+    # a 4x of 64x64 is 65,536 pixels: between 1x and 2x the limit, where Pillow only warns
+    monkeypatch.setattr(runs, "MAX_IMAGE_PIXELS", 40_000)
+    src = png(tmp_path / "cg.png", (64, 64))
+    with running_comfyui() as server:
+        report = execute_job(
+            server,
+            job_id=1,
+            kind="cg_super_res",
+            items=1,
+            inputs=[src],
+            out_dir=tmp_path / "out",
+            template=shipped_template("cg_super_res"),
+        )
+    assert report.outcome == "failed" and report.outputs == []
+    assert "is not an image this app can read" in (report.runs[0].error or "")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["outputs.json"]
