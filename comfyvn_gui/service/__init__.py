@@ -406,6 +406,10 @@ class Service:
         """A job's input files, looked up in its project folder (docs/import-summary.md)."""
         return self._jobs.inputs(job_id, project_dir)
 
+    def job_outputs_dir(self, job_id: int, project_dir: str | None = None) -> Path:
+        """Where a job's outputs go (docs/architecture.md, "Dispatch")."""
+        return self._jobs.outputs_dir(job_id, project_dir)
+
     def list_jobs(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
         """The jobs in the queue (with one of ``status``). ``brief``: without the alternatives
         in each decision's advice (a list's view needs none; ``get_job`` has them)."""

@@ -1,4 +1,5 @@
-"""A job's input files, looked up in its project folder when it is dispatched.
+"""A job's files: its inputs, looked up in its project folder when it is dispatched, and the
+folder its outputs go to.
 
 An importer summary names its assets by paths relative to the project folder
 (docs/import-summary.md); a job keeps them in ``source.inputs`` (``{"id", "count"}``; an id
@@ -18,7 +19,7 @@ from typing import Any
 
 from comfyvn_gui.core.errors import InputError
 
-__all__ = ["check_project_dir", "job_inputs"]
+__all__ = ["check_project_dir", "job_inputs", "output_folder"]
 
 #: At most this many missing files are named in the message (all are counted).
 _NAMED = 5
@@ -119,3 +120,14 @@ def job_inputs(
             fields=["source.inputs"],
         )
     return found
+
+
+def output_folder(
+    job_id: int, source: Mapping[str, Any], data_dir: Path, project_dir: str | None = None
+) -> Path:
+    """Where a job's outputs go: ``<project folder>/comfyvn-output/<job id>/``, or
+    ``<home>/data/outputs/<job id>/`` for a job without a project folder."""
+    folder_text = project_dir or source.get("project_dir")
+    if folder_text:
+        return Path(check_project_dir(folder_text)) / "comfyvn-output" / str(job_id)
+    return data_dir / "outputs" / str(job_id)

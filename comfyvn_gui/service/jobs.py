@@ -34,7 +34,7 @@ from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.jobs import JobStore
 
 from .advice import AdviceFeature
-from .inputs import check_project_dir, job_inputs
+from .inputs import check_project_dir, job_inputs, output_folder
 
 #: One job to add: (title, workload, source).
 Draft = tuple[str, Workload, dict[str, Any]]
@@ -172,6 +172,12 @@ class JobsFeature:
         recorded at import); a missing one is an InputError naming it."""
         job = self.get(job_id)
         return job_inputs(job.id, job.source, project_dir)
+
+    def outputs_dir(self, job_id: int, project_dir: str | None = None) -> Path:
+        """Where the job's outputs go (its project folder's comfyvn-output/<id>/, else the
+        home's data/outputs/<id>/)."""
+        job = self.get(job_id)
+        return output_folder(job.id, job.source, self.job_store.home.data_dir, project_dir)
 
     def select(self, status: Sequence[str] | None = None, *, brief: bool = False) -> list[Job]:
         return self.job_store.select(status=status, brief=brief)

@@ -150,3 +150,16 @@ def test_the_cli_records_the_summarys_folder_or_the_one_given(
     assert code == 0, err
     newest = max(j.id for j in svc.list_jobs())
     assert "project_dir" not in svc.get_job(newest).source
+
+
+def test_outputs_go_under_the_project_folder_else_the_homes_data(tmp_path: Path) -> None:
+    svc = Service()
+    svc.import_summary(summary(), str(tmp_path / "moonlit"))
+    job = by_kind(svc, "cg_super_res")
+    assert svc.job_outputs_dir(job) == tmp_path / "moonlit" / "comfyvn-output" / str(job)
+    assert svc.job_outputs_dir(job, str(tmp_path / "other")) == (
+        tmp_path / "other" / "comfyvn-output" / str(job)
+    )
+    svc.import_summary(summary())
+    loose = max(j.id for j in svc.list_jobs())
+    assert svc.job_outputs_dir(loose) == svc.home.data_dir / "outputs" / str(loose)
