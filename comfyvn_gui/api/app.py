@@ -62,7 +62,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "Host not allowed, or a secret export from another machine"),
         (404, "No such provider, job or setting"),
         (405, "Method not allowed"),
-        (409, "Conflict (the id is taken)"),
+        (409, "Conflict (the id is taken, or the job is not in a status that allows it)"),
         (413, "Request body too large"),
         (422, "A field is invalid: `fields` names it"),
         (503, "The operation could not be carried out (keyring locked, disk full ...)"),
@@ -502,6 +502,16 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
     def pick(job_id: JobId, body: PickRequest) -> Any:
         """Run a queued job on the provider you pick (null: back to the advisor's choice)."""
         return svc.pick_provider(job_id, body.provider)
+
+    @app.post("/api/jobs/{job_id}/cancel", tags=tags, response_model=Job)
+    def cancel(job_id: JobId) -> Any:
+        """Cancel a queued job (nothing was sent for it); 409 for a job that has ended."""
+        return svc.cancel_job(job_id)
+
+    @app.post("/api/jobs/{job_id}/retry", tags=tags, response_model=Job)
+    def retry(job_id: JobId) -> Any:
+        """Put a failed or cancelled job back in the queue, advised afresh; 409 otherwise."""
+        return svc.retry_job(job_id)
 
 
 # -- settings ----------------------------------------------------------------------------------

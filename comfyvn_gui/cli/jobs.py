@@ -157,6 +157,17 @@ def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) ->
                 f"(decided by {'you' if compute.decided_by == 'user' else 'the advisor'})"
             )
         return EXIT_OK
+    if args.action in ("cancel", "retry"):
+        job = svc.cancel_job(args.id) if args.action == "cancel" else svc.retry_job(args.id)
+        if out.as_json:
+            out.json(job.model_dump(mode="json"))
+        elif job.status == "cancelled":
+            out.line(f"job {job.id} cancelled: nothing was sent for it")
+        else:
+            compute = job.compute
+            where = compute.provider if compute and compute.provider else "no provider yet"
+            out.line(f"job {job.id} is queued again: {where}")
+        return EXIT_OK
     changes = svc.readvise(args.because or "asked from the command line")
     if out.as_json:
         out.json(changes)

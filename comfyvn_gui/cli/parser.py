@@ -179,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     jpick.add_argument(
         "--advisor", action="store_true", help="drop your pick: back to the advisor's choice"
     )
+    jcancel = js.add_parser(
+        "cancel",
+        help="cancel a queued job (nothing is sent for it; recorded in its audit trail)",
+        parents=[common],
+    )
+    jcancel.add_argument("id", type=int)
+    jretry = js.add_parser(
+        "retry",
+        help="put a failed or cancelled job back in the queue, advised afresh",
+        parents=[common],
+    )
+    jretry.add_argument("id", type=int)
     jre = js.add_parser(
         "readvise",
         help="advise the queued jobs again now (health and registry changes do it by themselves)",

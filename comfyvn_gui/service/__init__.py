@@ -402,6 +402,14 @@ class Service:
         ``project_dir``: the absolute folder its asset paths are relative to."""
         return self._jobs.import_summary(data, project_dir)
 
+    def cancel_job(self, job_id: int) -> Job:
+        """Cancel a queued job (nothing was sent for it); ConflictError for one that ended."""
+        return self._jobs.cancel(job_id)
+
+    def retry_job(self, job_id: int) -> Job:
+        """Put a failed or cancelled job back in the queue, advised afresh."""
+        return self._jobs.retry(job_id)
+
     def job_inputs(self, job_id: int, project_dir: str | None = None) -> list[Path]:
         """A job's input files, looked up in its project folder (docs/import-summary.md)."""
         return self._jobs.inputs(job_id, project_dir)

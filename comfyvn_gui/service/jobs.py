@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from comfyvn_gui.core import json_input
 from comfyvn_gui.core.advisor import Advice, input_error
-from comfyvn_gui.core.errors import InputError
+from comfyvn_gui.core.errors import ConflictError, InputError
 from comfyvn_gui.core.jobs import (
     ComputeDecision,
     DecisionChange,
@@ -47,6 +47,22 @@ def _decision(advice: Advice, by: str) -> ComputeDecision:
         decided_at=datetime.now(UTC),
         decided_by="user" if by == "user" else "advisor",
     )
+
+
+def _cannot(job: Job, what: str) -> str:
+    """Why a job in its status cannot be ``what`` (cancelled, retried), and what can be done."""
+    if what == "cancelled":
+        if job.status == "cancelled":
+            return f"job {job.id} is cancelled already"
+        if job.status in ("completed", "failed"):
+            return (
+                f"job {job.id} has ended ({job.status}): nothing to cancel; "
+                f"`comfyvn-gui jobs retry {job.id}` queues it again"
+            )
+        return f"job {job.id} is {job.status}: only the dispatch driver can cancel it"
+    if job.status == "queued":
+        return f"job {job.id} is queued already"
+    return f"job {job.id} is {job.status}: only a failed or cancelled job is retried"
 
 
 def _assigned_message(advice: Advice) -> str:
@@ -293,6 +309,46 @@ class JobsFeature:
                 estimated_cost_usd=ch.detail.get("estimated_cost_usd"),
             )
         return out
+
+    def cancel(self, job_id: int) -> Job:
+        """``jobs cancel``: a queued job is cancelled (nothing was sent for it). A job that
+        has ended says so; running jobs are cancelled by the dispatch driver (issue 17)."""
+        job = self.job_store.get(job_id)
+        if job.status == "queued":
+            done = self.job_store.change_status(
+                job_id,
+                expected=["queued"],
+                status="cancelled",
+                actor="user",
+                message="cancelled before it was dispatched: nothing was sent",
+            )
+            if done is not None:
+                self.audit.event("job.cancelled", job=job_id, previous="queued")
+                return done
+            job = self.job_store.get(job_id)
+        raise ConflictError(_cannot(job, "cancelled"), fields=["id"])
+
+    def retry(self, job_id: int) -> Job:
+        """``jobs retry``: a failed or cancelled job goes back to the queue, advised afresh."""
+        job = self.job_store.get(job_id)
+        if job.status in ("failed", "cancelled"):
+            [advice] = self.advice.advise_workloads([job.workload])
+            decision = _decision(advice, "advisor")
+            done = self.job_store.change_status(
+                job_id,
+                expected=["failed", "cancelled"],
+                status="queued",
+                actor="user",
+                message=f"queued again (it was {job.status})",
+                decision=decision,
+                decision_message=_assigned_message(advice),
+            )
+            if done is not None:
+                self.audit.event("job.retried", job=job_id, previous=job.status)
+                _log_assignment(self.audit, done, advice)
+                return done
+            job = self.job_store.get(job_id)
+        raise ConflictError(_cannot(job, "retried"), fields=["id"])
 
     def pick(self, job_id: int, provider_id: str | None) -> Job:
         """The user's explicit choice of provider for a queued job (None: back to the advisor)."""

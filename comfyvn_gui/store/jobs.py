@@ -22,6 +22,7 @@ from typing import Any
 from comfyvn_gui.core.errors import InputError, NotFoundError, OperationError
 from comfyvn_gui.core.jobs import (
     MAX_JOB_ID,
+    ComputeDecision,
     DecisionChange,
     Job,
     JobEvent,
@@ -338,6 +339,60 @@ class JobStore:
                     )
                 applied.append(ch)
         return applied
+
+    def change_status(
+        self,
+        job_id: int,
+        *,
+        expected: Sequence[str],
+        status: str,
+        actor: str,
+        message: str,
+        decision: ComputeDecision | None = None,
+        decision_message: str = "",
+    ) -> Job | None:
+        """Move a job from one of the ``expected`` statuses to ``status`` (with a new
+        decision, if given) in one transaction, with its audit lines; None if the job is not
+        in an expected status (another process moved it meanwhile). NotFoundError if none."""
+        with self._write() as conn:
+            row = None
+            if 1 <= job_id <= MAX_JOB_ID:
+                row = conn.execute(
+                    "SELECT status, meta, provider FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+            if row is None:
+                raise NotFoundError(
+                    f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
+                    fields=["id"],
+                )
+            if row["status"] not in expected:
+                return None
+            meta = json.loads(row["meta"])
+            provider = row["provider"]
+            decided_by = meta.get("compute", {}).get("decided_by")
+            if decision is not None:
+                meta["compute"] = decision.model_dump(mode="json")
+                provider, decided_by = decision.provider, decision.decided_by
+            conn.execute(
+                "UPDATE jobs SET status = ?, meta = ?, provider = ?, decided_by = ?, "
+                "updated_at = ? WHERE id = ?",
+                (status, json.dumps(meta), provider, decided_by, now_iso(), job_id),
+            )
+            self._event(
+                conn, job_id, actor, "status", provider, row["status"], message, {"to": status}
+            )
+            if decision is not None:
+                self._event(
+                    conn,
+                    job_id,
+                    "advisor",
+                    "decided",
+                    decision.provider,
+                    row["provider"],
+                    decision_message,
+                    advice_detail(decision.advice),
+                )
+        return self.get(job_id)
 
     @staticmethod
     def _event(

@@ -508,6 +508,19 @@ def test_jobs_import_summary_and_refusals(client: httpx.Client) -> None:
     assert {j["source"]["project_dir"] for j in more} == {folder}
 
 
+def test_cancel_and_retry_a_job(client: httpx.Client) -> None:
+    job = ok(client.post("/api/jobs", json={"kind": "cg_super_res", "items": 2}), 201)
+    cancelled = ok(client.post(f"/api/jobs/{job['id']}/cancel"))
+    assert cancelled["status"] == "cancelled"
+    err = assert_error(client.post(f"/api/jobs/{job['id']}/cancel"), 409, fields=["id"])
+    assert err["message"] == f"job {job['id']} is cancelled already"
+    queued = ok(client.post(f"/api/jobs/{job['id']}/retry"))
+    assert queued["status"] == "queued"
+    assert queued["meta"]["compute"]["decided_at"] > job["meta"]["compute"]["decided_at"]
+    assert_error(client.post(f"/api/jobs/{job['id']}/retry"), 409, fields=["id"])
+    assert_error(client.post("/api/jobs/999/cancel"), 404, fields=["id"])
+
+
 # -- settings -------------------------------------------------------------------------------
 
 
