@@ -180,12 +180,14 @@ class ComfyUIClient:
         *,
         client_id: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.client_id = client_id or uuid.uuid4().hex
         self._ssl = ssl_context
+        self._headers = dict(headers or {})
         self._timeout = request_timeout_s
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -194,6 +196,8 @@ class ComfyUIClient:
         import httpx
 
         url = f"{self.base_url}{path}"
+        if self._headers:
+            kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
         try:
             return await self.http.request(method, url, timeout=self._timeout, **kwargs)
         except httpx.TimeoutException:
@@ -201,6 +205,13 @@ class ComfyUIClient:
                 "timeout", f"ComfyUI at {self.base_url} did not answer {path} in time"
             ) from None
         except httpx.TransportError as exc:
+            if _tls_refused(exc):
+                raise ComfyUIError(
+                    "unreachable",
+                    f"the TLS certificate of ComfyUI at {self.base_url} could not be verified: "
+                    "give the server's CA certificate (the provider's CA field) if it uses its "
+                    "own CA",
+                ) from None
             raise ComfyUIError(
                 "unreachable",
                 f"cannot reach ComfyUI at {self.base_url} "
@@ -382,7 +393,14 @@ class ComfyUIClient:
             return None
         url = _ws_url(self.base_url, self.client_id)
         try:
-            return await connect(url, ssl=self._ssl, open_timeout=10, max_size=2**24, proxy=None)
+            return await connect(
+                url,
+                ssl=self._ssl if url.startswith("wss:") else None,
+                additional_headers=self._headers or None,
+                open_timeout=10,
+                max_size=2**24,
+                proxy=None,
+            )
         except (OSError, WebSocketException, TimeoutError):
             return None
 
@@ -518,7 +536,11 @@ class ComfyUIClient:
 
         try:
             async with self.http.stream(
-                "GET", f"{self.base_url}/view", params=params, timeout=self._timeout
+                "GET",
+                f"{self.base_url}/view",
+                params=params,
+                headers=self._headers or None,
+                timeout=self._timeout,
             ) as resp:
                 if resp.status_code != 200:
                     raise ComfyUIError(
@@ -553,6 +575,18 @@ class ComfyUIClient:
         await self._request("POST", "/queue", json={"delete": [prompt_id]})
         if await self.queue_state(prompt_id) == "running":
             await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """The connection failed because the server's certificate was not trusted."""
+    import ssl
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _too_big(name: str, size: int, limit: int) -> str:

@@ -56,6 +56,7 @@ class HttpClient:
         self._cert = cert
         self._verify_field = verify_field
         self._client: httpx.AsyncClient | None = None
+        self.ssl_context: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> HttpClient:
         import httpx
@@ -70,6 +71,7 @@ class HttpClient:
             self._verify_field,
             isinstance(self._verify, str),
         )
+        self.ssl_context = verify
         self._client = httpx.AsyncClient(
             verify=verify,
             trust_env=True,  # HTTP(S)_PROXY / NO_PROXY and the system's proxy settings
@@ -78,6 +80,13 @@ class HttpClient:
             follow_redirects=False,
         )
         return self
+
+    @property
+    def raw(self) -> httpx.AsyncClient:
+        """The httpx client itself (its TLS and proxy settings are this one's), for a client
+        of its own API that maps failures itself (providers/comfyui.py)."""
+        assert self._client is not None, "use `async with ctx.http() as http`"
+        return self._client
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:

@@ -350,19 +350,55 @@ async def _version(http: HttpClient, target: _Target) -> dict[str, Any]:
 # --------------------------------------------------------------------------- ComfyUI
 
 
+@dataclass(frozen=True)
+class ComfyUIAccess:
+    """How the node's ComfyUI is reached: its address, TLS (the node's CA and client
+    certificate, as for its Docker API) and the bearer token, sent only to the Docker API's
+    own host over an encrypted or loopback connection."""
+
+    url: str
+    tls: bool
+    send_token: bool
+    headers: dict[str, str]
+    verify: str | None
+    cert: tuple[str, str] | str | None
+
+
+def comfyui_access(ctx: CheckContext) -> ComfyUIAccess | None:
+    """The node's ComfyUI (``endpoints.comfyui``), or None when none is configured; a
+    :class:`CheckFailure` for a node whose settings are wrong (as its validator says)."""
+    url = ctx.endpoint("comfyui")
+    if url is None:
+        return None
+    target = _target(ctx)
+    return _access(url, target)
+
+
+def _access(url: str, target: _Target) -> ComfyUIAccess:
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    same_host = hostname.lower() == target.hostname.lower()
+    unencrypted = parts.scheme != "https" and not is_loopback_host(hostname)
+    send_token = bool(target.token) and same_host and not unencrypted
+    tls = parts.scheme == "https"
+    return ComfyUIAccess(
+        url=url,
+        tls=tls,
+        send_token=send_token,
+        headers={"Authorization": f"Bearer {target.token}"} if send_token else {},
+        verify=target.ca if tls else None,
+        cert=target.cert if tls else None,
+    )
+
+
 async def _comfyui(ctx: CheckContext, target: _Target) -> dict[str, Any] | None:
     """The node's ComfyUI ``/system_stats`` in ``detail`` form; ``None`` if not configured."""
     url = ctx.endpoint("comfyui")
     if url is None:
         return None
-    parts = urlsplit(url)
-    hostname = parts.hostname or ""
+    access = _access(url, target)
     chost = _display(url)
-    same_host = hostname.lower() == target.hostname.lower()
-    unencrypted = parts.scheme != "https" and not is_loopback_host(hostname)
-    send_token = bool(target.token) and same_host and not unencrypted
-    headers = {"Authorization": f"Bearer {target.token}"} if send_token else {}
-    tls = parts.scheme == "https"
+    send_token, headers = access.send_token, access.headers
     budget = min(COMFYUI_BUDGET_S, ctx.remaining() - 0.2)
     if budget <= 0:
         return {"comfyui": "not checked", "comfyui_error": "no time was left for ComfyUI"}
@@ -370,8 +406,8 @@ async def _comfyui(ctx: CheckContext, target: _Target) -> dict[str, Any] | None:
         async with asyncio.timeout(budget):
             async with ctx.http(
                 auth_fields=["api_token"] if send_token else [],
-                verify=target.ca if tls else None,
-                cert=target.cert if tls else None,
+                verify=access.verify,
+                cert=access.cert,
                 verify_field="ca_bundle",
             ) as http:
                 try:

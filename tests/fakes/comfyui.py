@@ -860,7 +860,8 @@ class ComfyUIServer:
     worker with its own cache. ``cache``: False is ComfyUI's ``--cache-none``.
 
     ``url`` / ``base``, ``port``; ``requests``: ``(method, path)`` of every HTTP request (the
-    WebSocket upgrade included); ``uploads``: uploaded bytes by the name LoadImage takes
+    WebSocket upgrade included), ``authorizations`` their Authorization headers; with
+    ``ssl_context`` it serves HTTPS (``url`` says https); ``uploads``: uploaded bytes by the name LoadImage takes
     (``"sub/name.png"``; ``"name.png [temp]"`` for other types); ``input_dir`` / ``output_dir``
     / ``temp_dir`` under ``root``, a temp folder ``stop()`` deletes. ``wait_until_running`` /
     ``wait_until_done`` block on the queue's own condition. An interrupt with nothing running
@@ -877,6 +878,7 @@ class ComfyUIServer:
         fail_message: str = "fake failure (fail_node_class)",
         queue_workers: int = 1,
         cache: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.models = copy.deepcopy(DEFAULT_MODELS if models is None else models)
         self.node_delay_s = node_delay_s
@@ -887,6 +889,9 @@ class ComfyUIServer:
         self.cache = cache
         self.classes = NODE_CLASSES
         self.requests: list[tuple[str, str]] = []
+        #: The Authorization header of every request, in order (None when there was none).
+        self.authorizations: list[str | None] = []
+        self.ssl_context = ssl_context
         self.uploads: dict[str, bytes] = {}
         self.url = ""
         self.port = 0
@@ -932,7 +937,8 @@ class ComfyUIServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self._serve, args=(sock,), name="comfyui-fake-http", daemon=True
         )
@@ -1012,7 +1018,7 @@ class ComfyUIServer:
         await self._runner.setup()
         assert self._runner.server is not None
         self._listener = await asyncio.get_running_loop().create_server(
-            self._runner.server, sock=sock, backlog=128
+            self._runner.server, sock=sock, backlog=128, ssl=self.ssl_context
         )
         self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
 
@@ -1146,6 +1152,7 @@ class ComfyUIServer:
         @web.middleware
         async def record(request: web.Request, handler: Any) -> web.StreamResponse:
             fake.requests.append((request.method, request.path))
+            fake.authorizations.append(request.headers.get("Authorization"))
             return await handler(request)
 
         @web.middleware
