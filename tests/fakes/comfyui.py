@@ -862,8 +862,9 @@ class ComfyUIServer:
     ``url`` / ``base``, ``port``; ``requests``: ``(method, path)`` of every HTTP request (the
     WebSocket upgrade included), ``authorizations`` their Authorization headers; with
     ``ssl_context`` it serves HTTPS (``url`` says https); ``uploads``: uploaded bytes by the
-    name LoadImage takes (``"sub/name.png"``; ``"name.png [temp]"`` for other types); ``input_dir`` / ``output_dir``
-    / ``temp_dir`` under ``root``, a temp folder ``stop()`` deletes. ``wait_until_running`` /
+    name LoadImage takes (``"sub/name.png"``; ``"name.png [temp]"`` for other types);
+    ``input_dir`` / ``output_dir`` / ``temp_dir`` under ``root``, a temp folder ``stop()``
+    deletes. ``wait_until_running`` /
     ``wait_until_done`` block on the queue's own condition. An interrupt with nothing running
     does nothing (ComfyUI's flag is reset when the next prompt starts).
     """
