@@ -257,7 +257,6 @@ def _report_startup(window: MainWindow) -> None:
         "perf_counter": time.perf_counter(),
         "painted": window.painted,
         "modules": sorted(m for m in sys.modules if "." not in m),
-        "app_modules": sorted(m for m in sys.modules if m.startswith("comfyvn_gui.")),
         "size": [window.width(), window.height()],
     }
     sys.stdout.write("PAINTED " + json.dumps(line) + "\n")

@@ -343,6 +343,8 @@ class MainWindow(QMainWindow):
         return self._load_task
 
     async def _start(self) -> None:
+        import asyncio
+
         if self.remote is None:
             self._service = await _in_worker(functools.partial(_prepare_service, self._service))
         if self._closing:
@@ -368,7 +370,7 @@ class MainWindow(QMainWindow):
         bridge.spawn(bridge.call(bridge.service.warm_up), name="warm-up")
         if self._monitor:
             bridge.spawn(bridge.run_monitor(), name="health-monitor")
-        await loading
+        await asyncio.wait({loading})  # (a failure is reported by the bridge, once)
 
     def _first_run(self) -> bool:
         """True once per home: the window greets the user with what it found."""

@@ -88,6 +88,7 @@ class RemoteGpuPage(QWidget):
         self.dialogs = OpenDialogs()
         self.is_loaded = False
         self._shown = asyncio.Event()  # the first read shown (or ended without)
+        self._painted = False  # ... and painted
 
         self.greeting = Banner(self)
         self.greeting.setObjectName("greeting")
@@ -270,7 +271,9 @@ class RemoteGpuPage(QWidget):
         """Returns once :meth:`load` has shown the providers' cards (or failed to read them)
         and they have been painted (at most :data:`FIRST_PAINT_WAIT_S` later)."""
         await self._shown.wait()
-        await next_paint(self.cards.body, FIRST_PAINT_WAIT_S)
+        if not self._painted:
+            await next_paint(self.cards.body, FIRST_PAINT_WAIT_S)
+            self._painted = True
 
     @Slot()
     def refresh(self) -> asyncio.Task[Any]:
