@@ -22,6 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "health.interval_s": 300,
     "checks.timeout_s": 20,
     "network.ca_bundle": None,
+    # the ComfyUI templates: null = the shipped one (or none, for the kinds needing custom nodes)
+    "workflows.cg_bake": None,
+    "workflows.cg_remix": None,
+    "workflows.cg_super_res": None,
+    "workflows.sprite_generation": None,
+    "workflows.translation": None,
+    "workflows.voice_synthesis": None,
 }
 
 
