@@ -26,6 +26,7 @@ from comfyvn_gui.providers.comfyui import (
 )
 from comfyvn_gui.providers.comfyui_runs import ExecutionReport, execute, upload_name
 from tests.fakes.comfyui import ComfyUIServer, running_comfyui
+from tests.fakes.http import arun
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def run(make: Callable[[ComfyUIClient], Coroutine[Any, Any, T]], server: ComfyUI
         async with httpx.AsyncClient() as http:
             return await make(ComfyUIClient(server.url, http))
 
-    return asyncio.run(main())
+    return arun(main())
 
 
 def png(path: Path, size: tuple[int, int], colour: tuple[int, int, int] = (200, 80, 40)) -> Path:

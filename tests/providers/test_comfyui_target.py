@@ -20,6 +20,7 @@ from comfyvn_gui.providers.comfyui_runs import execute
 from comfyvn_gui.providers.comfyui_target import open_comfyui
 from tests.fakes.comfyui import running_comfyui
 from tests.fakes.docker import Pki, make_pki
+from tests.fakes.http import arun
 
 CATALOG = load_catalog()
 TOKEN = "lan-token-0123456789"
@@ -83,7 +84,7 @@ def test_the_local_provider_runs_on_its_comfyui_endpoint(
         async def run() -> Any:
             return await super_res(context(entry, {}, executor), tmp_path)
 
-        report = asyncio.run(run())
+        report = arun(run())
         assert set(server.authorizations) == {None}
     assert report.outcome == "completed" and len(report.outputs) == 1
 
@@ -113,7 +114,7 @@ def test_a_lan_node_over_https_with_its_ca_gets_the_token(
         async def run() -> Any:
             return await super_res(context(entry, {"api_token": TOKEN}, executor), tmp_path)
 
-        report = asyncio.run(run())
+        report = arun(run())
         sent = set(server.authorizations)
         paths = {p for _, p in server.requests}
     assert report.outcome == "completed"
@@ -130,7 +131,7 @@ def test_the_token_never_goes_to_another_host_or_in_clear(
         async def run() -> Any:
             return await super_res(context(entry, {"api_token": TOKEN}, executor), tmp_path)
 
-        report = asyncio.run(run())
+        report = arun(run())
         assert set(server.authorizations) == {None}
     assert report.outcome == "completed"
 
@@ -146,7 +147,7 @@ def test_an_untrusted_certificate_is_refused_naming_the_ca_field(
             return await super_res(context(entry, {}, executor), tmp_path)
 
         with pytest.raises(ComfyUIError) as info:
-            asyncio.run(run())
+            arun(run())
         assert server.uploads == {}
     assert info.value.code == "unreachable"
     assert "TLS certificate of ComfyUI at https://127.0.0.1:" in info.value.message
@@ -168,7 +169,7 @@ def test_a_lan_node_without_a_comfyui_address_says_what_to_set(
         return await super_res(context(entry, {}, executor), tmp_path)
 
     with pytest.raises(ComfyUIError, match=r"no ComfyUI address: set its endpoints.comfyui"):
-        asyncio.run(run())
+        arun(run())
 
 
 def test_other_providers_say_dispatch_is_not_built_for_them(
@@ -180,4 +181,4 @@ def test_other_providers_say_dispatch_is_not_built_for_them(
         return await super_res(context(entry, {}, executor), tmp_path)
 
     with pytest.raises(ComfyUIError, match="not built yet"):
-        asyncio.run(run())
+        arun(run())
