@@ -41,6 +41,7 @@ from typing import Any, Literal
 from .catalog import resources_dir
 from .errors import InputError
 from .estimator.graph import parse as parse_graph
+from .estimator.graph import unwrap
 
 __all__ = [
     "PLACEHOLDERS",
@@ -204,12 +205,8 @@ def check_template(kind: str, graph: Any, *, where: str | None = None) -> dict[s
 
 
 def _nodes(graph: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an API graph's nodes (a ``{"prompt": {...}}`` wrapper, as ComfyUI's
-    ``/prompt`` body has, unwrapped as the estimator does)."""
-    inner = graph.get("prompt")
-    if isinstance(inner, Mapping) and "class_type" not in inner:
-        graph = inner
-    return copy.deepcopy(dict(graph))
+    """A copy of an API graph's nodes (unwrapped as the estimator reads them)."""
+    return copy.deepcopy(dict(unwrap(graph)))
 
 
 def resolve_template(kind: str, setting: Mapping[str, Any] | None) -> WorkflowTemplate | None:

@@ -34,7 +34,8 @@ class Node:
         return f"node {self.id!r} ({self.class_type})"
 
 
-def _unwrap(graph: Mapping[str, Any]) -> Mapping[str, Any]:
+def unwrap(graph: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The nodes of an API graph, out of a ``{"prompt": {...}}`` wrapper (``/prompt``'s body)."""
     inner = graph.get("prompt")
     if isinstance(inner, Mapping) and "class_type" not in inner:
         return inner
@@ -47,7 +48,7 @@ def parse(graph: Any) -> dict[str, Node]:
             f"the workflow must be a JSON object of nodes, not {type(graph).__name__}; "
             f"{_EXPORT_HINT}"
         )
-    graph = _unwrap(graph)
+    graph = unwrap(graph)
     if isinstance(graph.get("nodes"), list) or isinstance(graph.get("links"), list):
         raise ValueError(
             "this is a ComfyUI UI workflow (top-level 'nodes' and 'links' lists), not the API "
