@@ -40,10 +40,14 @@ from comfyvn_gui.service import Service
 
 from .guard import Guard, error_object, is_loopback_ip
 from .models import (
+    ConsentWarning,
+    DispatchRequest,
     ErrorResponse,
     ImportOutcome,
     ImportRequest,
     JobDetail,
+    JobOutputs,
+    JobRemoved,
     PickRequest,
     Removed,
     SettingRequest,
@@ -505,8 +509,48 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
 
     @app.post("/api/jobs/{job_id}/cancel", tags=tags, response_model=Job)
     def cancel(job_id: JobId) -> Any:
-        """Cancel a queued job (nothing was sent for it); 409 for a job that has ended."""
-        return svc.cancel_job(job_id)
+        """Cancel a job: a queued one at once (nothing was sent for it), one in flight by the
+        dispatch driver (asked now: `meta.dispatch.cancel_requested`; the job ends
+        `cancelled` with what finished kept); 409 for a job that has ended."""
+        return svc.cancel_job(job_id, interface="HTTP API")
+
+    @app.get("/api/jobs/{job_id}/consent", tags=tags, response_model=list[ConsentWarning])
+    def consent(job_id: JobId) -> Any:
+        """The warnings of the job's current advice that a dispatch must acknowledge."""
+        return [{"code": i.code, "message": i.message} for i in svc.job_consent(job_id)]
+
+    @app.post("/api/jobs/{job_id}/dispatch", tags=tags, response_model=Job)
+    def dispatch(job_id: JobId, body: DispatchRequest, request: Request) -> Any:
+        """Run a queued job on its provider: every check, then the consent gate (`provider`
+        and `decided_at` as the job shows them, every consent code in `acknowledge`, else
+        409 listing them), then the dispatch driver sends it. Only for a client on this
+        machine (403 otherwise, whatever the server's settings). `dry_run`: check only."""
+        if not is_loopback_ip(request.client.host if request.client else ""):
+            raise ForbiddenError(
+                "jobs are dispatched only from this machine (a loopback client): nothing was sent",
+                fields=["client"],
+            )
+        return svc.dispatch_job(
+            job_id,
+            provider=body.provider,
+            decided_at=body.decided_at,
+            acknowledge=body.acknowledge,
+            project_dir=body.project_dir,
+            interface="HTTP API",
+            dry_run=body.dry_run,
+        )
+
+    @app.get("/api/jobs/{job_id}/outputs", tags=tags, response_model=JobOutputs)
+    def outputs(job_id: JobId) -> Any:
+        """A dispatched job's output folder and files (its `outputs.json` list); 409 for a
+        job that has not run."""
+        return svc.job_outputs(job_id)
+
+    @app.delete("/api/jobs/{job_id}", tags=tags, response_model=JobRemoved)
+    def remove_job(job_id: JobId) -> Any:
+        """Delete a queued or ended job (its outputs stay on disk, its trail is kept); 409
+        for a job in flight (cancel it first)."""
+        return {"removed": svc.remove_job(job_id).id}
 
     @app.post("/api/jobs/{job_id}/retry", tags=tags, response_model=Job)
     def retry(job_id: JobId) -> Any:

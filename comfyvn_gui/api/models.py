@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +69,48 @@ class PickRequest(BaseModel):
     provider: str | None = Field(
         description="The provider to run the job on; null: back to the advisor's choice"
     )
+
+
+class DispatchRequest(BaseModel):
+    """``POST /api/jobs/{id}/dispatch``: the provider and advice the user reviewed, and the
+    consent warnings they acknowledged (docs/architecture.md, "Dispatch")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(description="The job's provider, as the job shows it")
+    decided_at: datetime = Field(
+        description="The advice's decision time (`meta.compute.decided_at`) as the job shows it"
+    )
+    acknowledge: list[str] = Field(
+        default_factory=list,
+        description="The consent codes acknowledged: every one of the advice's "
+        "(`GET /api/jobs/{id}/consent`)",
+    )
+    project_dir: str | None = Field(
+        None, description="The absolute folder the job's input files are under (default: import's)"
+    )
+    dry_run: bool = Field(
+        False,
+        description="Check everything (the gate included) but send nothing and change nothing",
+    )
+
+
+class ConsentWarning(BaseModel):
+    code: str = Field(description="The consent code to acknowledge")
+    message: str
+
+
+class JobOutputs(BaseModel):
+    job: int
+    status: str
+    folder: str | None = Field(description="Where the outputs are, with outputs.json")
+    outputs: list[dict[str, Any]] = Field(
+        description="Each output: file (in the folder), sha256, bytes, run, node"
+    )
+
+
+class JobRemoved(BaseModel):
+    removed: int = Field(description="The id of the job removed (its trail and outputs stay)")
 
 
 class SettingRequest(BaseModel):

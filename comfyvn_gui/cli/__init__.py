@@ -52,6 +52,8 @@ def run(
             return _advise(args, svc, out, stdin)
         if args.command == "jobs":
             return _jobs(args, svc, out, stdin)
+        if args.command == "driver":
+            return svc.driver().run()
         if args.command == "gpus":
             return _gpus(svc, out)
         if args.command == "serve":  # (started by __main__, which may import the API)

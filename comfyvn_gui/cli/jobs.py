@@ -11,6 +11,7 @@ from comfyvn_gui.core import wording
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.service import Service
 
+from .dispatch import dispatch_command
 from .output import EXIT_OK, Output, _clip, _read_json_source
 
 if TYPE_CHECKING:
@@ -157,12 +158,19 @@ def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) ->
                 f"(decided by {'you' if compute.decided_by == 'user' else 'the advisor'})"
             )
         return EXIT_OK
+    if args.action in ("dispatch", "watch", "outputs", "remove"):
+        return dispatch_command(args, svc, out, stdin)
     if args.action in ("cancel", "retry"):
         job = svc.cancel_job(args.id) if args.action == "cancel" else svc.retry_job(args.id)
         if out.as_json:
             out.json(job.model_dump(mode="json"))
         elif job.status == "cancelled":
             out.line(f"job {job.id} cancelled: nothing was sent for it")
+        elif job.status in ("submitting", "running"):
+            out.line(
+                f"job {job.id}: cancel asked for; the driver stops it on its provider and "
+                f"keeps what finished (`comfyvn-gui jobs watch {job.id}` follows it)"
+            )
         else:
             compute = job.compute
             where = compute.provider if compute and compute.provider else "no provider yet"

@@ -181,10 +181,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     jcancel = js.add_parser(
         "cancel",
-        help="cancel a queued job (nothing is sent for it; recorded in its audit trail)",
+        help="cancel a job: a queued one at once, a running one on its provider (the driver "
+        "keeps what finished)",
         parents=[common],
     )
     jcancel.add_argument("id", type=int)
+    jdisp = js.add_parser(
+        "dispatch",
+        help="run a queued job on its provider, once you acknowledged its warnings",
+        parents=[common],
+        description="Check the job (provider, residency, workflow, input files), show the "
+        "warnings you must acknowledge (data leaving this computer, residency, licences, "
+        "DPIA), then hand it to the dispatch driver, which uploads and runs it. Without a "
+        "terminal, --yes is needed when there are warnings.",
+    )
+    jdisp.add_argument("id", type=int)
+    jdisp.add_argument(
+        "--provider", metavar="P", help="pick this provider first (its warnings are shown)"
+    )
+    jdisp.add_argument(
+        "--project-dir", metavar="DIR", help="the folder the job's input files are under"
+    )
+    jdisp.add_argument(
+        "--yes", action="store_true", help="acknowledge the job's warnings without asking"
+    )
+    jwatch = js.add_parser(
+        "watch",
+        help="follow a dispatched job until it ends (Ctrl+C leaves it running)",
+        parents=[common],
+    )
+    jwatch.add_argument("id", type=int)
+    jout = js.add_parser(
+        "outputs", help="the files a dispatched job produced, and their folder", parents=[common]
+    )
+    jout.add_argument("id", type=int)
+    jrm = js.add_parser(
+        "remove",
+        help="delete a queued or ended job (its outputs stay on disk; its trail is kept)",
+        parents=[common],
+    )
+    jrm.add_argument("id", type=int)
     jretry = js.add_parser(
         "retry",
         help="put a failed or cancelled job back in the queue, advised afresh",
@@ -217,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
     srv.add_argument(
         "--no-monitor", action="store_true", help="do not run the periodic health monitor"
+    )
+
+    sub.add_parser(
+        "driver",
+        help="the dispatch driver (started for you by the commands that dispatch)",
+        description="Run this home's dispatch driver until no job is in flight; exits at "
+        "once if one runs already.",
+        parents=[common],
     )
 
     sub.add_parser(

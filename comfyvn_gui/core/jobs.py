@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 from .workload import Workload
 
 __all__ = [
+    "ENDED",
+    "IN_FLIGHT",
     "JOB_STATUSES",
     "ComputeDecision",
     "Job",
@@ -30,6 +32,10 @@ __all__ = [
 JobStatus = Literal["queued", "submitting", "running", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 DecidedBy = Literal["advisor", "user"]
+#: The statuses of a job the dispatch driver is working on ("in flight").
+IN_FLIGHT: tuple[str, ...] = ("submitting", "running")
+#: The statuses a job ends in.
+ENDED: tuple[str, ...] = ("completed", "failed", "cancelled")
 
 
 def now_iso() -> str:

@@ -226,6 +226,40 @@ _SPECS += (
 )
 
 
+def _number_between(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+        if not math.isfinite(number) or not low <= number <= high:
+            raise ValueError("out of range")
+        return number
+
+    return parse
+
+
+_SPECS += (
+    SettingSpec(
+        key="dispatch.max_cost_factor",
+        type_name="number",
+        default=2.0,
+        help="The bill guard: a dispatched job on a priced provider is stopped once it could "
+        "cost this many times its estimate (or the budget, if lower).",
+        accepts="a number between 1 and 20",
+        parse=_number_between(1, 20),
+    ),
+    SettingSpec(
+        key="dispatch.max_runtime_factor",
+        type_name="number",
+        default=3.0,
+        help="The runtime guard: a dispatched job is stopped once it ran this many times its "
+        "estimated time (plus start-up; at least 10 minutes), on every provider.",
+        accepts="a number between 1 and 50",
+        parse=_number_between(1, 50),
+    ),
+)
+
+
 def _workflow(kind: str) -> Callable[[Any], dict[str, Any] | None]:
     def parse(value: Any) -> dict[str, Any] | None:
         if value is None:

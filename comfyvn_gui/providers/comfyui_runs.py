@@ -140,9 +140,20 @@ async def execute(
     task: Mapping[str, Any] | None = None,
     on_event: Callable[[int, RunEvent], Awaitable[None] | None] | None = None,
     run_deadline: Callable[[int], float | None] = lambda _i: None,
+    previous: Sequence[RunRecord] = (),
+    on_change: Callable[[ExecutionReport], Awaitable[None] | None] | None = None,
+    cancel_remote: Callable[[], bool] = lambda: True,
 ) -> ExecutionReport:
     """Run a job's runs on ``client``'s server (see the module's text). ``on_event`` hears
-    each run's ComfyUI messages; ``run_deadline(index)`` gives a run's monotonic deadline."""
+    each run's ComfyUI messages; ``run_deadline(index)`` gives a run's monotonic deadline.
+
+    Resuming (a driver that took the job over): ``previous`` is what the runs' records said;
+    a run that succeeded is kept as it is (its outputs are on disk), a run whose prompt the
+    server still holds (queued, running or in its history) is followed, not queued again;
+    the others run afresh. ``on_change`` hears the report whenever a run's record changes (a
+    prompt queued, a run ended): the caller keeps it, so a later driver can resume.
+    ``cancel_remote()`` False: a cancellation leaves the prompt on the server (the job was
+    taken over by another driver, which follows it)."""
     names = [upload_name(job_id, i, p) for i, p in enumerate(inputs)]
     plans: list[RunPlan] = plan_runs(
         job_id=job_id,
@@ -160,17 +171,41 @@ async def execute(
 
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     by_name = dict(zip(names, inputs, strict=True))
+    before = {r.index: r for r in previous}
     report = ExecutionReport(
-        runs=[RunRecord(p.index, "pending", input=p.input) for p in plans], inputs={}, outcome=None
+        runs=[
+            before[p.index]
+            if p.index in before and before[p.index].status == "succeeded"
+            else RunRecord(
+                p.index,
+                "pending",
+                input=p.input,
+                prompt_id=before[p.index].prompt_id if p.index in before else None,
+            )
+            for p in plans
+        ],
+        inputs={},
+        outcome=None,
     )
-    needed = [n for n in dict.fromkeys(p.input for p in plans) if n is not None]
+
+    async def changed() -> None:
+        if on_change is not None:
+            result = on_change(report)
+            if asyncio.iscoroutine(result):
+                await result
+
+    todo = [p for p, r in zip(plans, report.runs, strict=True) if r.status != "succeeded"]
+    needed = [n for n in dict.fromkeys(p.input for p in todo) if n is not None]
     for name in needed:
         data = await asyncio.to_thread(by_name[name].read_bytes)
         await client.upload_image(name, data)
         report.inputs[name] = hashlib.sha256(data).hexdigest()
 
     for plan, record in zip(plans, report.runs, strict=True):
+        if record.status == "succeeded":
+            continue
         record.status = "running"
+        await changed()
         try:
 
             async def heard(event: RunEvent, index: int = plan.index) -> None:
@@ -179,15 +214,31 @@ async def execute(
                     if asyncio.iscoroutine(result):
                         await result
 
-            def queued(prompt_id: str, record: RunRecord = record) -> None:
-                record.prompt_id = prompt_id
+            pending: list[asyncio.Future[None]] = []
 
-            state: RunState = await client.run_prompt(
-                plan.graph, on_queued=queued, on_event=heard, deadline=run_deadline(plan.index)
-            )
+            def queued(
+                prompt_id: str,
+                record: RunRecord = record,
+                pending: list[asyncio.Future[None]] = pending,
+            ) -> None:
+                record.prompt_id = prompt_id
+                if on_change is not None:
+                    pending.append(asyncio.ensure_future(changed()))
+
+            state: RunState | None = None
+            if record.prompt_id is not None and await _still_known(client, record.prompt_id):
+                state = await client.wait(
+                    record.prompt_id, on_event=heard, deadline=run_deadline(plan.index)
+                )
+            if state is None:
+                state = await client.run_prompt(
+                    plan.graph, on_queued=queued, on_event=heard, deadline=run_deadline(plan.index)
+                )
+            for fut in pending:
+                await fut
         except asyncio.CancelledError:
             record.status = "cancelled"
-            if record.prompt_id is not None:
+            if record.prompt_id is not None and cancel_remote():
                 await asyncio.shield(_cancel_quietly(client, record.prompt_id))
             report.outcome = "cancelled"
             await asyncio.to_thread(_write_manifest, out_dir, report)
@@ -195,6 +246,7 @@ async def execute(
         except ComfyUIError as exc:
             record.status, record.error = "failed", exc.message
             await asyncio.to_thread(_write_manifest, out_dir, report)
+            await changed()
             continue
         for out in state.outputs:
             try:
@@ -206,9 +258,21 @@ async def execute(
             record.outputs.append(OutputRecord(path.name, digest, size, plan.index, out.node))
         record.status, record.error = state.status, state.error
         await asyncio.to_thread(_write_manifest, out_dir, report)
+        await changed()
     report.outcome = job_outcome([r.status for r in report.runs])
     await asyncio.to_thread(_write_manifest, out_dir, report)
     return report
+
+
+async def _still_known(client: ComfyUIClient, prompt_id: str) -> bool:
+    """The server still holds the prompt (queued, running, or ended in its history): a
+    resumed run follows it instead of queueing it again."""
+    try:
+        if await client.queue_state(prompt_id) != "unknown":
+            return True
+        return await client.history(prompt_id) is not None
+    except ComfyUIError:
+        return False
 
 
 async def _cancel_quietly(client: ComfyUIClient, prompt_id: str) -> None:

@@ -13,6 +13,8 @@ checks              catalog, registry, check store, host keys, settings, audit, 
                     adapter lookup and import, re-advise watch
 advice              catalog, registry, check store, settings, local GPU snapshots
 jobs                job store, advice, audit
+dispatch            job store, jobs, advice, registry, catalog, settings, audit, driver start
+driver              home, job store, registry, checks (contexts), settings, audit
 settings            settings store, audit, re-advise trigger
 monitor             checks, registry, settings, audit, home, workers
 diagnostics         home, audit, and readers: providers, secrets, about, catalog version,
@@ -61,12 +63,15 @@ from .workers import Workers
 if TYPE_CHECKING:
     from comfyvn_gui.core.advisor import Advice, AdviceRequest, AdvisorSettings
     from comfyvn_gui.core.checks import LocalSnapshot
+    from comfyvn_gui.core.gate import ConsentItem
     from comfyvn_gui.core.jobs import Job, JobEvent
     from comfyvn_gui.core.workload import Workload
     from comfyvn_gui.store.jobs import JobStore
 
     from .advice import AdviceFeature, LocalSnapshots
     from .diagnostics import Diagnostics, DiagnosticsReport
+    from .dispatch import DispatchFeature
+    from .driver import Driver
     from .jobs import JobsFeature
 
 __all__ = ["Service"]
@@ -181,6 +186,22 @@ class Service:
         from .jobs import JobsFeature
 
         return JobsFeature(job_store=self.job_store, advice=self._advice, audit=self.audit)
+
+    @cached_property
+    def _dispatch(self) -> DispatchFeature:
+        # Lazy like _jobs (the run model, the gate and SQLite).
+        from .dispatch import DispatchFeature
+
+        return DispatchFeature(
+            job_store=self.job_store,
+            jobs=self._jobs,
+            advice=self._advice,
+            registry=self.registry,
+            catalog=self.catalog,
+            settings=self.settings,
+            audit=self.audit,
+            start_driver=self.start_driver,
+        )
 
     @cached_property
     def _settings(self) -> SettingsFeature:
@@ -402,9 +423,78 @@ class Service:
         ``project_dir``: the absolute folder its asset paths are relative to."""
         return self._jobs.import_summary(data, project_dir)
 
-    def cancel_job(self, job_id: int) -> Job:
-        """Cancel a queued job (nothing was sent for it); ConflictError for one that ended."""
-        return self._jobs.cancel(job_id)
+    def cancel_job(self, job_id: int, *, interface: str = "command line") -> Job:
+        """Cancel a job: a queued one at once (nothing was sent for it), one in flight by the
+        driver (asked now; ``jobs watch`` follows it to ``cancelled``); ConflictError for one
+        that ended."""
+        return self._dispatch.cancel(job_id, interface=interface)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def job_consent(self, job_id: int) -> list[ConsentItem]:
+        """The warnings of a job's current advice the user must acknowledge to dispatch it."""
+        return self._dispatch.consent(job_id)
+
+    def check_dispatch(self, job_id: int, project_dir: str | None = None) -> Job:
+        """Every dispatch check but the consent gate (a refusal names what to fix)."""
+        return self._dispatch.check(job_id, project_dir)
+
+    def dispatch_job(
+        self,
+        job_id: int,
+        *,
+        provider: str | None = None,
+        decided_at: Any = None,
+        acknowledge: Sequence[str] = (),
+        project_dir: str | None = None,
+        interface: str,
+        dry_run: bool = False,
+    ) -> Job:
+        """Hand a queued job to the dispatch driver after every check and the consent gate
+        (docs/architecture.md, "Dispatch"); the driver is started. ``dry_run``: check only."""
+        return self._dispatch.dispatch(
+            job_id,
+            provider=provider,
+            decided_at=decided_at,
+            acknowledge=acknowledge,
+            project_dir=project_dir,
+            interface=interface,
+            dry_run=dry_run,
+        )
+
+    def watch_job(
+        self, job_id: int, *, poll_s: float = 0.25, timeout_s: float | None = None
+    ) -> Iterator[Job]:
+        """The job each time it changes, until it ends (blocking; a thread or the CLI)."""
+        return self._dispatch.watch(job_id, poll_s=poll_s, timeout_s=timeout_s)
+
+    def job_outputs(self, job_id: int) -> dict[str, Any]:
+        """A dispatched job's output folder and files (``outputs.json``'s list)."""
+        return self._dispatch.outputs(job_id)
+
+    def remove_job(self, job_id: int) -> Job:
+        """Delete a queued or ended job (its outputs stay on disk; its trail is kept)."""
+        return self._dispatch.remove(job_id)
+
+    def start_driver(self) -> bool:
+        """Start this home's dispatch driver (detached) unless one runs; True if started."""
+        from .driver import start_driver  # lazy: subprocess and the driver's imports
+
+        return start_driver(self.home)
+
+    def driver(self, **options: Any) -> Driver:
+        """This home's dispatch driver (``comfyvn-gui driver`` runs it)."""
+        from .driver import Driver
+
+        return Driver(
+            home=self.home,
+            job_store=self.job_store,
+            registry=self.registry,
+            checks=self._checks,
+            settings=self.settings,
+            audit=self.audit,
+            **options,
+        )
 
     def retry_job(self, job_id: int) -> Job:
         """Put a failed or cancelled job back in the queue, advised afresh."""

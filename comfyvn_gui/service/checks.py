@@ -199,18 +199,32 @@ class ChecksFeature:
             ), None
         except SecretStoreError as exc:
             return _plain_result(entry, kind, "error", exc.message), None
-        ctx = CheckContext(
+        ctx = self.context(entry, secrets, deadline, network=network, transport=transport)
+        result = await run_check(adapter, ctx, kind)
+        return result, self.registry.fingerprint(entry, secrets)
+
+    def context(
+        self,
+        entry: ProviderEntry,
+        secrets: dict[str, str],
+        deadline: float,
+        *,
+        network: NetworkOptions | None = None,
+        transport: Any = None,
+    ) -> CheckContext:
+        """What an adapter (a check, or dispatch's ComfyUI target) is given for ``entry``:
+        its profile, secrets, deadline (event-loop time), workers, network settings and the
+        home's pinned host keys."""
+        return CheckContext(
             provider=entry,
-            profile=profile,
+            profile=self.catalog.profile(entry.template_id),
             secrets=secrets,
             deadline=deadline,
             executor=self.workers.executor,
-            network=network,
+            network=network or NetworkOptions(ca_bundle=self.settings.get("network.ca_bundle")),
             transport=transport,
             host_keys=self.host_keys,
         )
-        result = await run_check(adapter, ctx, kind)
-        return result, self.registry.fingerprint(entry, secrets)
 
     # -- recording -------------------------------------------------------------------------
 

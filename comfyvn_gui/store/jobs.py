@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from comfyvn_gui.core.errors import InputError, NotFoundError, OperationError
+from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError, OperationError
 from comfyvn_gui.core.jobs import (
+    IN_FLIGHT,
     MAX_JOB_ID,
     ComputeDecision,
     DecisionChange,
@@ -34,10 +35,27 @@ from comfyvn_gui.core.workload import Workload
 
 from .paths import Home
 
-__all__ = ["JobStore"]
+__all__ = ["JobStore", "LeaseLost"]
+
+class LeaseLost(Exception):
+    """Another driver holds this job's lease now: this one must leave the job alone."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id}: another dispatch driver has taken it over")
+        self.job_id = job_id
 
 
-SCHEMA_VERSION = 1
+def _same_time(stored: Any, given: str) -> bool:
+    """Two ISO times are the same instant (``+00:00`` and ``Z`` spell the same one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(given)
+    except ValueError:
+        return False
+
+
+SCHEMA_VERSION = 2
 
 
 BUSY_TIMEOUT_S = 30.0
@@ -60,7 +78,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS job_events (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id    INTEGER NOT NULL REFERENCES jobs(id),
+    job_id    INTEGER NOT NULL,
     at        TEXT NOT NULL,
     actor     TEXT NOT NULL,
     action    TEXT NOT NULL,
@@ -74,6 +92,33 @@ CREATE TRIGGER IF NOT EXISTS job_events_no_update BEFORE UPDATE ON job_events
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS job_events_no_delete BEFORE DELETE ON job_events
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TABLE IF NOT EXISTS leases (
+    job_id      INTEGER PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    expires_at  REAL NOT NULL
+);
+"""
+
+#: Schema 1 -> 2: the trail outlives its job (``jobs remove`` deletes the job, never its
+#: trail), so ``job_events.job_id`` no longer references ``jobs``; the rows are copied as they
+#: are (DROP TABLE fires no trigger). Leases (the dispatch driver's) are new.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE job_events RENAME TO job_events_v1;
+DROP INDEX IF EXISTS job_events_job;
+CREATE TABLE job_events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id    INTEGER NOT NULL,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    provider  TEXT,
+    previous  TEXT,
+    message   TEXT NOT NULL,
+    detail    TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO job_events SELECT * FROM job_events_v1;
+DROP TABLE job_events_v1;
 """
 
 
@@ -116,6 +161,8 @@ class JobStore:
                         f"{self.path} was written by a newer comfyvn-gui (schema {version}); "
                         "update comfyvn-gui to open it"
                     )
+                if version == 1:
+                    self._migrate(conn)
                 conn.executescript(_SCHEMA)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._ready = True
@@ -126,6 +173,22 @@ class JobStore:
             ) from None
         self._local.conn = conn
         return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2 in one transaction (another process migrating first is waited for:
+        the version is read again under the write lock)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                for statement in _MIGRATE_1_TO_2.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("PRAGMA user_version = 2")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -391,6 +454,234 @@ class JobStore:
                     row["provider"],
                     decision_message,
                     advice_detail(decision.advice),
+                )
+        return self.get(job_id)
+
+    def remove(self, job_id: int, *, actor: str = "user") -> Job:
+        """Delete a queued or ended job (``jobs remove``); its trail is kept, with a last
+        ``removed`` line. ConflictError for a job in flight; NotFoundError for none."""
+        with self._write() as conn:
+            row = None
+            if 1 <= job_id <= MAX_JOB_ID:
+                row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(
+                    f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
+                    fields=["id"],
+                )
+            job = self._job(row)
+            if job.status in IN_FLIGHT:
+                raise ConflictError(
+                    f"job {job_id} is {job.status}: cancel it first "
+                    f"(`comfyvn-gui jobs cancel {job_id}`), then remove it",
+                    fields=["id"],
+                )
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("DELETE FROM leases WHERE job_id = ?", (job_id,))
+            self._event(
+                conn,
+                job_id,
+                actor,
+                "removed",
+                row["provider"],
+                job.status,
+                f"removed from the queue (it was {job.status}); its outputs stay on disk",
+                {},
+            )
+        return job
+
+    # -- dispatch: the driver's leases and the job's dispatch record -----------------------
+
+    def begin_dispatch(
+        self,
+        job_id: int,
+        *,
+        provider: str,
+        decided_at: str,
+        dispatch: dict[str, Any],
+        actor: str,
+        message: str,
+        detail: dict[str, Any],
+    ) -> Job | None:
+        """queued -> submitting with ``meta.dispatch``, only if the job is still queued for
+        ``provider`` under the decision made at ``decided_at`` (compare-and-set: a re-advice
+        in between voids the user's acknowledgement); None otherwise."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status, meta, provider FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None or row["status"] != "queued" or row["provider"] != provider:
+                return None
+            meta = json.loads(row["meta"])
+            compute = meta.get("compute") or {}
+            if not _same_time(compute.get("decided_at"), decided_at):
+                return None
+            meta["dispatch"] = dispatch
+            conn.execute(
+                "UPDATE jobs SET status = 'submitting', meta = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(meta), now_iso(), job_id),
+            )
+            self._event(conn, job_id, actor, "dispatched", provider, "queued", message, detail)
+            self._event(
+                conn,
+                job_id,
+                actor,
+                "status",
+                provider,
+                "queued",
+                "submitting: the dispatch driver takes it from here",
+                {"to": "submitting"},
+            )
+        return self.get(job_id)
+
+    def request_cancel(self, job_id: int, *, actor: str, interface: str) -> Job | None:
+        """Ask the driver to cancel a job in flight (``meta.dispatch.cancel_requested``);
+        None if the job is not in flight any more (it ended meanwhile)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status, meta, provider FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None or row["status"] not in IN_FLIGHT:
+                return None
+            meta = json.loads(row["meta"])
+            dispatch = meta.setdefault("dispatch", {})
+            if not dispatch.get("cancel_requested"):
+                dispatch["cancel_requested"] = {"at": now_iso(), "by": interface}
+                conn.execute(
+                    "UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps(meta), now_iso(), job_id),
+                )
+                self._event(
+                    conn,
+                    job_id,
+                    actor,
+                    "cancel_requested",
+                    row["provider"],
+                    row["status"],
+                    f"cancel asked for ({interface}); the driver stops the job",
+                    {"interface": interface},
+                )
+        return self.get(job_id)
+
+    def claim(
+        self, owner: str, *, now: float, lease_s: float, takeover: bool = False
+    ) -> list[tuple[int, int]]:
+        """Take the lease of every job in flight that no driver holds (none yet, or expired;
+        ``takeover``: any other owner's, for the driver that holds the home's driver lock,
+        which proves every other driver gone): its generation goes up by one. Returns (job
+        id, generation) of each job taken."""
+        taken: list[tuple[int, int]] = []
+        if not self.exists():
+            return taken
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT j.id, l.owner, l.generation, l.expires_at FROM jobs j "
+                "LEFT JOIN leases l ON l.job_id = j.id "
+                "WHERE j.status IN ('submitting', 'running') ORDER BY j.id"
+            ).fetchall()
+            for r in rows:
+                live = r["owner"] is not None and r["expires_at"] > now
+                if live and (r["owner"] == owner or not takeover):
+                    continue
+                generation = int(r["generation"] or 0) + 1
+                conn.execute(
+                    "INSERT INTO leases (job_id, owner, generation, expires_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+                    "owner = excluded.owner, generation = excluded.generation, "
+                    "expires_at = excluded.expires_at",
+                    (r["id"], owner, generation, now + lease_s),
+                )
+                taken.append((int(r["id"]), generation))
+        return taken
+
+    def renew(
+        self, owner: str, held: Mapping[int, int], *, now: float, lease_s: float
+    ) -> set[int]:
+        """Renew the leases ``held`` (job id -> generation); returns the jobs whose lease
+        another driver took meanwhile (their generation is no longer this one's)."""
+        lost: set[int] = set()
+        if not held:
+            return lost
+        with self._write() as conn:
+            for job_id, generation in held.items():
+                cur = conn.execute(
+                    "UPDATE leases SET expires_at = ? "
+                    "WHERE job_id = ? AND owner = ? AND generation = ?",
+                    (now + lease_s, job_id, owner, generation),
+                )
+                if cur.rowcount != 1:
+                    lost.add(job_id)
+        return lost
+
+    def drop_lease(self, job_id: int, owner: str, generation: int) -> None:
+        """Give a lease up at once (the driver stops: another may take the job now)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE leases SET expires_at = 0 WHERE job_id = ? AND owner = ? "
+                "AND generation = ?",
+                (job_id, owner, generation),
+            )
+
+    def lease(self, job_id: int) -> tuple[str, int, float] | None:
+        """(owner, generation, expires_at) of a job's lease, if it ever had one."""
+        if not self.exists():
+            return None
+        row = (
+            self._connect()
+            .execute(
+                "SELECT owner, generation, expires_at FROM leases WHERE job_id = ?", (job_id,)
+            )
+            .fetchone()
+        )
+        return None if row is None else (row[0], int(row[1]), float(row[2]))
+
+    def write_dispatch(
+        self,
+        job_id: int,
+        lease: tuple[str, int],
+        dispatch: dict[str, Any],
+        *,
+        status: str | None = None,
+        message: str = "",
+        events: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    ) -> Job:
+        """The driver's write: ``meta.dispatch`` (and a new ``status``, with its trail line,
+        and any other trail ``events`` (action, message, detail)), only while ``lease``
+        (owner, generation) is the job's; :class:`LeaseLost` otherwise: another driver has
+        the job now, and this one must leave it alone."""
+        owner, generation = lease
+        with self._write() as conn:
+            held = conn.execute(
+                "SELECT 1 FROM leases WHERE job_id = ? AND owner = ? AND generation = ?",
+                (job_id, owner, generation),
+            ).fetchone()
+            row = conn.execute(
+                "SELECT status, meta, provider FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if held is None or row is None:
+                raise LeaseLost(job_id)
+            meta = json.loads(row["meta"])
+            old = meta.get("dispatch") or {}
+            if old.get("cancel_requested") and not dispatch.get("cancel_requested"):
+                dispatch = {**dispatch, "cancel_requested": old["cancel_requested"]}
+            meta["dispatch"] = dispatch
+            new_status = status or row["status"]
+            conn.execute(
+                "UPDATE jobs SET status = ?, meta = ?, updated_at = ? WHERE id = ?",
+                (new_status, json.dumps(meta), now_iso(), job_id),
+            )
+            for action, text, detail in events:
+                self._event(conn, job_id, "driver", action, row["provider"], None, text, detail)
+            if status is not None and status != row["status"]:
+                self._event(
+                    conn,
+                    job_id,
+                    "driver",
+                    "status",
+                    row["provider"],
+                    row["status"],
+                    message or status,
+                    {"to": status},
                 )
         return self.get(job_id)
 

@@ -52,6 +52,8 @@ SETTING_KEYS = {
     "advisor.latency",
     "advisor.residency",
     "checks.timeout_s",
+    "dispatch.max_cost_factor",
+    "dispatch.max_runtime_factor",
     "health.interval_s",
     "network.ca_bundle",
     "workflows.cg_bake",

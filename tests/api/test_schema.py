@@ -166,6 +166,8 @@ _SETTING_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "advisor.residency": st.lists(st.sampled_from(["eu", "us", "uk", "asia"]), unique=True),
     "checks.timeout_s": st.integers(1, 300),
     "network.ca_bundle": st.one_of(st.none(), st.just("/etc/ssl/certs/extra.pem")),
+    "dispatch.max_cost_factor": st.floats(1, 20, allow_nan=False),
+    "dispatch.max_runtime_factor": st.floats(1, 50, allow_nan=False),
 }
 # The workflow templates: null, or a valid graph of the kind (the shipped one, else a loader).
 _LOADER = {
@@ -387,7 +389,10 @@ CONTRACT: dict[str, set[str]] = {
     "/compute/advise": {"post"},
     "/api/gpu/local": {"get"},
     "/api/jobs": {"get", "post"},
-    "/api/jobs/{}": {"get"},
+    "/api/jobs/{}": {"get", "delete"},
+    "/api/jobs/{}/dispatch": {"post"},
+    "/api/jobs/{}/cancel": {"post"},
+    "/api/jobs/{}/retry": {"post"},
     "/api/jobs/import-summary": {"post"},
     "/api/settings": {"get"},
 }

@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "health.interval_s": 300,
     "checks.timeout_s": 20,
     "network.ca_bundle": None,
+    # the bill guard of dispatch
+    "dispatch.max_cost_factor": 2.0,
+    "dispatch.max_runtime_factor": 3.0,
     # the ComfyUI templates: null = the shipped one (or none, for the kinds needing custom nodes)
     "workflows.cg_bake": None,
     "workflows.cg_remix": None,

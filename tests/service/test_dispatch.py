@@ -1,0 +1,356 @@
+"""Dispatch end to end on the local provider: the checks that refuse, the consent gate, the
+driver process (leases, cancel, resume), outputs and the job's end told in words.
+
+The ComfyUI is the contract fake (tests/fakes/comfyui.py), which really runs the shipped
+templates' nodes; the driver is the real ``comfyvn-gui driver`` process, started by dispatch.
+This machine has no GPU: the local NVML snapshot is replaced by one with an RTX 4090 (the
+hardware, not the app's logic), so the advisor may choose the local provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot
+from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError
+from comfyvn_gui.core.jobs import Job
+from comfyvn_gui.service import Service
+from comfyvn_gui.store.driver_lock import driver_running
+from comfyvn_gui.store.jobs import LeaseLost
+from tests.fakes.comfyui import ComfyUIServer, running_comfyui
+
+pytestmark = pytest.mark.usefixtures("secret_service")
+
+WAIT_S = 60.0
+
+
+@pytest.fixture(autouse=True)
+def local_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = LocalSnapshot(
+        gpus=[LocalGpu(name="RTX 4090", vram_total_gb=24, vram_free_gb=22, index=0)],
+        source="nvml",
+    )
+    monkeypatch.setattr("comfyvn_gui.service.advice.snapshot", lambda: snap)
+
+
+@pytest.fixture
+def comfyui() -> Iterator[ComfyUIServer]:
+    with running_comfyui() as server:
+        yield server
+
+
+@pytest.fixture
+def svc(comfyui: ComfyUIServer) -> Iterator[Service]:
+    service = Service()
+    service.register_provider(
+        {
+            "id": "local",
+            "template_id": "local",
+            "name": "Local GPU",
+            "config": {"endpoints": {"comfyui": comfyui.url}},
+        }
+    )
+    yield service
+    stop_driver(service)
+    service.close()
+
+
+def stop_driver(svc: Service) -> None:
+    """End the home's driver (every test leaves none behind)."""
+    end = time.monotonic() + 20
+    while driver_running(svc.home) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not driver_running(svc.home), "the driver did not exit with nothing in flight"
+
+
+def png(
+    path: Path, size: tuple[int, int] = (24, 16), colour: tuple[int, int, int] = (9, 8, 7)
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def project(root: Path, names: tuple[str, ...] = ("a.png", "b.png")) -> Path:
+    for i, name in enumerate(names):
+        png(root / "cg" / name, colour=(i * 40, 10, 10))
+    return root
+
+
+def summary(names: tuple[str, ...] = ("a.png", "b.png"), **task: Any) -> dict[str, Any]:
+    return {
+        "format": "comfyvn.import-summary",
+        "version": 1,
+        "project": {"name": "Test", "id": "test"},
+        "assets": [
+            {"id": f"cg/{n}", "type": "cg", "width": 24, "height": 16, "license": "CC0-1.0"}
+            for n in names
+        ],
+        "tasks": [{"kind": "cg_super_res", "select": {"type": "cg"}, **task}],
+    }
+
+
+def queued_job(svc: Service, tmp_path: Path, names: tuple[str, ...] = ("a.png", "b.png")) -> Job:
+    folder = project(tmp_path / "project", names)
+    [job] = svc.import_summary(summary(names), str(folder))
+    assert job.compute is not None and job.compute.provider == "local", job.compute
+    return job
+
+
+def dispatch(svc: Service, job: Job, **kwargs: Any) -> Job:
+    compute = svc.get_job(job.id).compute
+    assert compute is not None
+    return svc.dispatch_job(
+        job.id,
+        decided_at=compute.decided_at,
+        acknowledge=[i.code for i in svc.job_consent(job.id)],
+        interface="test",
+        **kwargs,
+    )
+
+
+def wait_for(svc: Service, job_id: int, what: Any, timeout: float = WAIT_S) -> Job:
+    end = time.monotonic() + timeout
+    while True:
+        job = svc.get_job(job_id)
+        if what(job):
+            return job
+        if time.monotonic() > end:
+            raise AssertionError(f"job {job_id} is {job.status}: {job.meta.get('dispatch')}")
+        time.sleep(0.1)
+
+
+def ended(svc: Service, job_id: int) -> Job:
+    return wait_for(svc, job_id, lambda j: j.status in ("completed", "failed", "cancelled"))
+
+
+def posts(server: ComfyUIServer, path: str) -> int:
+    return sum(1 for m, p in server.requests if m == "POST" and p == path)
+
+
+# -- the whole way -------------------------------------------------------------------------
+
+
+def test_a_queued_job_runs_on_the_local_comfyui_and_its_outputs_are_collected(
+    svc: Service, comfyui: ComfyUIServer, tmp_path: Path
+) -> None:
+    job = queued_job(svc, tmp_path)
+    started = dispatch(svc, job)
+    assert started.status == "submitting"
+    record = started.meta["dispatch"]
+    assert record["provider"] == "local" and record["acknowledged"]["interface"] == "test"
+    done = ended(svc, job.id)
+    assert done.status == "completed", done.meta["dispatch"]
+    record = done.meta["dispatch"]
+    folder = Path(record["outputs_dir"])
+    assert folder == tmp_path / "project" / "comfyvn-output" / str(job.id)
+    files = sorted(o["file"] for o in record["outputs"])
+    assert len(files) == 2
+    for name in files:
+        with Image.open(folder / name) as img:
+            assert img.size == (96, 64)  # the 4x model's resize of 24x16
+    manifest = json.loads((folder / "outputs.json").read_text())
+    assert manifest["outcome"] == "completed" and len(manifest["outputs"]) == 2
+    assert [r["status"] for r in record["runs"]] == ["succeeded", "succeeded"]
+    assert record["actual_cost_usd"] == 0 and "nothing was billed" in record["ended_message"]
+    assert posts(comfyui, "/prompt") == 2
+    trail = [(e.action, e.detail.get("to")) for e in svc.job_events(job.id)]
+    assert ("dispatched", None) in trail
+    statuses = [to for action, to in trail if action == "status"]
+    assert statuses == ["submitting", "running", "completed"]
+    log = svc.home.advisor_log.read_text()
+    assert '"job.dispatched"' in log and '"job.status"' in log
+    listing = svc.job_outputs(job.id)
+    assert listing["folder"] == str(folder) and len(listing["outputs"]) == 2
+    stop_driver(svc)
+
+
+def test_a_run_that_fails_keeps_the_good_outputs_and_says_which_failed(
+    svc: Service, comfyui: ComfyUIServer, tmp_path: Path
+) -> None:
+    job = queued_job(svc, tmp_path)
+    (tmp_path / "project" / "cg" / "b.png").write_bytes(b"not a png at all")
+    dispatch(svc, job)
+    done = ended(svc, job.id)
+    assert done.status == "failed"
+    record = done.meta["dispatch"]
+    assert [r["status"] for r in record["runs"]] == ["succeeded", "failed"]
+    assert len(record["outputs"]) == 1
+    message = record["ended_message"]
+    assert "run 1:" in message and "1 of 2 runs finished" in message
+    assert "jobs retry" in message
+    stop_driver(svc)
+
+
+# -- refusals: nothing sent, nothing changed -----------------------------------------------
+
+
+def test_refusals_name_the_problem_and_send_nothing(
+    svc: Service, comfyui: ComfyUIServer, tmp_path: Path
+) -> None:
+    job = queued_job(svc, tmp_path)
+    compute = job.compute
+    assert compute is not None
+    with pytest.raises(NotFoundError, match="no job 999"):
+        svc.dispatch_job(999, interface="test")
+    # the advice's decision time must be the one the user saw
+    with pytest.raises(ConflictError, match="changed since its warnings were shown"):
+        svc.dispatch_job(job.id, decided_at="2020-01-01T00:00:00+00:00", interface="test")
+    # a missing input file is named
+    (tmp_path / "project" / "cg" / "b.png").unlink()
+    with pytest.raises(InputError, match=r"cg/b\.png"):
+        dispatch(svc, job)
+    png(tmp_path / "project" / "cg" / "b.png")
+    # a kind with no shipped template names its setting
+    voice = svc.add_job({"kind": "voice_synthesis", "items": 3})
+    assert voice.compute is not None and voice.compute.provider == "local"
+    with pytest.raises(InputError, match=r"settings set workflows\.voice_synthesis FILE"):
+        dispatch(svc, voice)
+    # a disabled provider
+    svc.register_provider({"id": "local", "template_id": "local", "enabled": False})
+    with pytest.raises(ConflictError, match="has no provider that can run it now"):
+        dispatch(svc, job)
+    assert comfyui.requests == []
+    assert svc.get_job(job.id).status in ("queued",)
+    assert not driver_running(svc.home)
+
+
+def test_cancel_while_running_interrupts_the_prompt_and_keeps_what_finished(
+    tmp_path: Path,
+) -> None:
+    with running_comfyui(node_delay_s=0.6) as server:
+        svc = Service()
+        svc.register_provider(
+            {
+                "id": "local",
+                "template_id": "local",
+                "config": {"endpoints": {"comfyui": server.url}},
+            }
+        )
+        job = queued_job(svc, tmp_path)
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: j.status == "running")
+        cancelled = svc.cancel_job(job.id, interface="test")
+        assert cancelled.meta["dispatch"]["cancel_requested"]["by"] == "test"
+        done = ended(svc, job.id)
+        assert done.status == "cancelled"
+        assert "you cancelled it" in done.meta["dispatch"]["ended_message"]
+        assert posts(server, "/interrupt") + posts(server, "/queue") >= 1
+        actions = [e.action for e in svc.job_events(job.id)]
+        assert "cancel_requested" in actions
+        stop_driver(svc)
+
+
+def test_a_server_that_dies_mid_run_fails_the_job_saying_why(tmp_path: Path) -> None:
+    server = ComfyUIServer(node_delay_s=1.0).start()
+    try:
+        svc = Service()
+        svc.register_provider(
+            {
+                "id": "local",
+                "template_id": "local",
+                "config": {"endpoints": {"comfyui": server.url}},
+            }
+        )
+        job = queued_job(svc, tmp_path)
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: j.status == "running")
+        server.kill()
+        done = ended(svc, job.id)
+        assert done.status == "failed"
+        assert "cannot reach ComfyUI" in done.meta["dispatch"]["ended_message"]
+        stop_driver(svc)
+    finally:
+        server.stop()
+
+
+def test_a_missing_model_is_found_before_anything_is_uploaded(tmp_path: Path) -> None:
+    with running_comfyui(models={"checkpoints": []}) as server:
+        svc = Service()
+        svc.register_provider(
+            {
+                "id": "local",
+                "template_id": "local",
+                "config": {"endpoints": {"comfyui": server.url}},
+            }
+        )
+        job = queued_job(svc, tmp_path)
+        dispatch(svc, job)
+        done = ended(svc, job.id)
+        assert done.status == "failed"
+        assert "RealESRGAN" in done.meta["dispatch"]["ended_message"]
+        assert posts(server, "/prompt") == 0 and posts(server, "/upload/image") == 0
+        stop_driver(svc)
+
+
+def _driver_pid(svc: Service, job_id: int) -> int:
+    lease = svc.job_store.lease(job_id)
+    assert lease is not None
+    return int(lease[0].split("-", 1)[0])
+
+
+def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: Path) -> None:
+    with running_comfyui(node_delay_s=0.4) as server:
+        svc = Service()
+        svc.register_provider(
+            {
+                "id": "local",
+                "template_id": "local",
+                "config": {"endpoints": {"comfyui": server.url}},
+            }
+        )
+        job = queued_job(svc, tmp_path, ("a.png", "b.png", "c.png"))
+        dispatch(svc, job)
+        running = wait_for(
+            svc, job.id, lambda j: any(r.get("prompt_id") for r in j.meta["dispatch"]["runs"])
+        )
+        os.kill(_driver_pid(svc, running.id), signal.SIGKILL)
+        time.sleep(0.3)
+        assert svc.start_driver()  # (the next `jobs watch`, window or server does this)
+        done = ended(svc, job.id)
+        assert done.status == "completed", done.meta["dispatch"]
+        assert len(done.meta["dispatch"]["outputs"]) == 3
+        assert posts(server, "/prompt") == 3  # the prompt in flight was followed, not re-queued
+        assert "resumed" in [e.action for e in svc.job_events(job.id)]
+        stop_driver(svc)
+
+
+def test_two_drivers_never_drive_one_job(svc: Service, tmp_path: Path) -> None:
+    job = queued_job(svc, tmp_path)
+    store = svc.job_store
+    # a second driver process exits at once while one holds the home's lock
+    from filelock import FileLock
+
+    lock = FileLock(str(svc.home.data_dir / "driver.lock"))
+    lock.acquire()
+    try:
+        env = {**os.environ, "COMFYVN_GUI_HOME": str(svc.home.config_dir.parent)}
+        t0 = time.monotonic()
+        rc = subprocess.run(
+            [sys.executable, "-m", "comfyvn_gui", "driver"], env=env, timeout=60
+        ).returncode
+        assert rc == 0 and time.monotonic() - t0 < 30
+    finally:
+        lock.release()
+    # leases: a driver whose generation was raised by another cannot write
+    with store._write() as conn:  # (put the job in flight without a driver)
+        conn.execute("UPDATE jobs SET status = 'running' WHERE id = ?", (job.id,))
+    [(job_id, gen1)] = store.claim("driver-a", now=time.time(), lease_s=60)
+    assert store.claim("driver-b", now=time.time(), lease_s=60) == []  # a live lease is kept
+    [(_, gen2)] = store.claim("driver-b", now=time.time() + 61, lease_s=60)  # expired: taken
+    assert gen2 == gen1 + 1
+    with pytest.raises(LeaseLost):
+        store.write_dispatch(job_id, ("driver-a", gen1), {"runs": []})
+    assert store.renew("driver-a", {job_id: gen1}, now=time.time(), lease_s=60) == {job_id}
+    store.write_dispatch(job_id, ("driver-b", gen2), {"runs": []}, status="cancelled")
