@@ -150,6 +150,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(service.monitor.run_forever(stop)) if monitor else None
+        if monitor:  # (`serve`: jobs left in flight by a restart are driven again)
+            await asyncio.get_running_loop().run_in_executor(None, service.resume_dispatch)
         try:
             yield
         finally:

@@ -370,6 +370,8 @@ class MainWindow(QMainWindow):
         bridge.spawn(bridge.call(bridge.service.warm_up), name="warm-up")
         if self._monitor:
             bridge.spawn(bridge.run_monitor(), name="health-monitor")
+            # jobs left in flight (a restart, a crash) are driven again, off the GUI thread
+            bridge.spawn(bridge.call(bridge.service.resume_dispatch), name="resume-dispatch")
         await asyncio.wait({loading})  # (a failure is reported by the bridge, once)
 
     def _first_run(self) -> bool:

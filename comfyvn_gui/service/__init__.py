@@ -482,6 +482,16 @@ class Service:
 
         return start_driver(self.home)
 
+    def resume_dispatch(self) -> bool:
+        """Start the dispatch driver if a job is in flight (after a restart, a logout, a
+        crash): the window and ``serve`` call it when they start. Nothing to do in a home
+        without a job queue (SQLite is not loaded)."""
+        if not self.home.jobs_file.exists():
+            return False
+        from comfyvn_gui.core.jobs import IN_FLIGHT
+
+        return self.job_store.count(IN_FLIGHT) > 0 and self.start_driver()
+
     def driver(self, **options: Any) -> Driver:
         """This home's dispatch driver (``comfyvn-gui driver`` runs it)."""
         from .driver import Driver

@@ -317,7 +317,7 @@ def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: 
         )
         os.kill(_driver_pid(svc, running.id), signal.SIGKILL)
         time.sleep(0.3)
-        assert svc.start_driver()  # (the next `jobs watch`, window or server does this)
+        assert svc.resume_dispatch()  # (what the window and `serve` do when they start)
         done = ended(svc, job.id)
         assert done.status == "completed", done.meta["dispatch"]
         assert len(done.meta["dispatch"]["outputs"]) == 3
@@ -329,6 +329,8 @@ def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: 
 def test_two_drivers_never_drive_one_job(svc: Service, tmp_path: Path) -> None:
     job = queued_job(svc, tmp_path)
     store = svc.job_store
+    assert not svc.resume_dispatch()  # nothing in flight: no driver is started
+    assert not driver_running(svc.home)
     # a second driver process exits at once while one holds the home's lock
     from filelock import FileLock
 
