@@ -27,6 +27,10 @@ check's deadline):
 5. ``stat`` and ``df -P`` of ``nfs_mount`` (shell-quoted): missing or not a directory is
    ``misconfigured`` naming ``nfs_mount``; its filesystem type and free space go to ``detail``.
 
+Steps 1-3 are :func:`connect` (with :func:`ssh_target`, :func:`pin_policy` and
+:func:`ssh_failures`), shared with the dispatch tunnel (:mod:`.ssh_tunnel`), so a job's
+connection obeys exactly the same key and pin rules as the checks.
+
 The provider's ``meta`` links about data handling (any ``runbook*`` / ``compliance*`` key, as
 the seed's onboarding notes ask teams to record) are shown with every result, passed or failed.
 Health runs the same and is ``degraded`` when nvidia-smi fails or a GPU is nearly fully loaded.
@@ -35,11 +39,13 @@ Health runs the same and is ``degraded`` when nvidia-smi fails or a GPU is nearl
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +71,7 @@ MIB = 2**20
 
 
 @dataclass
-class _Target:
+class SshTarget:
     host: str  # as typed, without the port (brackets of an IPv6 address removed)
     port: int
     username: str
@@ -80,7 +86,7 @@ class _Target:
         return f"{host}:{self.port}"
 
 
-def _target(ctx: CheckContext) -> _Target:
+def ssh_target(ctx: CheckContext) -> SshTarget:
     hostname, username, key_path, nfs_mount = ctx.require(
         "hostname", "username", "ssh_key_path", "nfs_mount"
     )
@@ -107,7 +113,7 @@ def _target(ctx: CheckContext) -> _Target:
             f"{nfs_mount!r}",
             fields=["nfs_mount"],
         )
-    return _Target(
+    return SshTarget(
         host=host,
         port=port,
         username=username,
@@ -137,7 +143,7 @@ def fingerprint(key: paramiko.PKey) -> str:
 # --------------------------------------------------------------------------- the key
 
 
-def _load_key(name: str, target: _Target) -> paramiko.PKey:
+def _load_key(name: str, target: SshTarget) -> paramiko.PKey:
     """The private key, or the failure that names the field to fix. Blocking (file I/O)."""
     import_now(paramiko)  # a missing paramiko is not a file that is no key
 
@@ -202,8 +208,8 @@ class _HostKeyRefused(Exception):
         self.failure = failure
 
 
-def _pin_policy(
-    ctx: CheckContext, target: _Target, provider_id: str
+def pin_policy(
+    ctx: CheckContext, target: SshTarget, provider_id: str
 ) -> paramiko.MissingHostKeyPolicy:
     pin = ctx.host_keys.get(provider_id) if ctx.host_keys is not None else None
     name = ctx.name
@@ -345,16 +351,24 @@ def _sections(out: str, err: str, marker: str) -> dict[str, tuple[int, str, str]
     return found
 
 
-def _session(ctx_name: str, target: _Target, policy: Any, budget: float) -> _Raw:
-    """Blocking: load the key, connect (pinned host key), run the commands."""
+def connect(name: str, target: SshTarget, policy: Any, budget: float) -> paramiko.SSHClient:
+    """Blocking: an authenticated SSH connection to ``target``, for the checks and for the
+    dispatch tunnel (:mod:`.ssh_tunnel`) alike.
 
+    The private key is loaded first (nothing is sent with a key that cannot be read); only that
+    key is offered (``look_for_keys=False, allow_agent=False``); no known_hosts file is read,
+    so the server's host key always goes to ``policy`` (:func:`pin_policy`), which refuses an
+    unpinned or different key *before authentication*. Every paramiko timeout is ``budget``
+    seconds. Failures are :class:`CheckFailure` as the module's text maps them; the caller
+    closes the client it gets.
+    """
     end = time.monotonic() + budget
-    key = _load_key(ctx_name, target)
+    key = _load_key(name, target)
     left = max(0.05, end - time.monotonic())
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(policy)  # no known_hosts: every key goes to the pin
     try:
-        try:
+        with ssh_failures(name, target, end):
             client.connect(
                 target.host,
                 port=target.port,
@@ -367,62 +381,81 @@ def _session(ctx_name: str, target: _Target, policy: Any, budget: float) -> _Raw
                 auth_timeout=left,
                 channel_timeout=left,
             )
-        except _HostKeyRefused as refused:
-            raise refused.failure from None
-        transport = client.get_transport()
-        server_key = transport.get_remote_server_key() if transport else None
-        marker = secrets.token_hex(8)
-        _rc, out, err = _exec(client, _probe_command(target.nfs_mount, marker), end)
-        found = _sections(out, err, marker)
-        gpu = found.get("gpu", (127, "", "the probe ended early"))
-        stat = found.get("stat", (1, "", "the probe ended early"))
-        df = found.get("df", (1, "", ""))
-        return _Raw(
-            gpu_rc=gpu[0],
-            gpu_out=gpu[1],
-            gpu_err=gpu[2],
-            stat_rc=stat[0],
-            stat_out=stat[1],
-            stat_err=stat[2],
-            df_rc=df[0],
-            df_out=df[1],
-            server_key=server_key.get_name() if server_key else "",
-            server_fingerprint=fingerprint(server_key) if server_key else "",
-        )
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+@contextlib.contextmanager
+def ssh_failures(name: str, target: SshTarget, end: float) -> Iterator[None]:
+    """Turn what paramiko raises (connecting, or in a session ending at monotonic ``end``)
+    into the :class:`CheckFailure` that names the setting to fix."""
+    try:
+        yield
     except CheckFailure:
         raise
+    except _HostKeyRefused as refused:
+        raise refused.failure from None
     except paramiko.AuthenticationException:
         raise CheckFailure(
             "invalid_credentials",
-            f"{ctx_name}: {target.address} refused the key {target.key_path} for the user "
+            f"{name}: {target.address} refused the key {target.key_path} for the user "
             f"{target.username!r}; check the user name and that the key's public half is in "
             f"that account's ~/.ssh/authorized_keys",
             fields=["ssh_key_path", "username"],
         ) from None
     except TimeoutError:
-        raise _timeout(ctx_name, target) from None
+        raise _timeout(name, target) from None
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
-        raise _unreachable(ctx_name, target, _errors_text(exc)) from None
+        raise _unreachable(name, target, _errors_text(exc)) from None
     except paramiko.SSHException as exc:
         if time.monotonic() >= end - 0.2 or isinstance(exc.__cause__, TimeoutError):
-            raise _timeout(ctx_name, target) from None
+            raise _timeout(name, target) from None
         text = str(exc)
         if "banner" in text.lower():
             raise CheckFailure(
                 "unreachable",
-                f"{ctx_name}: {target.address} answers but does not speak SSH; check the host "
+                f"{name}: {target.address} answers but does not speak SSH; check the host "
                 "and the port",
                 fields=["hostname"],
             ) from None
         raise CheckFailure(
             "unreachable",
-            f"{ctx_name}: the SSH session with {target.address} failed ({text[:200]})",
+            f"{name}: the SSH session with {target.address} failed ({text[:200]})",
             fields=["hostname"],
         ) from None
     except OSError as exc:
-        raise _unreachable(
-            ctx_name, target, exc.strerror or str(exc) or type(exc).__name__
-        ) from None
+        raise _unreachable(name, target, exc.strerror or str(exc) or type(exc).__name__) from None
+
+
+def _session(ctx_name: str, target: SshTarget, policy: Any, budget: float) -> _Raw:
+    """Blocking: load the key, connect (pinned host key), run the commands."""
+
+    end = time.monotonic() + budget
+    client = connect(ctx_name, target, policy, budget)
+    try:
+        with ssh_failures(ctx_name, target, end):
+            transport = client.get_transport()
+            server_key = transport.get_remote_server_key() if transport else None
+            marker = secrets.token_hex(8)
+            _rc, out, err = _exec(client, _probe_command(target.nfs_mount, marker), end)
+            found = _sections(out, err, marker)
+            gpu = found.get("gpu", (127, "", "the probe ended early"))
+            stat = found.get("stat", (1, "", "the probe ended early"))
+            df = found.get("df", (1, "", ""))
+            return _Raw(
+                gpu_rc=gpu[0],
+                gpu_out=gpu[1],
+                gpu_err=gpu[2],
+                stat_rc=stat[0],
+                stat_out=stat[1],
+                stat_err=stat[2],
+                df_rc=df[0],
+                df_out=df[1],
+                server_key=server_key.get_name() if server_key else "",
+                server_fingerprint=fingerprint(server_key) if server_key else "",
+            )
     finally:
         client.close()
 
@@ -433,7 +466,7 @@ def _errors_text(exc: Any) -> str:
     return "; ".join(sorted(t for t in texts if t)) or "connection failed"
 
 
-def _timeout(name: str, target: _Target) -> CheckFailure:
+def _timeout(name: str, target: SshTarget) -> CheckFailure:
     return CheckFailure(
         "timeout",
         f"{name}: {target.address} did not answer in time; check that the server is on and "
@@ -441,7 +474,7 @@ def _timeout(name: str, target: _Target) -> CheckFailure:
     )
 
 
-def _unreachable(name: str, target: _Target, why: str) -> CheckFailure:
+def _unreachable(name: str, target: SshTarget, why: str) -> CheckFailure:
     return CheckFailure(
         "unreachable",
         f"{name}: cannot connect to {target.address} ({why}); check the host, the port and "
@@ -546,8 +579,8 @@ class SshAdapter:
             raise
 
     async def _check(self, ctx: CheckContext, kind: str, links: dict[str, str]) -> Outcome:
-        target = _target(ctx)
-        policy = _pin_policy(ctx, target, ctx.provider.id)
+        target = ssh_target(ctx)
+        policy = pin_policy(ctx, target, ctx.provider.id)
         budget = ctx.remaining() - SSH_MARGIN_S
         if budget <= 0:
             raise TimeoutError

@@ -3,9 +3,12 @@
 Key authentication only, ``HOME`` set to the server's folder (so sessions do not run this
 machine's own ``~/.bashrc``: a real GPU server's shell start-up costs its CPU, not the app's),
 ``StrictModes no`` / ``UsePAM no`` (it runs as the test's user, root in CI), ``MaxStartups``
-raised so parallel checks are not dropped. Commands run with a ``PATH`` that starts with a
-folder holding a fake ``nvidia-smi``: realistic CSV, switched by flag files (``slow`` = 200 ms,
-``fail`` = driver error, ``absent`` = command not found, ``busy`` = 99%).
+raised so parallel checks are not dropped. Local forwarding is allowed to the server's own
+``127.0.0.1`` only (``AllowTcpForwarding local``, ``PermitOpen 127.0.0.1:*``: what a hardened
+host running ComfyUI on its loopback allows; the dispatch tunnel's tests need it). Commands
+run with a ``PATH`` that starts with a folder holding a fake ``nvidia-smi``: realistic CSV,
+switched by flag files (``slow`` = 200 ms, ``fail`` = driver error, ``absent`` = command not
+found, ``busy`` = 99%).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ UsePAM no
 StrictModes no
 MaxStartups 100:30:200
 MaxSessions 50
+AllowTcpForwarding local
+PermitOpen 127.0.0.1:*
 SetEnv PATH={bin_dir}:/usr/bin:/bin HOME={d}
 """
     )
