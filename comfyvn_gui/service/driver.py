@@ -163,6 +163,7 @@ class Driver:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._held: dict[int, int] = {}  # job id -> lease generation
         self._why: dict[int, str] = {}  # job id -> cancel | abandon
+        self._started: set[int] = set()  # jobs whose task runs (may be cancelled)
         self._stopping: asyncio.Event | None = None
 
     # -- the process -----------------------------------------------------------------------
@@ -255,7 +256,9 @@ class Driver:
 
     def _look_for_cancels(self) -> None:
         for job_id in list(self._tasks):
-            if self._why.get(job_id):
+            # (a task not started yet reads the request itself: cancelling it before its
+            # first step would end it with nothing written, and the job be taken again)
+            if self._why.get(job_id) or job_id not in self._started:
                 continue
             try:
                 job = self.job_store.get(job_id)
@@ -269,6 +272,7 @@ class Driver:
 
     async def _drive(self, job_id: int, generation: int) -> None:
         run = _JobRun(self, job_id, (self.owner, generation))
+        self._started.add(job_id)
         try:
             await run.drive()
         except LeaseLost:
@@ -279,6 +283,8 @@ class Driver:
                 with contextlib.suppress(LeaseLost):
                     run.end("cancelled", reason="you cancelled it")
             # abandon: the job stays in flight for the next driver (nothing written)
+        finally:
+            self._started.discard(job_id)
 
 
 class _JobRun:

@@ -356,3 +356,59 @@ def test_two_drivers_never_drive_one_job(svc: Service, tmp_path: Path) -> None:
         store.write_dispatch(job_id, ("driver-a", gen1), {"runs": []})
     assert store.renew("driver-a", {job_id: gen1}, now=time.time(), lease_s=60) == {job_id}
     store.write_dispatch(job_id, ("driver-b", gen2), {"runs": []}, status="cancelled")
+
+
+def test_cancel_before_the_driver_took_the_job_sends_nothing(
+    svc: Service, comfyui: ComfyUIServer, tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    job = queued_job(svc, tmp_path)
+    lock = FileLock(str(svc.home.data_dir / "driver.lock"))
+    lock.acquire()  # (as if a driver were busy elsewhere: the one dispatch starts exits)
+    try:
+        dispatch(svc, job)
+        asked = svc.cancel_job(job.id, interface="test")
+        assert asked.status == "submitting" and asked.meta["dispatch"]["cancel_requested"]
+    finally:
+        lock.release()
+    assert svc.resume_dispatch()
+    done = ended(svc, job.id)
+    assert done.status == "cancelled"
+    assert comfyui.requests == []  # nothing was uploaded or queued
+    assert "nothing was billed" in done.meta["dispatch"]["ended_message"]
+    stop_driver(svc)
+
+
+def test_cancel_while_queued_behind_another_prompt_dequeues_it(tmp_path: Path) -> None:
+    import httpx
+
+    from comfyvn_gui.core.runs import shipped_template
+
+    with running_comfyui(node_delay_s=0.5) as server:
+        svc = Service()
+        svc.register_provider(
+            {
+                "id": "local",
+                "template_id": "local",
+                "config": {"endpoints": {"comfyui": server.url}},
+            }
+        )
+        # someone else's prompt keeps the server busy
+        png(Path(server.input_dir) / "other.png")
+        graph = json.loads(
+            json.dumps(shipped_template("cg_super_res").graph)  # type: ignore[union-attr]
+            .replace("{{input_image}}", "other.png")
+            .replace("{{output_prefix}}", "other")
+        )
+        other = httpx.post(f"{server.url}/prompt", json={"prompt": graph}).json()["prompt_id"]
+        server.wait_until_running(other)
+        job = queued_job(svc, tmp_path, ("a.png",))
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: any(r.get("prompt_id") for r in j.meta["dispatch"]["runs"]))
+        svc.cancel_job(job.id, interface="test")
+        done = ended(svc, job.id)
+        assert done.status == "cancelled"
+        assert posts(server, "/queue") >= 1  # dequeued: it never ran
+        assert done.meta["dispatch"]["outputs"] == []
+        stop_driver(svc)
