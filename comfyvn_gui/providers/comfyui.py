@@ -55,6 +55,8 @@ MAX_OUTPUT_BYTES = 512 * 2**20
 POLL_S = 1.0
 #: One HTTP request's timeout (seconds): ComfyUI answers its API at once, even while busy.
 REQUEST_TIMEOUT_S = 30.0
+#: The pause before a read (GET) that lost its connection is asked once more (seconds).
+RETRY_PAUSE_S = 0.3
 #: How long a message may take to arrive on a quiet WebSocket before the history is asked
 #: (a prompt finishing between two messages is never missed).
 WS_QUIET_S = 5.0
@@ -63,7 +65,15 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()+-]{0,199}$")
 _LIST_LIMIT = 5  # of the choices quoted from a "value not in list" error
 
 Code = Literal[
-    "rejected", "missing", "unreachable", "timeout", "failed", "interrupted", "bad_output"
+    "rejected",
+    "missing",
+    "unreachable",
+    "timeout",
+    "failed",
+    "interrupted",
+    "bad_output",
+    "untrusted_host",  # (an SSH tunnel: the host key is not pinned)
+    "host_key_mismatch",  # (an SSH tunnel: the host key is not the pinned one)
 ]
 
 
@@ -199,7 +209,15 @@ class ComfyUIClient:
         if self._headers:
             kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
         try:
-            return await self.http.request(method, url, timeout=self._timeout, **kwargs)
+            try:
+                return await self.http.request(method, url, timeout=self._timeout, **kwargs)
+            except httpx.TransportError as exc:
+                # A read (GET) is asked once more after a dropped connection (an SSH tunnel
+                # reconnecting, a proxy restarting); nothing that changes the server is.
+                if method != "GET" or isinstance(exc, httpx.TimeoutException) or _tls_refused(exc):
+                    raise
+                await asyncio.sleep(RETRY_PAUSE_S)
+                return await self.http.request(method, url, timeout=self._timeout, **kwargs)
         except httpx.TimeoutException:
             raise ComfyUIError(
                 "timeout", f"ComfyUI at {self.base_url} did not answer {path} in time"

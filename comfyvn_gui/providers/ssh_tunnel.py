@@ -71,8 +71,7 @@ TunnelCode = Literal["unreachable", "timeout", "untrusted_host", "host_key_misma
 def tunnel_error(code: TunnelCode, message: str) -> ComfyUIError:
     """A :class:`ComfyUIError` with one of the tunnel's codes (the host-key codes are the check
     vocabulary's own, ``core/checks.py``)."""
-    # comfyui.Code does not list untrusted_host / host_key_mismatch (yet).
-    return ComfyUIError(code, message)  # type: ignore[arg-type]
+    return ComfyUIError(code, message)
 
 
 #: A check failure's code as dispatch reports it; any other (a key file that cannot be read,

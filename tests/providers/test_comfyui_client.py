@@ -404,3 +404,82 @@ def test_an_image_over_the_pixel_limit_is_not_kept(
     assert report.outcome == "failed" and report.outputs == []
     assert "is not an image this app can read" in (report.runs[0].error or "")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["outputs.json"]
+
+
+class _DropFirst:
+    """A TCP relay on 127.0.0.1 to ``to`` that resets its first connection at once and passes
+    the others through: a connection lost under a read."""
+
+    def __init__(self, to: int) -> None:
+        import socket
+        import threading
+
+        self.to = to
+        self.accepted = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import struct
+        import threading
+
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.accepted == 1:  # reset (RST), not a clean close
+                a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                a.close()
+                continue
+            b = socket.create_connection(("127.0.0.1", self.to), 5)
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_read_that_lost_its_connection_is_asked_once_more_a_write_is_not() -> None:
+    with running_comfyui() as server:
+        relay = _DropFirst(server.port)
+        try:
+
+            async def read() -> Any:
+                async with httpx.AsyncClient() as http:
+                    return await ComfyUIClient(f"http://127.0.0.1:{relay.port}", http).object_info()
+
+            assert "LoadImage" in arun(read())  # the first connection was reset
+            assert relay.accepted == 2
+        finally:
+            relay.close()
+        relay = _DropFirst(server.port)
+        try:
+
+            async def write() -> Any:
+                async with httpx.AsyncClient() as http:
+                    client = ComfyUIClient(f"http://127.0.0.1:{relay.port}", http)
+                    return await client.upload_image("x.png", b"\x89PNG")
+
+            with pytest.raises(ComfyUIError, match="cannot reach ComfyUI"):
+                arun(write())
+            assert relay.accepted == 1  # an upload is not sent twice
+        finally:
+            relay.close()
