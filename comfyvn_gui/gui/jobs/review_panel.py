@@ -121,11 +121,16 @@ class WarningList(QWidget):
         self._layout.setSpacing(6)
         self._labels: list[QLabel] = []
         self._items: list[tuple[str, str]] = []
+        self._lines: list[tuple[str, str]] = []
 
     def set_warnings(self, warnings: Sequence[Mapping[str, Any]]) -> None:
         # The list is hidden while its lines are replaced and shown once: showing each new
         # line in a shown list laid the whole Review panel out again per line (300-500 ms
         # for a job with many warnings, each time the selection moved).
+        lines = list(warning_lines(warnings))
+        if self._labels and lines == self._lines:
+            return  # the same warnings (a job in flight writes its progress many times)
+        self._lines = lines
         shown = self.isVisible()
         if shown:
             self.hide()
@@ -134,7 +139,7 @@ class WarningList(QWidget):
             label.deleteLater()
         self._labels = []
         self._items = []
-        for i, (code, text) in enumerate(warning_lines(warnings)):
+        for i, (code, text) in enumerate(lines):
             label = _text(f"review-warning-{i}", text.removeprefix("⚠ "), self)
             label.setText(text)
             if code:
