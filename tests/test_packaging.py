@@ -56,7 +56,7 @@ def test_wheel_carries_the_catalog_and_loads_it_outside_the_checkout(tmp_path: P
     assert res.returncode == 0, res.stderr
     where, counts = res.stdout.splitlines()
     assert where.startswith(str(tmp_path / "site")), where
-    assert counts == "11 A10G"
+    assert counts == "12 A10G"
 
 
 def test_cli_start_up_imports_no_qt_and_no_cloud_sdk() -> None:

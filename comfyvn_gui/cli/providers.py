@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from comfyvn_gui.core import wording
+from comfyvn_gui.core.custom_terms import custom_terms
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.models import ProviderInput
 from comfyvn_gui.service import Service
@@ -92,21 +93,29 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
         out.line(f"  enabled:   {'yes' if entry.enabled else 'no'}")
         out.line(f"  active:    {'yes' if entry.active else 'no (not validated here yet)'}")
         out.line(f"  gpu:       {entry.gpu or profile.default_gpu}")
-        price = entry.meta.get("hourly_usd", profile.pricing.hourly_usd)
+        terms = custom_terms(profile, entry.config)  # a custom endpoint states its own
+        listed = terms.hourly_usd if terms is not None else profile.pricing.hourly_usd
+        price = entry.meta.get("hourly_usd", listed)
         cost = (
             f"${wording.figure(price)}/hr"
             if isinstance(price, int | float)
-            else profile.pricing.hint
+            else ("no price set" if terms is not None else profile.pricing.hint)
         )
-        billing = profile.billing
+        billing = terms.billing if terms is not None else profile.billing
         assumed = ", assumed" if billing.assumed else ""
+        source = (
+            "as you stated it"
+            if terms is not None
+            else f"prices as of {profile.pricing.prices_as_of}"
+        )
         out.line(
-            f"  cost:      {cost} (prices as of {profile.pricing.prices_as_of}; billed per "
+            f"  cost:      {cost} ({source}; billed per "
             f"{wording.minutes(billing.increment_minutes)}, "
             f"minimum {wording.minutes(billing.minimum_minutes)}"
             f"{assumed})"
         )
-        out.line(f"  zones:     {', '.join(profile.zones) or '-'}")
+        zones = terms.zones if terms is not None else profile.zones
+        out.line(f"  zones:     {', '.join(zones) or '-'}")
         out.line(f"  policy:    {profile.policy_highlight}")
         if entry.base_url:
             out.line(f"  base url:  {entry.base_url}")

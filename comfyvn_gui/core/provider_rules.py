@@ -439,9 +439,19 @@ def _secret_looking_keys(catalog: Catalog, value: Any, path: str) -> list[str]:
 
 def _check_field(profile: ProviderProfile, key: str, value: Any, where: str) -> Any:
     spec = profile.field(key)
+    if (
+        spec.kind == "multi_choice"
+        and isinstance(value, list)
+        and all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        value = ", ".join(v.strip() for v in value)  # ["eu", "us"] as the form's "eu, us"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
+        wanted = {
+            "number": "a number",
+            "multi_choice": 'text or a list of text (e.g. "eu, us")',
+        }.get(spec.kind, "text")
         raise InputError(
-            f"{where}: config.{key} must be text, got {type(value).__name__}", fields=[key]
+            f"{where}: config.{key} must be {wanted}, got {type(value).__name__}", fields=[key]
         )
     text = str(value).strip()
     if not text or len(text) > MAX_CONFIG_VALUE_CHARS:
@@ -454,7 +464,7 @@ def _check_field(profile: ProviderProfile, key: str, value: Any, where: str) -> 
     if reason:
         hint = f"; {spec.help}" if spec.help else ""
         raise InputError(f"{where}: config.{key}: {reason}{hint}", fields=[key])
-    return text
+    return spec.normalized(text)
 
 
 def _check_secret(profile: ProviderProfile, name: str, value: Any, where: str, loc: str) -> None:

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from comfyvn_gui.core.addresses import in_clear, is_loopback_host
+from comfyvn_gui.core.addresses import in_clear
 
 from .base import CheckContext, CheckFailure, Outcome
+from .comfyui_access import ComfyUIAccess, access_for, display_url
 from .http_client import HttpClient
 from .local import comfyui_devices, comfyui_summary
 from .registry import register
@@ -68,14 +69,7 @@ _CERT_ALERT = re.compile(
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-def _display(url: str) -> str:
-    """scheme://host[:port][/path] — never a user:password@ part or a query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+_display = display_url
 
 
 @dataclass
@@ -350,23 +344,13 @@ async def _version(http: HttpClient, target: _Target) -> dict[str, Any]:
 # --------------------------------------------------------------------------- ComfyUI
 
 
-@dataclass(frozen=True)
-class ComfyUIAccess:
-    """How the node's ComfyUI is reached: its address, TLS (the node's CA and client
-    certificate, as for its Docker API) and the bearer token, sent only to the Docker API's
-    own host over an encrypted or loopback connection."""
-
-    url: str
-    tls: bool
-    send_token: bool
-    headers: dict[str, str]
-    verify: str | None
-    cert: tuple[str, str] | str | None
-
-
 def comfyui_access(ctx: CheckContext) -> ComfyUIAccess | None:
     """The node's ComfyUI (``endpoints.comfyui``), or None when none is configured; a
-    :class:`CheckFailure` for a node whose settings are wrong (as its validator says)."""
+    :class:`CheckFailure` for a node whose settings are wrong (as its validator says).
+
+    TLS uses the node's CA and client certificate, as for its Docker API; the bearer token goes
+    only to the Docker API's own host over an encrypted or loopback connection
+    (:func:`.comfyui_access.access_for`)."""
     url = ctx.endpoint("comfyui")
     if url is None:
         return None
@@ -375,19 +359,8 @@ def comfyui_access(ctx: CheckContext) -> ComfyUIAccess | None:
 
 
 def _access(url: str, target: _Target) -> ComfyUIAccess:
-    parts = urlsplit(url)
-    hostname = parts.hostname or ""
-    same_host = hostname.lower() == target.hostname.lower()
-    unencrypted = parts.scheme != "https" and not is_loopback_host(hostname)
-    send_token = bool(target.token) and same_host and not unencrypted
-    tls = parts.scheme == "https"
-    return ComfyUIAccess(
-        url=url,
-        tls=tls,
-        send_token=send_token,
-        headers={"Authorization": f"Bearer {target.token}"} if send_token else {},
-        verify=target.ca if tls else None,
-        cert=target.cert if tls else None,
+    return access_for(
+        url, token=target.token, ca=target.ca, cert=target.cert, token_host=target.hostname
     )
 
 

@@ -45,6 +45,17 @@ SEED_AUTH_FIELDS: dict[str, list[str]] = {
     "lan": ["endpoint", "api_token"],
     "ssh": ["hostname", "username", "ssh_key_path", "nfs_mount"],
     "local": [],
+    # not in the seed: a ComfyUI endpoint asks for its own terms with its address
+    "custom": [
+        "endpoint",
+        "api_token",
+        "hourly_usd",
+        "zones",
+        "vram_gb",
+        "gpu_name",
+        "billing_increment_minutes",
+        "billing_minimum_minutes",
+    ],
 }
 
 SETTING_KEYS = {

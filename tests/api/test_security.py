@@ -373,6 +373,11 @@ def canary_providers(closed: str) -> dict[str, dict[str, Any]]:
             },
             "secrets": {"key_passphrase": f"CANARY-ssh-{CANARY}"},
         },
+        "c-custom": {
+            "template_id": "custom",
+            "config": {"endpoint": closed, "hourly_usd": "0.5", "zones": "eu"},
+            "secrets": {"api_token": f"CANARY-custom-{CANARY}"},
+        },
     }
 
 

@@ -53,6 +53,12 @@ CANARIES: dict[str, dict[str, str]] = {
         "ssh_key_path": "/home/vn/.ssh/id_ed25519",
         "nfs_mount": "/mnt/vn",
     },
+    "custom": {
+        "api_token": "CANARY-custom-token-001",
+        "endpoint": "https://comfy.example.net",
+        "hourly_usd": "0.5",
+        "zones": "eu",
+    },
 }
 
 
@@ -115,11 +121,12 @@ def test_templates_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
         "lan",
         "ssh",
         "local",
+        "custom",
     ):
         assert f"\n{tid} " in out
     assert "~$0.46/hr" in out and "marketplace" in out
     data = jcli(capsys, "providers", "templates")
-    assert len(data) == 11 and {"auth_fields", "endpoints", "billing"} <= set(data[0])
+    assert len(data) == 12 and {"auth_fields", "endpoints", "billing"} <= set(data[0])
 
 
 def test_create_list_show_from_stdin(capsys: pytest.CaptureFixture[str]) -> None:
@@ -342,7 +349,7 @@ def test_schemas_are_current(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_no_secret_anywhere_on_disk_after_a_session(app_home: Path, tmp_path: Path) -> None:
-    """Canary secrets for all ten providers, a scripted session, then a scan of everything."""
+    """Canary secrets for every template, a scripted session, then a scan of everything."""
     env = dict(os.environ)
     seen: list[str] = []
 

@@ -10,14 +10,21 @@ alone (not from ``comfyvn_gui.core.advisor``):
 * eligibility: enabled, active (not needed by ``local``), not unhealthy, quota not lapsed, VRAM
   covers the need (the local GPU: its FREE VRAM, among GPUs below 0.9 utilisation), residency
   (remote providers only), budget (remote providers only; unpriced = over any budget);
-* the choice: the local GPU, else the fastest LAN / SSH node (then id), else the eligible
-  remote by cost (unpriced last; then minutes, then id), reordered by interactive latency
-  (startup first) and cached graphs (persistent cache first);
+* a custom ComfyUI endpoint states its price, billing, VRAM, GPU name and zones in its config
+  (a value that breaks its field's rule counts as not stated); it is priced and held to the
+  budget like a remote; it stays on the premises when every zone it states is on_prem / local
+  (then residency does not exclude it), else it needs a stated zone in the allowed ones (or
+  on_prem / local); its VRAM is the stated one, the reported one when that is lower, else the
+  reported one, its GPU's, the floor;
+* the choice: the local GPU, else the fastest LAN / SSH node or custom endpoint that stays on
+  the premises at price 0 (then id), else the eligible remote by cost (unpriced last; then
+  minutes, then id), reordered by interactive latency (startup first) and cached graphs
+  (persistent cache first);
 * every other provider is an alternative exactly once, with its numbers or why it was excluded;
   the same input gives the same output, whatever the order of the providers;
-* warnings: ``data_leaves_machine`` exactly for a remote choice, ``non_open_source_assets`` for a
-  remote choice of a non-open-source job, ``provider_unhealthy_skipped`` for each enabled
-  unhealthy provider.
+* warnings: ``data_leaves_machine`` exactly for a choice whose data leaves the premises,
+  ``non_open_source_assets`` for such a choice of a non-open-source job,
+  ``provider_unhealthy_skipped`` for each enabled unhealthy provider.
 """
 
 from __future__ import annotations
@@ -41,13 +48,17 @@ CATALOG = load_catalog()
 
 TEMPLATES = sorted(pid for pid in CATALOG.profiles if pid != "local")
 REMOTE_TEMPLATES = [
-    t for t in TEMPLATES if CATALOG.profiles[t].kind in ("cloud", "marketplace", "kubernetes")
+    t
+    for t in TEMPLATES
+    if CATALOG.profiles[t].kind in ("cloud", "marketplace", "kubernetes", "custom")
 ]
 GPU_NAMES = sorted(CATALOG.gpus)
 UNKNOWN_GPU = "Mystery GPU"
 REMOTE_KINDS = frozenset({"cloud", "marketplace", "kubernetes"})
 ON_PREM_KINDS = frozenset({"lan", "ssh"})
+ON_PREM_ZONES = frozenset({"on_prem", "local"})
 ZONES = ["eu", "us", "uk", "asia", "ca"]
+CUSTOM_ZONES = [*ZONES, "on_prem", "local"]
 HEALTHS = ["healthy", "degraded", "unhealthy", "unknown"]
 KINDS = sorted(ASSET_TYPES_OF_KIND)
 BUSY = 0.9
@@ -102,6 +113,17 @@ class Ref:
     persistent: bool = False
     zones: tuple[str, ...] = ()
     numbers_defined: bool = True
+    leaves: bool = False  # content leaves the premises (a remote, a custom endpoint off-site)
+
+    @property
+    def tier(self) -> str:
+        if self.kind == "local":
+            return "local"
+        if self.kind in ON_PREM_KINDS or (
+            self.kind == "custom" and not self.leaves and self.hourly == 0
+        ):
+            return "on_prem"
+        return "remote"
 
     def minutes(self, gpu_hours: float, throughput: float | None = None) -> float:
         tp = self.throughputs[0] if throughput is None else throughput
@@ -136,6 +158,30 @@ class Case:
             CATALOG,
             **kw,
         )
+
+
+def _stated_number(
+    config: dict[str, Any], key: str, low: float, high: float, *, above: bool = False
+) -> float | None:
+    """A custom endpoint's number as stated, or None when absent or out of its field's rule."""
+    raw = config.get(key)
+    if raw is None:
+        return None
+    try:
+        number = float(str(raw).strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < low or number > high or (above and number <= low):
+        return None
+    return number
+
+
+def _stated_zones(config: dict[str, Any]) -> tuple[str, ...]:
+    raw = config.get("zones")
+    if not isinstance(raw, str):
+        return ()
+    items = list(dict.fromkeys(z for z in raw.replace(",", " ").split() if z))
+    return tuple(items) if all(z in CUSTOM_ZONES for z in items) else ()
 
 
 def effective(case: Case) -> tuple[list[str], float | None, str]:
@@ -212,7 +258,53 @@ def reference(case: Case) -> dict[str, Ref]:
             spec = named or configured
             r.throughputs = (spec.relative_throughput if spec is not None else 1.0,)
             r.hourly = 0.0
+        elif kind == "custom":
+            c = e.config
+            reported = e.reported_vram_gb if isinstance(e, AdviceProvider) else None
+            reported_gpu = e.reported_gpu if isinstance(e, AdviceProvider) else None
+            stated_vram = _stated_number(c, "vram_gb", 0, 4096, above=True)
+            gpu_name = c.get("gpu_name") if isinstance(c.get("gpu_name"), str) else None
+            name = gpu_name or reported_gpu
+            spec = CATALOG.gpu(name) if name else None
+            if spec is None and e.gpu:
+                spec = CATALOG.gpu(e.gpu)
+            if stated_vram is not None and reported is not None and reported < stated_vram:
+                r.vram = reported
+            elif stated_vram is not None:
+                r.vram = stated_vram
+            elif reported is not None:
+                r.vram = reported
+            elif spec is not None:
+                r.vram = spec.vram_gb
+            else:
+                r.vram = profile.vram_floor_gb
+            r.throughputs = (spec.relative_throughput if spec is not None else 1.0,)
+            increment = _stated_number(c, "billing_increment_minutes", 0, 1440, above=True)
+            minimum = _stated_number(c, "billing_minimum_minutes", 0, 1440)
+            r.increment = 1.0 if increment is None else increment
+            r.minimum = 0.0 if minimum is None else minimum
+            hourly = _finite_nonneg(e.meta.get("hourly_usd"))
+            if hourly is None:
+                hourly = _stated_number(c, "hourly_usd", 0, 10000)
+            ceiling = _finite_nonneg(e.meta.get("price_ceiling_usd"))
+            if ceiling is not None and (hourly is None or ceiling < hourly):
+                hourly = ceiling
+            r.hourly = hourly
+            r.zones = _stated_zones(c)
+            r.leaves = not r.zones or not set(r.zones) <= ON_PREM_ZONES
+            if residency and r.leaves:
+                if not r.zones:
+                    r.why.append("no zones stated: residency unconfirmed")
+                elif not set(r.zones) & (set(residency) | ON_PREM_ZONES):
+                    r.why.append("outside residency")
+            if budget is not None:
+                cost = r.cost(gph)
+                if cost is None:
+                    r.why.append("unpriced, budget set")
+                elif cost > budget + EPS:
+                    r.why.append("over budget")
         else:
+            r.leaves = True
             name = e.gpu or profile.default_gpu
             spec = CATALOG.gpu(name)
             r.vram = spec.vram_gb if spec is not None else profile.vram_floor_gb
@@ -254,10 +346,10 @@ def reference_choice(case: Case, refs: dict[str, Ref]) -> str | None:
     eligible = [r for r in refs.values() if r.eligible]
     if any(r.id == "local" and r.kind == "local" for r in eligible):
         return "local"
-    on_prem = [r for r in eligible if r.kind in ON_PREM_KINDS]
+    on_prem = [r for r in eligible if r.tier == "on_prem"]
     if on_prem:
         return min(on_prem, key=lambda r: (r.minutes(gph), r.id)).id
-    remotes = [r for r in eligible if r.kind in REMOTE_KINDS]
+    remotes = [r for r in eligible if r.tier == "remote"]
     if not remotes:
         return None
 
@@ -310,19 +402,50 @@ def metas(draw: st.DrawFn, clean: bool = False) -> dict[str, Any]:
     return meta
 
 
+def _maybe(draw: st.DrawFn, config: dict[str, Any], key: str, values: Any) -> None:
+    value = draw(st.one_of(st.none(), values))
+    if value is not None:
+        config[key] = value
+
+
+@st.composite
+def custom_terms(draw: st.DrawFn, clean: bool = False) -> dict[str, Any]:
+    """A custom endpoint's stated terms (``clean``: every stated value passes its rule)."""
+    config: dict[str, Any] = {}
+    bad = st.sampled_from([] if clean else ["-1", "abc", "nan", "1e999"])
+    prices = st.one_of(PRICES.map(str), st.sampled_from(["0", "0.46", "1"]))
+    _maybe(draw, config, "hourly_usd", st.one_of(prices, prices, bad) if not clean else prices)
+    zones = st.lists(st.sampled_from(CUSTOM_ZONES), unique=True, max_size=3).map(", ".join)
+    _maybe(draw, config, "zones", zones if clean else st.one_of(zones, st.just("eu, mars")))
+    vram = st.one_of(st.sampled_from(["8", "12", "24", "48"]), st.floats(0.5, 100).map(str))
+    _maybe(draw, config, "vram_gb", vram if clean else st.one_of(vram, st.just("0")))
+    _maybe(draw, config, "billing_increment_minutes", st.sampled_from(["1", "60", "0.5", "0.01"]))
+    _maybe(draw, config, "billing_minimum_minutes", st.sampled_from(["0", "5", "60"]))
+    _maybe(
+        draw,
+        config,
+        "gpu_name",
+        st.one_of(st.sampled_from(GPU_NAMES), st.just(UNKNOWN_GPU)),
+    )
+    return config
+
+
 @st.composite
 def entries(draw: st.DrawFn, template: str, pid: str, clean: bool = False) -> ProviderEntry:
     """One entry; ``clean``: switched on, validated, no quota problem (only numbers differ)."""
     profile = CATALOG.profiles[template]
     regions = [r.id for r in profile.regions]
     config: dict[str, Any] = {}
-    region = draw(
-        st.one_of(st.none(), st.sampled_from(regions))
-        if clean
-        else st.one_of(st.none(), st.sampled_from(regions), st.just("nowhere-1"))
-    )
-    if region is not None:
-        config["region"] = region
+    if profile.kind == "custom":
+        config.update(draw(custom_terms(clean)))
+    elif regions:
+        region = draw(
+            st.one_of(st.none(), st.sampled_from(regions))
+            if clean
+            else st.one_of(st.none(), st.sampled_from(regions), st.just("nowhere-1"))
+        )
+        if region is not None:
+            config["region"] = region
     common: dict[str, Any] = {
         "id": pid,
         "template_id": template,
@@ -522,7 +645,7 @@ def check_advice(case: Case, advice: Advice) -> None:
     # (6) warnings
     codes = {(w.code, w.provider) for w in advice.warnings}
     leaves = {p for c, p in codes if c == "data_leaves_machine"}
-    remote_choice = advice.choice is not None and refs[advice.choice].kind in REMOTE_KINDS
+    remote_choice = advice.choice is not None and refs[advice.choice].leaves
     if remote_choice:
         assert leaves == {advice.choice}
         if case.workload.licenses.non_open_source:

@@ -29,7 +29,7 @@ from comfyvn_gui.core.errors import NotFoundError, OperationError
 
 TEMPLATE_IDS = {
     "runpod", "vast", "lambda", "aws", "azure", "coreweave", "gcp", "paperspace", "lan", "ssh",
-    "local",
+    "local", "custom",
 }  # fmt: skip
 
 # Our own copy of the seed's table (seed/remote_gpu_services.md, "Curated providers"):
@@ -102,6 +102,7 @@ DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
     "lan": ({"docker": None, "comfyui": None}, "docker"),
     "local": ({"comfyui": "http://127.0.0.1:8188"}, "comfyui"),
     "ssh": ({}, None),
+    "custom": ({"comfyui": None}, "comfyui"),
 }
 
 # docs/architecture.md, "Provider entries and endpoints": the options beyond the seed's auth
@@ -114,6 +115,7 @@ DESIGN_OPTIONS = {
     "ssh": {"key_passphrase": True},
     "lan": {"ca_bundle": False, "client_cert": False, "client_key": False},
     "coreweave": {"namespace": False},
+    "custom": {"ca_bundle": False},
 }
 
 SECRET_FIELDS = {
@@ -129,6 +131,7 @@ SECRET_FIELDS = {
     ("paperspace", "api_key"),
     ("lan", "api_token"),
     ("ssh", "key_passphrase"),
+    ("custom", "api_token"),
 }
 
 REQUIRED_GPUS = {
@@ -227,7 +230,7 @@ def test_seed_row_is_in_the_catalog(catalog: Catalog, row: tuple[object, ...]) -
 def test_default_gpus_resolve_and_are_big_enough(catalog: Catalog) -> None:
     for profile in catalog.profiles.values():
         if profile.default_gpu in REPORTED_GPU_VALUES:
-            assert profile.kind in ("lan", "ssh", "local"), profile.id
+            assert profile.kind in ("lan", "ssh", "local", "custom"), profile.id
             assert profile.reports_own_gpu
             continue
         gpu = catalog.gpu(profile.default_gpu)
@@ -366,6 +369,7 @@ def test_billing_rules(catalog: Catalog) -> None:
         "lan": (1, 0, False),
         "ssh": (1, 0, False),
         "local": (1, 0, False),
+        "custom": (1, 0, True),  # until a provider states its own
     }
     for template_id, (increment, minimum, assumed) in expected.items():
         billing = catalog.profile(template_id).billing
@@ -536,3 +540,112 @@ def test_models_refuse_inconsistent_fields() -> None:
         AuthField(name="token", label="Token", kind="secret")
     json_key = AuthField(name="key_json", label="Key", kind="json_file", secret=True)
     assert json_key.secret
+
+
+# --- the custom template: number and multi-choice fields, terms stated per provider -----------
+
+
+def test_the_custom_profile(catalog: Catalog) -> None:
+    custom = catalog.profile("custom")
+    assert custom.kind == "custom"
+    assert custom.regions == [] and custom.zones == ()
+    assert custom.pricing.per_provider and custom.pricing.hourly_usd is None
+    assert custom.reports_own_gpu and custom.legal.data_leaves_machine
+    assert (custom.primary_endpoint, custom.endpoints) == ("comfyui", {"comfyui": None})
+    required = [f.name for f in custom.auth_fields if f.required]
+    assert required == ["endpoint", "hourly_usd", "zones"]
+    kinds = {f.name: f.kind for f in custom.all_fields}
+    assert kinds == {
+        "endpoint": "text",
+        "api_token": "secret",
+        "hourly_usd": "number",
+        "zones": "multi_choice",
+        "vram_gb": "number",
+        "gpu_name": "text",
+        "billing_increment_minutes": "number",
+        "billing_minimum_minutes": "number",
+        "ca_bundle": "path",
+    }
+    assert set(custom.field("zones").choices) == RESIDENCY_ZONES
+
+
+def test_number_fields_say_what_is_wrong(catalog: Catalog) -> None:
+    custom = catalog.profile("custom")
+    price, vram = custom.field("hourly_usd"), custom.field("vram_gb")
+    increment = custom.field("billing_increment_minutes")
+    assert [price.check_value(v) for v in ("0", "0.5", " 12 ", "1e2")] == [None] * 4
+    assert price.check_value("-1") == "Price per hour (USD) must be 0 or more (e.g. 0.50)"
+    assert price.check_value("cheap") == "Price per hour (USD) must be a number (e.g. 0.50)"
+    assert price.check_value("nan") == price.check_value("inf") == price.check_value("cheap")
+    assert price.check_value("10001") == "Price per hour (USD) must be at most 10000 (e.g. 0.50)"
+    assert vram.check_value("0") == "GPU VRAM (GB) must be more than 0 (e.g. 24)"
+    assert vram.check_value("") is None  # optional
+    assert price.check_value("") == "Price per hour (USD) is required"
+    assert increment.check_value("0") is not None and increment.check_value("60") is None
+    assert price.number(" 0.25 ") == 0.25 and price.number("x") is None
+
+
+def test_multi_choice_fields_take_several_choices(catalog: Catalog) -> None:
+    zones = catalog.profile("custom").field("zones")
+    assert zones.check_value("eu") is None
+    assert zones.check_value("eu, us") is None
+    assert zones.check_value("eu us,uk") is None
+    assert zones.check_value(" , ") == "Residency zones is required"
+    reason = zones.check_value("eu, mars")
+    assert reason is not None and reason.startswith("Residency zones: 'mars' is not one of: us,")
+    assert zones.items("eu, us eu") == ["eu", "us"]
+    assert zones.normalized("eu,us  uk,eu") == "eu, us, uk"
+
+
+def test_number_and_multi_choice_models_refuse_inconsistent_settings() -> None:
+    with pytest.raises(ValidationError, match="only a field of kind 'number' has bounds"):
+        AuthField(name="x", label="X", kind="text", minimum=0)
+    with pytest.raises(ValidationError, match="is below the minimum"):
+        AuthField(name="x", label="X", kind="number", minimum=2, maximum=1)
+    with pytest.raises(ValidationError, match="needs a minimum"):
+        AuthField(name="x", label="X", kind="number", minimum_exclusive=True)
+    with pytest.raises(ValidationError, match="default: X must be 1 or more"):
+        AuthField(name="x", label="X", kind="number", minimum=1, default="0")
+    with pytest.raises(ValidationError, match="checked by its kind"):
+        AuthField(name="x", label="X", kind="number", pattern="[0-9]+")
+    with pytest.raises(ValidationError, match="kind 'multi_choice' needs at least one choice"):
+        AuthField(name="x", label="X", kind="multi_choice")
+    with pytest.raises(ValidationError, match="default: X: 'c' is not one of: a, b"):
+        AuthField(name="x", label="X", kind="multi_choice", choices=["a", "b"], default="a, c")
+
+
+CUSTOM_BROKEN_CASES = [
+    ('[billing]', '[[regions]]\nid = "x"\nname = "X"\nzone = "eu"\n\n[billing]',
+     "custom.toml: provider 'custom': regions: a custom profile has no regions"),
+    ("per_provider = true", "per_provider = false",
+     "custom.toml: provider 'custom': pricing.hourly_usd: required unless marketplace"),
+    ('name = "vram_gb"', 'name = "vram"',
+     "custom.toml: provider 'custom': vram_gb: a custom profile needs a field 'vram_gb'"),
+    ('"oceania", "on_prem"', '"oceania", "mars"',
+     "custom.toml: provider 'custom': auth_fields[3].choices: 'mars' is not a residency zone"),
+    ("data_leaves_machine = true", "data_leaves_machine = false",
+     "custom.toml: provider 'custom': legal.data_leaves_machine: must be true for remote and "
+     "custom providers"),
+    ("minimum = 0\nmaximum = 10000", "minimum = 0\nmaximum = -1",
+     "custom.toml: provider 'custom': auth_fields[2].maximum: is below the minimum"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), CUSTOM_BROKEN_CASES)
+def test_a_broken_custom_profile_names_the_field(
+    broken: Callable[[str, str, str], Path], old: str, new: str, expected: str
+) -> None:
+    root = broken("providers/custom.toml", old, new)
+    with pytest.raises(CatalogError) as err:
+        load_catalog(root)
+    assert expected in err.value.message, err.value.message
+
+
+def test_only_a_custom_profile_may_lack_regions(
+    broken: Callable[[str, str, str], Path],
+) -> None:
+    text = (catalog_dir() / "providers" / "lan.toml").read_text(encoding="utf-8")
+    block = text[text.index("[[regions]]") : text.index("[policy_hints]")]
+    root = broken("providers/lan.toml", block, "")
+    with pytest.raises(CatalogError, match=r"lan\.toml: provider 'lan': regions: at least one"):
+        load_catalog(root)

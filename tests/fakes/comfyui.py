@@ -861,7 +861,9 @@ class ComfyUIServer:
 
     ``url`` / ``base``, ``port``; ``requests``: ``(method, path)`` of every HTTP request (the
     WebSocket upgrade included), ``authorizations`` their Authorization headers; with
-    ``ssl_context`` it serves HTTPS (``url`` says https); ``uploads``: uploaded bytes by the
+    ``ssl_context`` it serves HTTPS (``url`` says https); with ``token`` every request without
+    ``Authorization: Bearer <token>`` gets 401 (ComfyUI has no authentication of its own: this is
+    the reverse proxy or hosted service in front of it); ``uploads``: uploaded bytes by the
     name LoadImage takes (``"sub/name.png"``; ``"name.png [temp]"`` for other types);
     ``input_dir`` / ``output_dir`` / ``temp_dir`` under ``root``, a temp folder ``stop()``
     deletes. ``wait_until_running`` /
@@ -880,8 +882,10 @@ class ComfyUIServer:
         queue_workers: int = 1,
         cache: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         self.models = copy.deepcopy(DEFAULT_MODELS if models is None else models)
+        self.token = token
         self.node_delay_s = node_delay_s
         self.device = device
         self.fail_node_class = fail_node_class
@@ -1157,6 +1161,14 @@ class ComfyUIServer:
             return await handler(request)
 
         @web.middleware
+        async def bearer(request: web.Request, handler: Any) -> web.StreamResponse:
+            if fake.token is not None and request.headers.get("Authorization") != (
+                f"Bearer {fake.token}"
+            ):
+                return web.json_response({"error": "unauthorized"}, status=401)
+            return await handler(request)
+
+        @web.middleware
         async def origin_only(request: web.Request, handler: Any) -> web.StreamResponse:
             if _origin_mismatch(request.headers.get("Host"), request.headers.get("Origin")):
                 return web.Response(status=403)
@@ -1164,7 +1176,9 @@ class ComfyUIServer:
                 return web.Response()
             return await handler(request)
 
-        app = web.Application(client_max_size=100 * 1024 * 1024, middlewares=[record, origin_only])
+        app = web.Application(
+            client_max_size=100 * 1024 * 1024, middlewares=[record, bearer, origin_only]
+        )
         routes: list[tuple[str, str, Any]] = [
             ("GET", "/ws", self._ws),
             ("GET", "/system_stats", self._system_stats),

@@ -192,6 +192,7 @@ EXPECTED = {
     "runpod": ("Cloud", "A10G · 24 GB", "~$0.46/hr · per second"),
     "ssh": ("On-prem SSH", "reported by the node", "free"),
     "vast": ("Marketplace", "RTX 4090 · 24 GB", "marketplace prices · per second"),
+    "custom": ("Custom ComfyUI", "reported by the server", "your own price · per minute (assumed)"),
 }
 
 
@@ -213,6 +214,31 @@ def test_card_info_of_every_template(template_id: str) -> None:
     assert info.badge.text == "not configured"
     assert not info.registered
     assert info.template_id == template_id
+
+
+def test_card_info_of_a_custom_endpoint_shows_its_own_terms() -> None:
+    custom = CATALOG.profile("custom")
+    config = {
+        "endpoint": "https://comfy.example.net",
+        "hourly_usd": "0.35",
+        "zones": "eu, uk",
+        "vram_gb": "24",
+        "gpu_name": "RTX 4090",
+        "billing_increment_minutes": "60",
+    }
+    e = entry("box", "custom", "My box", active=True)
+    e = e.model_copy(update={"config": config})
+    info = card_info(custom, CATALOG, e, valid(), None, now=NOW)
+    assert (info.subtitle, info.gpu) == (
+        "Custom ComfyUI endpoint · Custom ComfyUI",
+        "RTX 4090 · 24 GB",
+    )
+    assert info.cost == "$0.35/hr · per hour"
+    assert info.zones == ("eu", "uk")
+    assert matches(info, "uk") and matches(info, "box 4090")
+    bare = card_info(custom, CATALOG, e.model_copy(update={"config": {}}), missing_fields=["zones"])
+    assert (bare.cost, bare.zones) == ("no price set · per minute (assumed)", ())
+    assert bare.badge.tooltip == "Still missing: Residency zones"
 
 
 def test_card_info_of_an_entry() -> None:
@@ -308,7 +334,7 @@ def shown(plist: ProviderList) -> set[str]:
 def test_list_groups_registered_first(plist: ProviderList) -> None:
     keys = plist.keys()
     assert keys[:3] == ["runpod-eu", "lambda-a100", "studio"]
-    assert len(keys) == 14
+    assert len(keys) == 3 + len(CATALOG.profiles)
     assert shown(plist) == set(keys)
     assert plist.registered_header.text() == "Your providers"
     assert plist.templates_header.text() == "Add a provider"
@@ -355,7 +381,7 @@ def test_filter_without_match_says_so(plist: ProviderList) -> None:
     assert not plist.templates_header.isVisible()
     plist.filter.clear()
     assert plist.no_match.isHidden()
-    assert len(shown(plist)) == 14
+    assert len(shown(plist)) == 3 + len(CATALOG.profiles)
 
 
 def test_filter_box_is_described(plist: ProviderList) -> None:
@@ -458,7 +484,7 @@ def test_cards_filled_into_a_shown_list_and_added_later(qtbot: QtBot) -> None:
     infos = all_infos()
     widget.set_cards([i for i in infos if i.key != "studio"])
     assert widget.body.isVisible()
-    assert shown(widget) == set(widget.keys()) and len(widget.keys()) == 13
+    assert shown(widget) == set(widget.keys()) and len(widget.keys()) == 2 + len(CATALOG.profiles)
     bar = widget.scroll_area.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0)
     last = widget.card(widget.keys()[-1])
@@ -481,7 +507,7 @@ def test_set_cards_drops_gone_cards_and_their_selection(plist: ProviderList, qtb
     assert sig.args == [""]
     assert plist.selected() is None
     assert plist.card("studio") is None
-    assert len(plist.keys()) == 13
+    assert len(plist.keys()) == 2 + len(CATALOG.profiles)
     plist.set_cards([card_info(p, CATALOG) for p in CATALOG.profiles.values()])
     assert plist.registered_empty.isVisible()
 
@@ -567,13 +593,15 @@ def test_sixty_cards_filter_without_rebuilding(qtbot: QtBot) -> None:
     widget.show()
     qtbot.waitExposed(widget)
     cards = widget.findChildren(ProviderCard)
-    assert len(cards) == 60
+    assert len(cards) == 49 + len(profiles)
     started = time.perf_counter()
     qtbot.keyClicks(widget.filter, "a100 eu")
     QApplication.processEvents()
     assert time.perf_counter() - started < 2.0
     assert widget.findChildren(ProviderCard) == cards
-    assert len(widget.visible_keys()) == 6  # five "Lambda Labs n" entries and the template
+    lambdas = sum(1 for i in infos if i.registered and i.template_id == "lambda")
+    assert lambdas >= 4
+    assert len(widget.visible_keys()) == lambdas + 1  # the "Lambda Labs n" entries, the template
     widget.set_cards(infos)
     assert widget.findChildren(ProviderCard) == cards
 

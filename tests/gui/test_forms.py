@@ -184,6 +184,48 @@ def test_typed_values_reach_the_payload_with_secrets_apart(qtbot: QtBot) -> None
     assert RUNPOD_KEY not in json.dumps(payload["config"])
 
 
+def test_a_custom_endpoint_form_checks_its_terms_and_saves_them(qtbot: QtBot) -> None:
+    form = make_form(qtbot, "custom")
+    price, zones = child(form, QLineEdit, "field-hourly_usd"), child(form, QLineEdit, "field-zones")
+    vram = child(form, QLineEdit, "field-vram_gb")
+    increment = child(form, QLineEdit, "field-billing_increment_minutes")
+    assert price.isVisible() and zones.isVisible()  # the terms are not in the collapsed options
+    assert (
+        increment.text() == "1"
+        and child(form, QLineEdit, "field-billing_minimum_minutes").text() == "0"
+    )
+    assert child(form, QLabel, "gpu").text() == "reported by its ComfyUI"
+    assert set(form.problems()) == {"endpoint", "hourly_usd", "zones"}
+    qtbot.keyClicks(child(form, QLineEdit, "field-endpoint"), "https://comfy.example.net")
+    qtbot.keyClicks(price, "-1")
+    qtbot.keyClicks(zones, "eu, mars")
+    qtbot.keyClicks(vram, "0")
+    assert form.problems() == {
+        "hourly_usd": "Price per hour (USD) must be 0 or more (e.g. 0.50)",
+        "zones": "Residency zones: 'mars' is not one of: us, ca, sa, eu, uk, me, af, asia, "
+        "oceania, on_prem, local",
+        "vram_gb": "GPU VRAM (GB) must be more than 0 (e.g. 24)",
+    }
+    assert child(form, QLabel, "field-zones-error").isVisible()
+    price.setText("0.35")
+    zones.setText("eu, uk")
+    vram.setText("24")
+    increment.setText("60")
+    qtbot.keyClicks(child(form, QLineEdit, "field-api_token"), "token-0123456789")
+    assert form.is_valid(), form.problems()
+    payload = form.payload()
+    assert payload["template_id"] == "custom" and payload["gpu"] is None
+    assert payload["config"] == {
+        "endpoint": "https://comfy.example.net",
+        "hourly_usd": "0.35",
+        "zones": "eu, uk",
+        "vram_gb": "24",
+        "billing_increment_minutes": "60",
+        "billing_minimum_minutes": "0",
+    }
+    assert payload["secrets"] == {"api_token": "token-0123456789"}
+
+
 def runpod_entry(**changes: object) -> ProviderEntry:
     data: dict[str, object] = {
         "id": "runpod",

@@ -12,10 +12,15 @@ The rules:
    validation; the built-in ``local`` needs none), not unhealthy, its quota has not lapsed,
    its GPU's VRAM covers the need (the local GPU: its FREE VRAM, with utilisation below 0.9; a
    LAN / SSH node: the VRAM its health check reported, the profile's floor while nothing was
-   reported; a cloud: the VRAM of its configured GPU), it can run in an allowed residency zone,
-   and its estimated cost is within the budget (an unpriced provider is over any budget).
+   reported; a cloud: the VRAM of its configured GPU; a custom ComfyUI endpoint: the VRAM its
+   entry states, or its health check reported, the lower of the two when both are known), it
+   can run in an allowed residency zone (a custom endpoint: one of the zones its entry states;
+   none stated cannot satisfy a residency rule), and its estimated cost is within the budget (an
+   unpriced provider is over any budget).
    ``degraded`` and ``unknown`` health are eligible, with a warning.
-2. Order. The local GPU wins; then a cost-free on-prem / LAN node (the fastest, then by id);
+2. Order. The local GPU wins; then a cost-free on-prem / LAN node (the fastest, then by id; a
+   custom endpoint counts as one when every zone it states is ``on_prem`` / ``local`` and its
+   price is 0);
    then the remote provider with the lowest estimated cost, billed as
    ``max(minimum, ceil(minutes / increment) * increment)`` — then the fewest minutes, then the
    id. A remote without a known price ranks after every priced one. Preferences reorder the
@@ -27,7 +32,12 @@ The rules:
 3. Every provider that is not the choice is an alternative with its numbers and either
    ``excluded_because`` or a ``note`` saying why it was not chosen.
 4. Warnings come from the profiles' metadata (``legal``): a remote choice always carries
-   ``data_leaves_machine``; residency, non-open-source assets and DPIA notes likewise.
+   ``data_leaves_machine``; residency, non-open-source assets and DPIA notes likewise. A custom
+   endpoint is remote for these unless every zone it states is ``on_prem`` / ``local``.
+
+A custom endpoint is priced by its own ``config.hourly_usd`` (``price_source`` ``config``; a
+``meta.hourly_usd`` overrides it as for every provider) and billed by its own
+``billing_increment_minutes`` / ``billing_minimum_minutes`` (:mod:`comfyvn_gui.core.custom_terms`).
 
 Minutes on a provider = reference GPU-hours x 60 / its GPU's relative throughput + its
 profile's ``startup_minutes``.

@@ -2,6 +2,14 @@
 
 :func:`evaluate` fills a :class:`Candidate`'s numbers and, where the provider cannot run the
 workload, why (``excluded`` in a user's words, ``exclusion_code`` for the warnings).
+
+A candidate's ``tier`` places it in the advisor's order (the local GPU, then cost-free on-prem
+nodes, then remote providers by cost) and ``leaves_machine`` says whether content sent there
+leaves the user's premises (the ``data_leaves_machine``, residency, licence and DPIA warnings).
+Both follow from the profile's kind, except for a ``custom`` ComfyUI endpoint, which states its
+own price, billing, VRAM and zones (:mod:`comfyvn_gui.core.custom_terms`): it is on-prem when
+every zone it states is ``on_prem`` / ``local`` — cost-free on-prem when its price is 0 too —
+and remote otherwise.
 """
 
 from __future__ import annotations
@@ -11,8 +19,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from comfyvn_gui.core import wording
-from comfyvn_gui.core.catalog import Catalog, GpuSpec, ProviderProfile, Region
+from comfyvn_gui.core.catalog import (
+    ON_PREM_ZONES,
+    Billing,
+    Catalog,
+    GpuSpec,
+    ProviderProfile,
+    Region,
+)
 from comfyvn_gui.core.checks import HealthStatus, LocalGpu, LocalSnapshot
+from comfyvn_gui.core.custom_terms import CustomTerms, custom_terms
 from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.core.workload import Requirements, Workload
 
@@ -26,6 +42,9 @@ EPS = 1e-9
 
 REMOTE_KINDS: frozenset[str] = frozenset({"cloud", "marketplace", "kubernetes"})
 ON_PREM_KINDS: frozenset[str] = frozenset({"lan", "ssh"})
+
+Tier = Literal["local", "on_prem", "remote"]
+PriceSource = Literal["catalog", "meta", "config", "price_ceiling", "free"]
 
 
 def _meta_number(meta: Mapping[str, Any], key: str) -> float | None:
@@ -83,8 +102,10 @@ class Candidate:
         self.throughput = 1.0
         self.zones: list[str] = list(profile.zones)
         self.pinned: list[Region] | None = None
+        self.terms: CustomTerms | None = custom_terms(profile, entry.config)
+        self.billing: Billing = self.terms.billing if self.terms else profile.billing
         self.hourly: float | None = None
-        self.price_source: Literal["catalog", "meta", "price_ceiling", "free"] | None = None
+        self.price_source: PriceSource | None = None
         self.minutes: float | None = None
         self.billed: float | None = None
         self.cost: float | None = None
@@ -98,6 +119,34 @@ class Candidate:
     @property
     def kind(self) -> str:
         return self.profile.kind
+
+    @property
+    def custom(self) -> bool:
+        """A custom ComfyUI endpoint: its own price, billing, VRAM and zones."""
+        return self.terms is not None
+
+    @property
+    def leaves_machine(self) -> bool:
+        """Whether content sent there leaves the user's premises."""
+        if self.terms is not None:
+            return self.terms.leaves_machine
+        return self.kind in REMOTE_KINDS
+
+    @property
+    def priced(self) -> bool:
+        """Whether it bills (a remote provider or a custom endpoint; not this machine, LAN, SSH)."""
+        return self.kind in REMOTE_KINDS or self.custom
+
+    @property
+    def tier(self) -> Tier:
+        """Where it ranks: the local GPU, a cost-free on-prem node, or a remote provider."""
+        if self.kind == "local":
+            return "local"
+        if self.kind in ON_PREM_KINDS:
+            return "on_prem"
+        if self.custom and not self.leaves_machine and self.hourly == 0:
+            return "on_prem"
+        return "remote"
 
     @property
     def label(self) -> str:
@@ -121,8 +170,8 @@ class Candidate:
             zones=self.zones,
             hourly_usd=self.hourly,
             price_source=self.price_source,
-            billing_increment_minutes=self.profile.billing.increment_minutes,
-            billing_minimum_minutes=self.profile.billing.minimum_minutes,
+            billing_increment_minutes=self.billing.increment_minutes,
+            billing_minimum_minutes=self.billing.minimum_minutes,
             estimated_minutes=None if self.minutes is None else round(self.minutes, 1),
             billed_minutes=None if self.billed is None else round(self.billed, 4),
             estimated_cost_usd=self.cost,
@@ -183,6 +232,8 @@ def evaluate(
                     f"Local GPU has insufficient VRAM ({wording.number(gpu.vram_free_gb)}GB free < "
                     f"{wording.number(need)}GB required for {label})",
                 )
+    elif c.terms is not None:
+        _custom_gpu(c, catalog, need, label)
     elif profile.reports_own_gpu:
         reported = entry.reported_vram_gb if isinstance(entry, AdviceProvider) else None
         name = entry.reported_gpu if isinstance(entry, AdviceProvider) else None
@@ -222,7 +273,23 @@ def evaluate(
             )
 
     # Residency: local and on-prem always satisfy it.
-    if c.kind in REMOTE_KINDS:
+    if c.terms is not None:
+        c.zones = list(c.terms.zones)
+        if residency and c.leaves_machine:
+            allowed = set(residency) | ON_PREM_ZONES
+            if not c.zones:
+                c.exclude(
+                    "residency",
+                    "residency cannot be confirmed: it states no residency zones (set its "
+                    "Residency zones, config.zones)",
+                )
+            elif not set(c.zones) & allowed:
+                c.exclude(
+                    "residency",
+                    f"outside the allowed residency ({', '.join(residency)}): you stated it runs "
+                    f"in {', '.join(c.zones)}",
+                )
+    elif c.kind in REMOTE_KINDS:
         pinned, problem = _configured_regions(entry, profile)
         c.pinned = pinned
         if pinned is not None:
@@ -239,12 +306,12 @@ def evaluate(
 
     # Time and money.
     c.minutes = req.gpu_hours * 60 / c.throughput + profile.startup_minutes
-    c.billed = profile.billing.billed_minutes(c.minutes)
-    if c.kind in REMOTE_KINDS:
+    c.billed = c.billing.billed_minutes(c.minutes)
+    if c.priced:
         hourly = _meta_number(entry.meta, "hourly_usd")
-        source: Literal["catalog", "meta", "price_ceiling"] | None = (
-            "meta" if hourly is not None else None
-        )
+        source: PriceSource | None = "meta" if hourly is not None else None
+        if hourly is None and c.terms is not None and c.terms.hourly_usd is not None:
+            hourly, source = c.terms.hourly_usd, "config"
         if hourly is None and profile.pricing.hourly_usd is not None:
             hourly, source = profile.pricing.hourly_usd, "catalog"
         ceiling = _meta_number(entry.meta, "price_ceiling_usd")
@@ -256,7 +323,7 @@ def evaluate(
     if c.hourly is not None:
         c.cost = c.hourly * c.billed / 60
 
-    if budget is not None and c.kind in REMOTE_KINDS:
+    if budget is not None and c.priced:
         if c.cost is None:
             c.exclude(
                 "budget",
@@ -267,6 +334,40 @@ def evaluate(
                 "budget",
                 f"over budget ({wording.cost(c.cost)} > {wording.cost(budget)})",
             )
+
+
+def _custom_gpu(c: Candidate, catalog: Catalog, need: float, label: str) -> None:
+    """A custom endpoint's GPU and VRAM: the VRAM it states (``vram_gb``), else the VRAM its
+    health check reported, else the profile's floor; where it states more than its ComfyUI
+    reported, the reported figure (a job sized to the stated VRAM would not fit)."""
+    assert c.terms is not None
+    entry, profile = c.entry, c.profile
+    reported = entry.reported_vram_gb if isinstance(entry, AdviceProvider) else None
+    reported_name = entry.reported_gpu if isinstance(entry, AdviceProvider) else None
+    name = c.terms.gpu_name or reported_name
+    spec = catalog.gpu(name) if name else None
+    if spec is None and entry.gpu:
+        spec = catalog.gpu(entry.gpu)
+    c.gpu = name or (spec.name if spec else None)
+    c.throughput = spec.relative_throughput if spec else 1.0
+    stated = c.terms.vram_gb
+    if stated is not None and reported is not None and reported + EPS < stated:
+        c.vram_gb = reported
+        where = f"reported by its last health check, although you stated {wording.number(stated)}GB"
+    elif stated is not None:
+        c.vram_gb, where = stated, "as you stated it"
+    elif reported is not None:
+        c.vram_gb, where = reported, "reported by its last health check"
+    elif spec is not None:
+        c.vram_gb, where = spec.vram_gb, f"of the {spec.name}"
+    else:
+        c.vram_gb, where = profile.vram_floor_gb, "the profile's floor (no VRAM stated or reported)"
+    if c.vram_gb + EPS < need:
+        c.exclude(
+            "vram",
+            f"insufficient VRAM ({wording.number(c.vram_gb)}GB {where} < "
+            f"{wording.number(need)}GB required for {label})",
+        )
 
 
 def cost_key(c: Candidate) -> tuple[int, float, float, str]:

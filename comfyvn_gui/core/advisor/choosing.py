@@ -12,7 +12,7 @@ from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
 from comfyvn_gui.core.provider_rules import broken_reason
 from comfyvn_gui.core.workload import Requirements, Workload
 
-from .candidates import ON_PREM_KINDS, REMOTE_KINDS, Candidate, cost_key, evaluate
+from .candidates import Candidate, cost_key, evaluate
 from .explaining import note_alternatives, reason_for, warnings_for
 from .models import Advice, AdviceWarning, AdvisorSettings, Preference
 
@@ -91,13 +91,13 @@ def advise(
         candidates.append(c)
 
     eligible = [c for c in candidates if c.excluded is None]
-    locals_ = [c for c in eligible if c.kind == "local"]
+    locals_ = [c for c in eligible if c.tier == "local"]
     on_prem = sorted(
-        (c for c in eligible if c.kind in ON_PREM_KINDS),
+        (c for c in eligible if c.tier == "on_prem"),
         key=lambda c: (c.minutes or 0.0, c.id),
     )
     remotes, remote_decided = remote_order(
-        [c for c in eligible if c.kind in REMOTE_KINDS],
+        [c for c in eligible if c.tier == "remote"],
         latency=latency,
         cached=workload.cached_graphs,
     )

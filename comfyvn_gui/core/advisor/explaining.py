@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from comfyvn_gui.core import wording
+from comfyvn_gui.core.catalog import ON_PREM_ZONES
 from comfyvn_gui.core.workload import Requirements, Workload
 
-from .candidates import EPS, ON_PREM_KINDS, REMOTE_KINDS, Candidate, cost_key
+from .candidates import EPS, Candidate, cost_key
 from .models import AdviceWarning, WarningCode
 
 
@@ -32,10 +33,10 @@ def note_alternatives(
             c.note = f"you picked {first.id}"
         elif first.kind == "local":
             c.note = "the local GPU can run it at no cost, and nothing leaves this machine"
-        elif first.kind in ON_PREM_KINDS:
+        elif first.tier == "on_prem":
             c.note = (
                 "a faster on-prem node is preferred"
-                if c.kind in ON_PREM_KINDS
+                if c.tier == "on_prem"
                 else f"the on-prem node {first.id} runs it at no cost"
             )
         elif decided == "cached_graphs" and not c.profile.persistent_cache:
@@ -100,7 +101,7 @@ def reason_for(
             f"it on-prem at no cost in ~{wording.duration(choice.minutes or 0)}"
         )
     else:
-        increment = wording.billing_step(choice.profile.billing.increment_minutes)
+        increment = wording.billing_step(choice.billing.increment_minutes)
         price = (
             f"{wording.hourly_price(choice.hourly)} billed {increment}"
             if choice.hourly is not None
@@ -109,7 +110,7 @@ def reason_for(
         cost_text = wording.cost(choice.cost) or "cost unknown"
         numbers = (
             f"{cost_text} for ~{wording.duration(choice.minutes or 0)}"
-            f" on {choice.gpu} ({wording.number(choice.vram_gb or 0)}GB, {price})"
+            f" on {choice.gpu or 'its GPU'} ({wording.number(choice.vram_gb or 0)}GB, {price})"
         )
         if decided == "interactive_latency":
             cheapest = sorted(remotes, key=cost_key)[0]
@@ -131,6 +132,104 @@ def reason_for(
     return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
 
 
+def _where(choice: Candidate) -> str:
+    """Where a provider processes content, for the ``data_leaves_machine`` warning."""
+    if choice.custom:
+        zones = ", ".join(choice.zones)
+        return f"the zones you stated for it ({zones})" if zones else "zones you have not stated"
+    if choice.pinned:
+        return ", ".join(f"{r.name} ({r.id})" for r in choice.pinned)
+    return "its regions in " + ", ".join(choice.zones)
+
+
+def _legal_warnings(
+    choice: Candidate, workload: Workload, req: Requirements, residency: Sequence[str]
+) -> list[AdviceWarning]:
+    """The warnings about content leaving the machine, from the profile's ``legal`` notes."""
+    out: list[AdviceWarning] = []
+    legal = choice.profile.legal
+    out.append(
+        AdviceWarning(
+            code="data_leaves_machine",
+            provider=choice.id,
+            message=f"Your content leaves this machine for {choice.label}, processed in "
+            f"{_where(choice)}. {legal.egress_notice}",
+        )
+    )
+    if residency:
+        allowed = set(residency) | (ON_PREM_ZONES if choice.custom else set())
+        outside = sorted(set(choice.zones) - allowed)
+        if outside and choice.custom:
+            out.append(
+                AdviceWarning(
+                    code="residency",
+                    provider=choice.id,
+                    message=f"You stated that {choice.label} runs in {', '.join(choice.zones)}, "
+                    f"also outside {', '.join(residency)} ({', '.join(outside)}): send this "
+                    "job only if you know it will be processed in an allowed zone.",
+                )
+            )
+        elif outside:
+            inside = [r for r in choice.profile.regions if r.zone in residency]
+            out.append(
+                AdviceWarning(
+                    code="residency",
+                    provider=choice.id,
+                    message=f"{choice.label} also runs outside {', '.join(residency)} "
+                    f"({', '.join(outside)}): run this job only in "
+                    + ", ".join(f"{r.name} ({r.id})" for r in inside)
+                    + " to respect the residency rule.",
+                )
+            )
+    if workload.licenses.non_open_source:
+        restriction = legal.content_restrictions or legal.egress_notice
+        notes = f" ({workload.licenses.notes})" if workload.licenses.notes else ""
+        out.append(
+            AdviceWarning(
+                code="non_open_source_assets",
+                provider=choice.id,
+                message=f"This job includes assets that are not open source{notes}: review "
+                f"their licences before uploading them to {choice.label}. {restriction}",
+            )
+        )
+    dpia_kinds = [workload.kind]
+    if req.graph is not None and any(m.family == "tts" for m in req.graph.models):
+        dpia_kinds.append("voice_synthesis")
+    for kind in dict.fromkeys(dpia_kinds):
+        note = legal.dpia_notes.get(kind)
+        if note:
+            out.append(AdviceWarning(code="dpia", provider=choice.id, message=note))
+    return out
+
+
+def _price_warnings(choice: Candidate) -> list[AdviceWarning]:
+    """An unknown price, or a cost that is only an upper bound."""
+    if choice.hourly is None:
+        fix = (
+            "set its Price per hour (config.hourly_usd)"
+            if choice.custom
+            else "set meta.price_ceiling_usd (or meta.hourly_usd)"
+        )
+        return [
+            AdviceWarning(
+                code="price_unknown",
+                provider=choice.id,
+                message=f"{choice.label} has no known price for this GPU: {fix} to see a cost "
+                "before running.",
+            )
+        ]
+    if choice.price_source == "price_ceiling":
+        return [
+            AdviceWarning(
+                code="price_unknown",
+                provider=choice.id,
+                message=f"{choice.label}'s cost is an upper bound from your price ceiling "
+                f"({wording.hourly_price(choice.hourly)}); the offer you rent may cost less.",
+            )
+        ]
+    return []
+
+
 #: Exclusions that warn (beyond unhealthy providers, which always do): code -> warning code.
 _SKIPPED_WARNINGS: dict[str, WarningCode] = {
     "budget": "over_budget_skipped",
@@ -146,71 +245,10 @@ def warnings_for(
     residency: Sequence[str],
 ) -> list[AdviceWarning]:
     out: list[AdviceWarning] = []
-    if choice is not None and choice.kind in REMOTE_KINDS:
-        legal = choice.profile.legal
-        regions = (
-            ", ".join(f"{r.name} ({r.id})" for r in choice.pinned)
-            if choice.pinned
-            else "its regions in " + ", ".join(choice.zones)
-        )
-        out.append(
-            AdviceWarning(
-                code="data_leaves_machine",
-                provider=choice.id,
-                message=f"Your content leaves this machine for {choice.label}, processed in "
-                f"{regions}. {legal.egress_notice}",
-            )
-        )
-        if residency:
-            outside = sorted(set(choice.zones) - set(residency))
-            if outside:
-                inside = [r for r in choice.profile.regions if r.zone in residency]
-                out.append(
-                    AdviceWarning(
-                        code="residency",
-                        provider=choice.id,
-                        message=f"{choice.label} also runs outside {', '.join(residency)} "
-                        f"({', '.join(outside)}): run this job only in "
-                        + ", ".join(f"{r.name} ({r.id})" for r in inside)
-                        + " to respect the residency rule.",
-                    )
-                )
-        if workload.licenses.non_open_source:
-            restriction = legal.content_restrictions or legal.egress_notice
-            notes = f" ({workload.licenses.notes})" if workload.licenses.notes else ""
-            out.append(
-                AdviceWarning(
-                    code="non_open_source_assets",
-                    provider=choice.id,
-                    message=f"This job includes assets that are not open source{notes}: review "
-                    f"their licences before uploading them to {choice.label}. {restriction}",
-                )
-            )
-        dpia_kinds = [workload.kind]
-        if req.graph is not None and any(m.family == "tts" for m in req.graph.models):
-            dpia_kinds.append("voice_synthesis")
-        for kind in dict.fromkeys(dpia_kinds):
-            note = legal.dpia_notes.get(kind)
-            if note:
-                out.append(AdviceWarning(code="dpia", provider=choice.id, message=note))
-        if choice.hourly is None:
-            out.append(
-                AdviceWarning(
-                    code="price_unknown",
-                    provider=choice.id,
-                    message=f"{choice.label} has no known price for this GPU: set "
-                    "meta.price_ceiling_usd (or meta.hourly_usd) to see a cost before running.",
-                )
-            )
-        elif choice.price_source == "price_ceiling":
-            out.append(
-                AdviceWarning(
-                    code="price_unknown",
-                    provider=choice.id,
-                    message=f"{choice.label}'s cost is an upper bound from your price ceiling "
-                    f"({wording.hourly_price(choice.hourly)}); the offer you rent may cost less.",
-                )
-            )
+    if choice is not None and choice.leaves_machine:
+        out.extend(_legal_warnings(choice, workload, req, residency))
+    if choice is not None and choice.priced:
+        out.extend(_price_warnings(choice))
     if choice is not None and choice.kind != "local":
         if choice.health == "degraded":
             out.append(

@@ -59,10 +59,13 @@ class AdviceProvider(ProviderEntry):
     """A provider entry as an advice request gives it (taken as given: ``active`` is trusted)."""
 
     reported_vram_gb: float | None = Field(
-        None, gt=0, le=4096, description="LAN / SSH: the VRAM the node's health check reported"
+        None,
+        gt=0,
+        le=4096,
+        description="LAN / SSH / custom: the VRAM the node's health check reported",
     )
     reported_gpu: str | None = Field(
-        None, max_length=200, description="LAN / SSH: the GPU name the node reported"
+        None, max_length=200, description="LAN / SSH / custom: the GPU name the node reported"
     )
     health_code: FailureCode | None = Field(
         None, description="The code of its last failed check (quota_exhausted: quota lapsed)"
@@ -116,7 +119,11 @@ class Alternative(BaseModel):
     vram_gb: float | None = Field(None, description="Its VRAM (local: free VRAM)")
     zones: list[str] = Field(default_factory=list, description="Residency zones it may run in")
     hourly_usd: float | None = Field(None, description="None: no known price")
-    price_source: Literal["catalog", "meta", "price_ceiling", "free"] | None = None
+    price_source: Literal["catalog", "meta", "config", "price_ceiling", "free"] | None = Field(
+        None,
+        description="Where hourly_usd comes from: the catalog, the entry's meta.hourly_usd, its "
+        "config (a custom endpoint's own hourly_usd), its meta.price_ceiling_usd, or free",
+    )
     billing_increment_minutes: float
     billing_minimum_minutes: float
     estimated_minutes: float | None = Field(None, description="GPU time + start-up, minutes")

@@ -20,8 +20,14 @@ TOML has no null, so two spellings stand for ``None`` in the data files:
 
 ``default_gpu`` is a GPU catalog name, except for the nodes whose GPU is whatever the machine
 has (:data:`REPORTED_GPU_VALUES`): ``"local"`` (this machine, a LAN node) and ``"custom"`` (an
-on-prem SSH node). For those the advisor uses the VRAM the node's health check (or the local
-NVML snapshot) reported, and the profile's ``vram_floor_gb`` only while nothing was reported.
+on-prem SSH node, a custom ComfyUI endpoint). For those the advisor uses the VRAM the node's
+health check (or the local NVML snapshot) reported, and the profile's ``vram_floor_gb`` only
+while nothing was reported (a custom endpoint's own ``vram_gb``, when its entry states one,
+comes first: :mod:`comfyvn_gui.core.custom_terms`).
+
+The ``custom`` profile (kind ``custom``) has no regions and no list price
+(``pricing.per_provider = true``): each of its providers states its price, billing increment
+and minimum, VRAM, GPU name and residency zones in its own ``config``.
 
 Only the standard library and pydantic are used here: ``core`` stays pure (no Qt, network, SDK).
 
@@ -39,6 +45,9 @@ from .loader import Catalog, catalog_dir, load_catalog, resources_dir
 from .profiles import AuthField, Billing, Legal, Pricing, ProviderProfile, Region
 from .vocabulary import (
     AUTH_FIELD_KINDS,
+    CUSTOM_TERM_FIELDS,
+    ON_PREM_KINDS,
+    ON_PREM_ZONES,
     PROVIDER_KINDS,
     REPORTED_GPU_VALUES,
     RESERVED_IDS,
@@ -51,6 +60,9 @@ from .vocabulary import (
 
 __all__ = [
     "AUTH_FIELD_KINDS",
+    "CUSTOM_TERM_FIELDS",
+    "ON_PREM_KINDS",
+    "ON_PREM_ZONES",
     "PROVIDER_KINDS",
     "REPORTED_GPU_VALUES",
     "RESERVED_IDS",

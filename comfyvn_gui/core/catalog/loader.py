@@ -275,7 +275,7 @@ def _load_profile(
                 (
                     "default_gpu",
                     f"{profile.default_gpu!r} is not in gpus.toml "
-                    f"(known: {', '.join(gpus)}; lan/ssh/local may say 'local' or 'custom')",
+                    f"(known: {', '.join(gpus)}; lan/ssh/local/custom may say 'local' or 'custom')",
                 )
             ],
         )

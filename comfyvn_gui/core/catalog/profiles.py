@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 
 from .base import STRICT, PathError
 from .vocabulary import (
+    CUSTOM_TERM_FIELDS,
+    ON_PREM_KINDS,
     REPORTED_GPU_KINDS,
     REPORTED_GPU_VALUES,
     RESERVED_IDS,
@@ -31,6 +33,7 @@ _ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _PRICE_IN_HINT_RE = re.compile(r"\$(\d+(?:\.\d+)?)")
+_ITEM_SEPARATOR_RE = re.compile(r"[,\s]+")
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,6 +58,11 @@ class AuthField(BaseModel):
     pattern: str | None = Field(None, description="A regular expression the value must fullmatch")
     help: str = Field("", description="Where to find the value, in a desktop user's words")
     choices: list[str] = Field(default_factory=list, validate_default=True)
+    minimum: float | None = Field(None, description="number: the least value accepted")
+    minimum_exclusive: bool = Field(
+        False, description="number: the value must be MORE than minimum (VRAM 0 is no GPU)"
+    )
+    maximum: float | None = Field(None, description="number: the largest value accepted")
     default: str | None = None
     placeholder: str = ""
 
@@ -89,10 +97,12 @@ class AuthField(BaseModel):
     @classmethod
     def _check_choices(cls, value: list[str], info: ValidationInfo) -> list[str]:
         kind = info.data.get("kind")
-        if kind == "choice" and not value:
-            raise ValueError("a field of kind 'choice' needs at least one choice")
-        if kind is not None and kind != "choice" and value:
-            raise ValueError(f"only a field of kind 'choice' has choices, not {kind!r}")
+        if kind in ("choice", "multi_choice") and not value:
+            raise ValueError(f"a field of kind {kind!r} needs at least one choice")
+        if kind is not None and kind not in ("choice", "multi_choice") and value:
+            raise ValueError(
+                f"only fields of kind 'choice' / 'multi_choice' have choices, not {kind!r}"
+            )
         if len(set(value)) != len(value):
             raise ValueError("choices must be distinct")
         return value
@@ -112,15 +122,84 @@ class AuthField(BaseModel):
             raise ValueError("the default is not one of the choices")
         return value
 
+    @model_validator(mode="after")
+    def _check_kind_settings(self) -> AuthField:
+        bounds = self.minimum is not None or self.maximum is not None or self.minimum_exclusive
+        if bounds and self.kind != "number":
+            raise PathError(
+                "minimum", f"only a field of kind 'number' has bounds, not {self.kind!r}"
+            )
+        if self.minimum_exclusive and self.minimum is None:
+            raise PathError("minimum_exclusive", "needs a minimum")
+        for name in ("minimum", "maximum"):
+            bound = getattr(self, name)
+            if bound is not None and not math.isfinite(bound):
+                raise PathError(name, "must be a finite number")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise PathError("maximum", "is below the minimum")
+        if self.kind in ("number", "multi_choice") and self.pattern is not None:
+            raise PathError("pattern", f"a field of kind {self.kind!r} is checked by its kind")
+        if self.default is not None and self.kind in ("number", "multi_choice"):
+            reason = self.check_value(self.default)
+            if reason is not None:
+                raise PathError("default", reason)
+        return self
+
+    def items(self, value: str) -> list[str]:
+        """A ``multi_choice`` value's items (separated by commas or spaces), each once."""
+        return list(dict.fromkeys(i for i in _ITEM_SEPARATOR_RE.split(value.strip()) if i))
+
+    def number(self, value: str) -> float | None:
+        """A ``number`` value as a float; ``None`` if it is not a finite number."""
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+
+    def normalized(self, value: str) -> str:
+        """The form a checked value is stored in: a ``multi_choice`` as ``"eu, us"``."""
+        if self.kind == "multi_choice":
+            return ", ".join(self.items(value))
+        return value
+
+    def _number_problem(self, value: str) -> str | None:
+        number = self.number(value)
+        example = f" (e.g. {self.placeholder})" if self.placeholder else ""
+        if number is None:
+            return f"{self.label} must be a number{example}"
+        if self.minimum is not None:
+            if self.minimum_exclusive and number <= self.minimum:
+                return f"{self.label} must be more than {self.minimum:g}{example}"
+            if number < self.minimum:
+                return f"{self.label} must be {self.minimum:g} or more{example}"
+        if self.maximum is not None and number > self.maximum:
+            return f"{self.label} must be at most {self.maximum:g}{example}"
+        return None
+
     def check_value(self, value: str) -> str | None:
         """Why ``value`` is not acceptable for this field, or ``None`` if it is.
 
         A choice field with a pattern also takes values beyond its offered choices (an AWS
-        region the catalog does not list); one without a pattern takes only its choices. The
-        reason never repeats the value (it may be a secret).
+        region the catalog does not list); one without a pattern takes only its choices. A
+        ``number`` must be a finite number within its bounds; a ``multi_choice`` is one or more
+        of its choices, separated by commas or spaces. The reason never repeats the value of a
+        field that may be secret (only ``number`` and ``multi_choice`` values, never secret,
+        are quoted).
         """
         if value == "":
             return f"{self.label} is required" if self.required else None
+        if self.kind == "number":
+            return self._number_problem(value)
+        if self.kind == "multi_choice":
+            items = self.items(value)
+            if not items:
+                return f"{self.label} is required" if self.required else None
+            unknown = [i for i in items if i not in self.choices]
+            if unknown:
+                shown = unknown[0] if len(unknown[0]) <= 20 else unknown[0][:20] + "…"
+                return f"{self.label}: {shown!r} is not one of: {', '.join(self.choices)}"
+            return None
         if self.kind == "choice" and self.pattern is None and value not in self.choices:
             return f"{self.label} must be one of: {', '.join(self.choices)}"
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
@@ -171,17 +250,27 @@ class Pricing(BaseModel):
 
     model_config = STRICT
 
-    hourly_usd: float | None = Field(None, ge=0, description="None = marketplace / unknown")
+    hourly_usd: float | None = Field(
+        None, ge=0, description="None = marketplace / stated per provider / unknown"
+    )
     hint: str = Field(min_length=1, description="The seed's text, e.g. '~$0.46/hr'")
     marketplace: bool = False
+    per_provider: bool = Field(
+        False,
+        description="Each provider of this template states its own price (the custom "
+        "template: config.hourly_usd)",
+    )
     prices_as_of: datetime.date
 
     @model_validator(mode="after")
     def _check_consistent(self) -> Pricing:
-        if self.marketplace and self.hourly_usd is not None:
-            raise PathError("hourly_usd", "a marketplace has no list price: leave it out")
-        if not self.marketplace and self.hourly_usd is None:
-            raise PathError("hourly_usd", "required unless marketplace = true")
+        if self.marketplace and self.per_provider:
+            raise PathError("per_provider", "a marketplace's prices come from its offers")
+        if (self.marketplace or self.per_provider) and self.hourly_usd is not None:
+            what = "a marketplace" if self.marketplace else "a template priced per provider"
+            raise PathError("hourly_usd", f"{what} has no list price: leave it out")
+        if not (self.marketplace or self.per_provider) and self.hourly_usd is None:
+            raise PathError("hourly_usd", "required unless marketplace or per_provider = true")
         found = _PRICE_IN_HINT_RE.search(self.hint)
         if found and self.hourly_usd is not None and float(found[1]) != self.hourly_usd:
             raise PathError("hint", f"says ${found[1]} but hourly_usd is {self.hourly_usd}")
@@ -222,7 +311,10 @@ class ProviderProfile(BaseModel):
     vram_floor_gb: float = Field(gt=0, description="The seed's 'Min VRAM'")
     pricing: Pricing
     billing: Billing
-    regions: list[Region] = Field(min_length=1)
+    regions: list[Region] = Field(
+        default_factory=list,
+        description="At least one, except for kind custom (its providers state their zones)",
+    )
     policy_highlight: str = Field(min_length=1, description="The seed's text, verbatim")
     policy_hints: dict[WorkloadKind, str]
     preferred_workloads: list[WorkloadKind] = Field(default_factory=list)
@@ -326,14 +418,41 @@ class ProviderProfile(BaseModel):
         if self.default_gpu in REPORTED_GPU_VALUES and self.kind not in REPORTED_GPU_KINDS:
             raise PathError(
                 "default_gpu",
-                f"{self.default_gpu!r} (the node's own GPU) is only for lan, ssh and local",
+                f"{self.default_gpu!r} (the node's own GPU) is only for lan, ssh, local and custom",
             )
-        if self.legal.data_leaves_machine == (self.kind in REPORTED_GPU_KINDS):
+        if self.legal.data_leaves_machine == (self.kind in ON_PREM_KINDS):
             raise PathError(
                 "legal.data_leaves_machine",
-                "must be true for remote providers and false for lan, ssh and local",
+                "must be true for remote and custom providers and false for lan, ssh and local",
             )
+        if self.kind == "custom":
+            self._check_custom()
+        elif not self.regions:
+            raise PathError("regions", "at least one region is needed")
+        for group, fields in (("auth_fields", self.auth_fields), ("options", self.options)):
+            for i, f in enumerate(fields):
+                if f.name == "zones" and f.kind == "multi_choice":
+                    unknown = sorted(set(f.choices) - RESIDENCY_ZONES)
+                    if unknown:
+                        raise PathError(
+                            f"{group}[{i}].choices", f"{unknown[0]!r} is not a residency zone"
+                        )
         return self
+
+    def _check_custom(self) -> None:
+        """A custom profile: its providers state their price, billing, VRAM and zones."""
+        if self.regions:
+            raise PathError(
+                "regions", "a custom profile has no regions: each provider states its zones"
+            )
+        if not self.pricing.per_provider:
+            raise PathError("pricing.per_provider", "must be true for a custom profile")
+        if self.default_gpu not in REPORTED_GPU_VALUES:
+            raise PathError("default_gpu", "a custom profile's GPU is the provider's own")
+        kinds = {f.name: f.kind for f in self.all_fields}
+        for name, kind in CUSTOM_TERM_FIELDS.items():
+            if kinds.get(name) != kind:
+                raise PathError(name, f"a custom profile needs a field {name!r} of kind {kind!r}")
 
     @property
     def all_fields(self) -> tuple[AuthField, ...]:

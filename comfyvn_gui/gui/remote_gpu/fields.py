@@ -53,6 +53,8 @@ __all__ = [
     "ChoiceField",
     "FieldWidget",
     "JsonFileField",
+    "MultiChoiceField",
+    "NumberField",
     "PathField",
     "SecretField",
     "TextField",
@@ -306,6 +308,27 @@ class TextField(FieldWidget):
     """``text``: a line edit."""
 
 
+class NumberField(FieldWidget):
+    """``number``: a line edit for a decimal number; the field's bounds are checked as you type
+    (``AuthField.check_value``: "must be 0 or more", "must be more than 0")."""
+
+    def _build(self) -> QWidget:
+        edit = QLineEdit(self)
+        edit.setInputMethodHints(Qt.InputMethodHint.ImhFormattedNumbersOnly)
+        edit.textChanged.connect(self._on_edit)
+        return edit
+
+
+class MultiChoiceField(FieldWidget):
+    """``multi_choice``: a line edit for one or more of the choices, separated by commas
+    ("eu, uk"); a value that is not a choice is named as you type. Without a placeholder of
+    its own, the first choices show while it is empty."""
+
+    def _placeholder(self) -> str:
+        placeholder = super()._placeholder()
+        return placeholder or ", ".join(self.field.choices[:3]) + ", …"
+
+
 class SecretField(FieldWidget):
     """``secret``: a password line edit with a trailing, checkable "Show" toggle."""
 
@@ -505,4 +528,6 @@ WIDGETS: dict[AuthFieldKind, type[FieldWidget]] = {
     "path": PathField,
     "json_file": JsonFileField,
     "choice": ChoiceField,
+    "number": NumberField,
+    "multi_choice": MultiChoiceField,
 }

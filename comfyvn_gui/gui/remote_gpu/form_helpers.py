@@ -117,7 +117,7 @@ def legal_text(profile: ProviderProfile) -> str:
     for kind, note in legal.dpia_notes.items():
         lines.append(f"DPIA ({kind.replace('_', ' ')}): {note}")
     regions = "; ".join(f"{r.name} ({r.id}, zone {r.zone})" for r in profile.regions)
-    lines.append(f"Regions: {regions}")
+    lines.append(f"Regions: {regions or 'the residency zones you state for this provider'}")
     lines.append(f"Policy: {profile.policy_highlight}")
     if profile.docs_url:
         lines.append(f"Documentation: {profile.docs_url}")

@@ -202,7 +202,8 @@ class CredentialForm(QWidget):
         )
         base.editor.setEnabled(p.primary_endpoint is not None)
         if p.reports_own_gpu:
-            gpu = QLabel("reported by the node", self)
+            words = "reported by its ComfyUI" if p.kind == "custom" else "reported by the node"
+            gpu = QLabel(words, self)
             gpu.setObjectName("gpu")
             gpu.setAccessibleName("GPU")
             gpu.setEnabled(False)

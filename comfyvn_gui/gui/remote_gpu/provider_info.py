@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile
 from comfyvn_gui.core.checks import CheckResult
+from comfyvn_gui.core.custom_terms import custom_terms
 from comfyvn_gui.core.models import ProviderEntry
 
 __all__ = [
@@ -69,6 +70,7 @@ KIND_WORDS: dict[str, str] = {
     "lan": "LAN node",
     "ssh": "On-prem SSH",
     "local": "This computer",
+    "custom": "Custom ComfyUI",
 }
 
 #: Residency zones as a chip shows them (the others upper-cased: US, EU, UK).
@@ -205,11 +207,15 @@ def badge_for(
     )
 
 
-def cost_text(profile: ProviderProfile) -> str:
-    """The price hint and how time is billed: '~$1.00/hr · per minute, 5 min minimum'."""
+def cost_text(profile: ProviderProfile, entry: ProviderEntry | None = None) -> str:
+    """The price hint and how time is billed: '~$1.00/hr · per minute, 5 min minimum'.
+
+    A custom ComfyUI endpoint's ``entry`` states its own price and billing: '$0.35/hr · per
+    hour' (its template: 'your own price · per minute (assumed)')."""
     if profile.kind in _FREE_KINDS:
         return "free"
-    billing = profile.billing
+    terms = custom_terms(profile, entry.config) if entry is not None else None
+    billing = terms.billing if terms is not None else profile.billing
     inc = billing.increment_minutes
     words = wording.billing_step(inc)
     if billing.minimum_minutes > inc + 1e-9:
@@ -217,7 +223,11 @@ def cost_text(profile: ProviderProfile) -> str:
     if billing.assumed:
         words += " (assumed)"
     hint = profile.pricing.hint
-    if profile.pricing.marketplace and "$" not in hint:
+    if terms is not None:
+        hint = (
+            "no price set" if terms.hourly_usd is None else wording.hourly_price(terms.hourly_usd)
+        )
+    elif profile.pricing.marketplace and "$" not in hint:
         hint = "marketplace prices"
     return f"{hint} · {words}"
 
@@ -243,7 +253,11 @@ def _gpu_text(
             if isinstance(total, int | float):
                 text += f" · {gb_text(total)} GB"
             return text + (f" (+{len(reported) - 1} more)" if len(reported) > 1 else "")
-        return "reported by the node"
+        terms = custom_terms(profile, entry.config) if entry is not None else None
+        if terms is not None and (terms.gpu_name or terms.vram_gb is not None):
+            text = terms.gpu_name or "GPU"
+            return text + (f" · {gb_text(terms.vram_gb)} GB" if terms.vram_gb is not None else "")
+        return "reported by the server" if profile.kind == "custom" else "reported by the node"
     spec = catalog.gpu(name or profile.default_gpu)
     if spec is None:
         return name or profile.default_gpu
@@ -293,13 +307,19 @@ def card_info(
         title=entry.name if entry is not None else profile.name,
         subtitle=f"{profile.name} · {KIND_WORDS.get(profile.kind, profile.kind)}",
         gpu=_gpu_text(profile, catalog, entry, health),
-        cost=cost_text(profile),
+        cost=cost_text(profile, entry),
         policy=profile.policy_highlight,
-        zones=profile.zones,
+        zones=_zones(profile, entry),
         badge=badge,
         registered=entry is not None,
         template_id=profile.id,
     )
+
+
+def _zones(profile: ProviderProfile, entry: ProviderEntry | None) -> tuple[str, ...]:
+    """The residency zones a card shows: a custom endpoint's own, else its profile's."""
+    terms = custom_terms(profile, entry.config) if entry is not None else None
+    return terms.zones if terms is not None else profile.zones
 
 
 def matches(info: CardInfo, query: str) -> bool:
