@@ -147,8 +147,22 @@ class Service:
     @cached_property
     def _providers(self) -> ProvidersFeature:
         return ProvidersFeature(
-            registry=self.registry, catalog=self.catalog, on_change=self._readvise.quietly
+            registry=self.registry,
+            catalog=self.catalog,
+            on_change=self._readvise.quietly,
+            in_flight=self._work_in_flight,
         )
+
+    def _work_in_flight(self) -> dict[str, list[int]]:
+        """Provider id -> its jobs in flight (submitting or running), which lock it (see
+        core/provider_lock.py). A home without a job queue has none: SQLite is not loaded."""
+        if not self.home.jobs_file.exists():
+            return {}
+        out: dict[str, list[int]] = {}
+        for job_id, provider in self.job_providers(("submitting", "running")).items():
+            if provider is not None:
+                out.setdefault(provider, []).append(job_id)
+        return out
 
     @cached_property
     def _checks(self) -> ChecksFeature:

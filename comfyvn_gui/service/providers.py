@@ -1,18 +1,22 @@
 """Providers: the registry's create / update / remove / export / import, for every skin.
 
 The rules are :mod:`comfyvn_gui.core.provider_rules`, the transaction is
-:class:`comfyvn_gui.store.registry.Registry`; this feature adds what follows a change that
-succeeded: the job queue is re-advised (``on_change``, given the reason in words)
-(docs/architecture.md, "The service: composition root and features").
+:class:`comfyvn_gui.store.registry.Registry`; this feature adds what comes before and after a
+change: a provider with work in flight (``in_flight``: provider id -> job ids) is locked
+against removal, a replacing or overwriting import, disabling, and changes of its credentials,
+location or endpoints (the rule: :mod:`comfyvn_gui.core.provider_lock`; a refusal changes
+nothing); after a change that succeeded the job queue is re-advised (``on_change``, given the
+reason in words) (docs/architecture.md, "The service: composition root and features").
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from comfyvn_gui.core import provider_lock as lock
 from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile
 from comfyvn_gui.core.errors import InputError
@@ -22,14 +26,22 @@ from comfyvn_gui.store.registry import ImportReport, Registry
 
 
 class ProvidersFeature:
-    """Registry CRUD of one home; ``on_change(reason)`` after every change."""
+    """Registry CRUD of one home; ``on_change(reason)`` after every change; ``in_flight()``
+    says which providers have work in flight ({provider id: job ids}), asked before a change
+    that may be locked (none: nothing is locked)."""
 
     def __init__(
-        self, *, registry: Registry, catalog: Catalog, on_change: Callable[[str], None]
+        self,
+        *,
+        registry: Registry,
+        catalog: Catalog,
+        on_change: Callable[[str], None],
+        in_flight: Callable[[], Mapping[str, Sequence[int]]] | None = None,
     ) -> None:
         self.registry = registry
         self.catalog = catalog
         self._on_change = on_change
+        self._in_flight = in_flight or dict
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -76,6 +88,7 @@ class ProvidersFeature:
 
     def register(self, payload: Mapping[str, Any]) -> tuple[ProviderEntry, bool]:
         """Create or update from a provider input that names its id. (entry, created)."""
+        self._check_update(payload)
         entry, created = self.registry.register(payload)
         self._on_change(f"{entry.id} was {'added' if created else 'changed'}")
         return entry, created
@@ -108,16 +121,19 @@ class ProvidersFeature:
             if payload.get("id") is not None:
                 fields["id"] = payload["id"]
             return self.create(template_id, fields), True
+        self._check_update(payload)
         entry, created = self.registry.register(payload, must_exist=True)
         self._on_change(f"{entry.id} was changed")
         return entry, created
 
     def remove(self, provider_id: str) -> ProviderEntry:
+        lock.check_remove(provider_id, self._in_flight())
         entry = self.registry.remove(provider_id)
         self._on_change(f"{provider_id} was removed")
         return entry
 
     def remove_all(self) -> list[str]:
+        lock.check_remove_all(self._in_flight())
         removed = self.registry.remove_all()
         self._on_change("every provider was removed")
         return removed
@@ -135,9 +151,44 @@ class ProvidersFeature:
         return len(doc["providers"])
 
     def plan_import(self, data: Any, *, replace: bool, overwrite: bool) -> ImportPlan:
-        return self.registry.plan_import(data, replace=replace, overwrite=overwrite)
+        """What an import would do; ConflictError when it would be refused because it would
+        replace or overwrite a provider with work in flight (so a preview says so first)."""
+        plan = self.registry.plan_import(data, replace=replace, overwrite=overwrite)
+        lock.check_import(plan, self._in_flight())
+        return plan
 
     def import_(self, data: Any, *, replace: bool, overwrite: bool) -> ImportReport:
+        in_flight = self._in_flight()
+        if in_flight:
+            plan = self.registry.plan_import(data, replace=replace, overwrite=overwrite)
+            lock.check_import(plan, in_flight)
         report = self.registry.import_(data, replace=replace, overwrite=overwrite)
         self._on_change("providers were imported")
         return report
+
+    # -- the lock of a provider with work in flight -----------------------------------------
+
+    def _check_update(self, payload: Any) -> None:
+        """Refuse an update that is locked while its provider has work in flight. Reads the
+        registry (and the keyring, for the secrets it writes) only for such a provider; an
+        input the registry would refuse is left for it to refuse."""
+        in_flight = self._in_flight()
+        pid = payload.get("id") if isinstance(payload, Mapping) else None
+        if not isinstance(pid, str) or not in_flight.get(pid):
+            return
+        old = next((p for p in self.registry.providers() if p.id == pid), None)
+        if old is None or old.template_id not in self.catalog.profiles:
+            return
+        change = rules.registration(self.catalog, rules.parse_registration(payload), old)
+        stored = {
+            name: value
+            for name in sorted(set(change.writes) & set(old.secrets_set))
+            if (value := self.registry.get_secret(pid, name)) is not None
+        }
+        lock.check_update(
+            self.catalog.profile(old.template_id),
+            old,
+            change,
+            stored=stored,
+            job_ids=in_flight[pid],
+        )
