@@ -8,7 +8,10 @@
 * ``ssh``: the ComfyUI listening on the SSH host's loopback, port ``comfyui_port`` (default
   8188), through a tunnel with the pinned host key (:func:`.ssh_tunnel.open_tunnel`); the
   tunnel's local end is ``127.0.0.1`` on a free port, spoken to without any proxy;
-* ``custom`` and the machines the app rents come with the rest of dispatch.
+* ``custom``: its ``endpoint`` (or ``endpoints.comfyui``), under its validator's rules
+  (:func:`.custom.comfyui_access`: TLS with ``ca_bundle``; the ``api_token`` only over
+  https:// or to this computer, else refused before anything is sent);
+* the machines the app rents come with the rest of dispatch.
 
 The connection is made from a :class:`~.base.CheckContext` (the provider, its secrets, the
 network settings), so the proxy, trust store and certificate rules are the checks' own.
@@ -21,13 +24,14 @@ from collections.abc import AsyncIterator
 
 from .base import CheckContext, CheckFailure
 from .comfyui import ComfyUIClient, ComfyUIError
+from .custom import comfyui_access as custom_access
 from .lan import comfyui_access
 from .ssh_tunnel import open_tunnel, tunnel_error
 
 __all__ = ["DISPATCH_KINDS", "comfyui_port", "open_comfyui"]
 
 #: The provider kinds whose ComfyUI the app can reach today.
-DISPATCH_KINDS: tuple[str, ...] = ("local", "lan", "ssh")
+DISPATCH_KINDS: tuple[str, ...] = ("local", "lan", "ssh", "custom")
 
 
 @contextlib.asynccontextmanager
@@ -39,8 +43,8 @@ async def open_comfyui(ctx: CheckContext) -> AsyncIterator[ComfyUIClient]:
     if kind not in DISPATCH_KINDS:
         raise ComfyUIError(
             "unreachable",
-            f"{ctx.name}: running jobs on {kind} providers is not built yet (local, LAN and SSH "
-            "ComfyUI are)",
+            f"{ctx.name}: running jobs on {kind} providers is not built yet (local, LAN, SSH "
+            "and custom ComfyUI endpoints are)",
         )
     if kind == "ssh":
         async with _through_ssh(ctx) as client:
@@ -53,7 +57,7 @@ async def open_comfyui(ctx: CheckContext) -> AsyncIterator[ComfyUIClient]:
             cert: tuple[str, str] | str | None = None
             headers: dict[str, str] = {}
         else:
-            access = comfyui_access(ctx)
+            access = custom_access(ctx) if kind == "custom" else comfyui_access(ctx)
             if access is None:
                 raise ComfyUIError(
                     "unreachable",
