@@ -96,3 +96,30 @@ def test_dispatch_is_refused_to_other_machines_whatever_the_environment(
         assert_error(remote.post(f"/api/jobs/{job_id}/dispatch", json=body), 403, code="forbidden")
     assert comfyui.requests == []
     assert svc.get_job(job_id).status == "queued"
+
+
+def test_the_gate_answers_409_listing_the_codes_and_sends_nothing(
+    app_home: Path, tmp_path: Path
+) -> None:
+    from tests.service.test_dispatch_custom import TOKEN, add_box
+
+    with running_comfyui(token=TOKEN) as server:
+        svc = Service()
+        add_box(svc, server)
+        [job] = svc.import_summary(summary(), str(project(tmp_path / "project")))
+        job = svc.pick_provider(job.id, "box")  # (this module's local GPU would be chosen)
+        server.requests.clear()
+        with api_server(svc) as srv, srv.client() as client:
+            codes = [w["code"] for w in ok(client.get(f"/api/jobs/{job.id}/consent"))]
+            assert "data_leaves_machine" in codes
+            err = assert_error(
+                client.post(f"/api/jobs/{job.id}/dispatch", json=_body(client, job.id)), 409
+            )
+            assert all(code in err["message"] for code in codes)
+            assert err["fields"] == ["acknowledge"]
+            bad = _body(client, job.id, acknowledge=["nope"])
+            assert_error(client.post(f"/api/jobs/{job.id}/dispatch", json=bad), 422)
+            dry = _body(client, job.id, acknowledge=codes, dry_run=True)
+            assert ok(client.post(f"/api/jobs/{job.id}/dispatch", json=dry))["status"] == "queued"
+        assert server.requests == []
+        assert svc.get_job(job.id).status == "queued"
