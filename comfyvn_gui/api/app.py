@@ -66,7 +66,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "Host not allowed, or a secret export from another machine"),
         (404, "No such provider, job or setting"),
         (405, "Method not allowed"),
-        (409, "Conflict (the id is taken, or the job is not in a status that allows it)"),
+        (
+            409,
+            "Conflict (the id is taken; the job is not in a status that allows it or its "
+            "consent warnings were not all acknowledged; the provider has work in flight)",
+        ),
         (413, "Request body too large"),
         (422, "A field is invalid: `fields` names it"),
         (503, "The operation could not be carried out (keyring locked, disk full ...)"),

@@ -39,9 +39,10 @@ InFlight = Mapping[str, Sequence[int]]
 
 #: Settings (auth fields or options of the catalog's profiles) that say where a provider's work
 #: runs or its data is kept: the region or zone, the Azure resource group, the CoreWeave
-#: namespace, the RunPod serverless endpoint, the storage bucket. The one list of them.
+#: namespace, the RunPod serverless endpoint, the storage bucket, the port of an SSH host's
+#: ComfyUI (where a running job's tunnel leads). The one list of them.
 LOCATION_OPTIONS: Final = frozenset(
-    {"region", "zone", "resource_group", "namespace", "endpoint_id", "bucket"}
+    {"region", "zone", "resource_group", "namespace", "endpoint_id", "bucket", "comfyui_port"}
 )
 #: Options that are part of how the app authenticates to a provider although they are not
 #: auth fields (a LAN node's TLS trust store and client certificate); every auth field, secret

@@ -159,7 +159,9 @@ class Service:
         if not self.home.jobs_file.exists():
             return {}
         out: dict[str, list[int]] = {}
-        for job_id, provider in self.job_providers(("submitting", "running")).items():
+        from comfyvn_gui.core.jobs import IN_FLIGHT  # (lazy: not needed to start)
+
+        for job_id, provider in self.job_providers(IN_FLIGHT).items():
             if provider is not None:
                 out.setdefault(provider, []).append(job_id)
         return out

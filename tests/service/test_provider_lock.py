@@ -418,6 +418,8 @@ def test_the_rule_without_jobs_and_with_many() -> None:
         ("coreweave", {"organization_id": "acme"}, {"organization_id": "other"}, "credentials"),
         ("ssh", {"hostname": "a.example", "username": "vn"}, {"hostname": "b.example"},
          "credentials"),
+        ("ssh", {"hostname": "a.example", "username": "vn"}, {"comfyui_port": "8189"},
+         "location"),
         ("lan", {"endpoint": "https://nas.local:2376"}, {"client_key": "/k.pem"}, "credentials"),
         ("aws", {"region": "eu-west-1"}, {"instance_type": "g5.xlarge"}, None),
         ("gcp", {"project_id": "vn"}, {"machine_type": "g2-standard-8"}, None),
