@@ -93,3 +93,29 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("COMFYVN_GUI_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _no_gui_loop_outside_gui_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Outside tests/gui, no asyncio loop is "running" on the main thread.
+
+    The GUI tests' session-wide qasync loop (tests/gui/test_window.py, ``qloop``) is made
+    asyncio's running loop for the session (``already_running=True``), so a later test that
+    reaches ``asyncio.run`` in-process (the command line's ``providers validate``, the
+    service's blocking ``run_checks``) failed with "cannot be called from a running event
+    loop" only when the GUI tests had run first. The loop is set aside for such a test, and
+    put back for the GUI tests after it."""
+    import asyncio
+
+    if "gui" in request.node.path.parts:
+        yield
+        return
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)

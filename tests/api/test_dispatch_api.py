@@ -101,14 +101,11 @@ def test_dispatch_is_refused_to_other_machines_whatever_the_environment(
 def test_the_gate_answers_409_listing_the_codes_and_sends_nothing(
     app_home: Path, tmp_path: Path
 ) -> None:
-    from tests.service.test_dispatch_custom import TOKEN, add_box
+    from tests.service.test_dispatch_custom import TOKEN, box_job
 
     with running_comfyui(token=TOKEN) as server:
         svc = Service()
-        add_box(svc, server)
-        [job] = svc.import_summary(summary(), str(project(tmp_path / "project")))
-        job = svc.pick_provider(job.id, "box")  # (this module's local GPU would be chosen)
-        server.requests.clear()
+        job = box_job(svc, server, tmp_path)
         with api_server(svc) as srv, srv.client() as client:
             codes = [w["code"] for w in ok(client.get(f"/api/jobs/{job.id}/consent"))]
             assert "data_leaves_machine" in codes

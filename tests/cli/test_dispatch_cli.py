@@ -75,3 +75,57 @@ def test_dispatch_watch_and_outputs_from_the_command_line(
     assert (folder / "comfyvn-output" / str(job.id) / "outputs.json").is_file()
     code, _, err = cli(capsys, "jobs", "show", str(job.id))
     assert code == 2 and f"no job {job.id}" in err
+
+
+def test_warnings_are_asked_about_in_a_terminal_and_needed_without_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.service.test_dispatch_custom import TOKEN, box_job
+
+    with running_comfyui(token=TOKEN) as server:
+        svc = Service()
+        job = box_job(svc, server, tmp_path)
+        # no terminal, no --yes: exit 2 listing the warnings
+        code, _, err = cli(capsys, "jobs", "dispatch", str(job.id))
+        assert code == 2 and "data_leaves_machine" in err and "--yes" in err
+        assert len(err.strip().splitlines()) == 1
+        # a terminal: the warnings are listed and asked about; "n" sends nothing
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "comfyvn_gui", "jobs", "dispatch", str(job.id)],
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=os.environ.copy(),
+        )
+        os.close(follower)
+        shown = b""
+        while b"[y/N]" not in shown:
+            chunk = os.read(leader, 4096)
+            assert chunk, shown
+            shown += chunk
+        os.write(leader, b"n\n")
+        assert proc.wait(60) == 1
+        rest = b""
+        try:
+            while chunk := os.read(leader, 4096):
+                rest += chunk
+        except OSError:
+            pass
+        os.close(leader)
+        proc.stdout.close()  # type: ignore[union-attr]
+        text = (shown + rest).decode()
+        assert "[data_leaves_machine]" in text and "Upload and run it?" in text
+        assert "not dispatched: nothing was sent" in text
+        assert server.requests == [] and svc.get_job(job.id).status == "queued"
+        # --yes acknowledges them
+        code, out, err = cli(capsys, "jobs", "dispatch", str(job.id), "--yes")
+        assert code == 0 and "dispatched to box" in out, err
+        code, out, _ = cli(capsys, "jobs", "watch", str(job.id))
+        assert code == 0 and "completed on box" in out
+        stop_driver(svc)

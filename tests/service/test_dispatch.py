@@ -32,7 +32,7 @@ from tests.fakes.comfyui import ComfyUIServer, running_comfyui
 
 pytestmark = pytest.mark.usefixtures("secret_service")
 
-WAIT_S = 60.0
+WAIT_S = 30.0
 
 
 @pytest.fixture(autouse=True)
@@ -52,15 +52,7 @@ def comfyui() -> Iterator[ComfyUIServer]:
 
 @pytest.fixture
 def svc(comfyui: ComfyUIServer) -> Iterator[Service]:
-    service = Service()
-    service.register_provider(
-        {
-            "id": "local",
-            "template_id": "local",
-            "name": "Local GPU",
-            "config": {"endpoints": {"comfyui": comfyui.url}},
-        }
-    )
+    service = local_service(comfyui)
     yield service
     stop_driver(service)
     service.close()
@@ -106,6 +98,24 @@ def queued_job(svc: Service, tmp_path: Path, names: tuple[str, ...] = ("a.png", 
     [job] = svc.import_summary(summary(names), str(folder))
     assert job.compute is not None and job.compute.provider == "local", job.compute
     return job
+
+
+def local_service(server: ComfyUIServer) -> Service:
+    """A service whose local provider's ComfyUI is ``server``."""
+    service = Service()
+    service.register_provider(
+        {"id": "local", "template_id": "local", "config": {"endpoints": {"comfyui": server.url}}}
+    )
+    return service
+
+
+def prompt_in_flight(svc: Service, tmp_path: Path, names: tuple[str, ...]) -> Job:
+    """A job dispatched, once its first prompt is queued on the server."""
+    job = queued_job(svc, tmp_path, names)
+    dispatch(svc, job)
+    return wait_for(
+        svc, job.id, lambda j: any(r.get("prompt_id") for r in j.meta["dispatch"]["runs"])
+    )
 
 
 def dispatch(svc: Service, job: Job, **kwargs: Any) -> Job:
@@ -230,14 +240,7 @@ def test_cancel_while_running_interrupts_the_prompt_and_keeps_what_finished(
     tmp_path: Path,
 ) -> None:
     with running_comfyui(node_delay_s=0.6) as server:
-        svc = Service()
-        svc.register_provider(
-            {
-                "id": "local",
-                "template_id": "local",
-                "config": {"endpoints": {"comfyui": server.url}},
-            }
-        )
+        svc = local_service(server)
         job = queued_job(svc, tmp_path)
         dispatch(svc, job)
         wait_for(svc, job.id, lambda j: j.status == "running")
@@ -255,14 +258,7 @@ def test_cancel_while_running_interrupts_the_prompt_and_keeps_what_finished(
 def test_a_server_that_dies_mid_run_fails_the_job_saying_why(tmp_path: Path) -> None:
     server = ComfyUIServer(node_delay_s=1.0).start()
     try:
-        svc = Service()
-        svc.register_provider(
-            {
-                "id": "local",
-                "template_id": "local",
-                "config": {"endpoints": {"comfyui": server.url}},
-            }
-        )
+        svc = local_service(server)
         job = queued_job(svc, tmp_path)
         dispatch(svc, job)
         wait_for(svc, job.id, lambda j: j.status == "running")
@@ -277,14 +273,7 @@ def test_a_server_that_dies_mid_run_fails_the_job_saying_why(tmp_path: Path) -> 
 
 def test_a_missing_model_is_found_before_anything_is_uploaded(tmp_path: Path) -> None:
     with running_comfyui(models={"checkpoints": []}) as server:
-        svc = Service()
-        svc.register_provider(
-            {
-                "id": "local",
-                "template_id": "local",
-                "config": {"endpoints": {"comfyui": server.url}},
-            }
-        )
+        svc = local_service(server)
         job = queued_job(svc, tmp_path)
         dispatch(svc, job)
         done = ended(svc, job.id)
@@ -302,19 +291,8 @@ def _driver_pid(svc: Service, job_id: int) -> int:
 
 def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: Path) -> None:
     with running_comfyui(node_delay_s=0.4) as server:
-        svc = Service()
-        svc.register_provider(
-            {
-                "id": "local",
-                "template_id": "local",
-                "config": {"endpoints": {"comfyui": server.url}},
-            }
-        )
-        job = queued_job(svc, tmp_path, ("a.png", "b.png", "c.png"))
-        dispatch(svc, job)
-        running = wait_for(
-            svc, job.id, lambda j: any(r.get("prompt_id") for r in j.meta["dispatch"]["runs"])
-        )
+        svc = local_service(server)
+        job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
         os.kill(_driver_pid(svc, running.id), signal.SIGKILL)
         time.sleep(0.3)
         assert svc.resume_dispatch()  # (what the window and `serve` do when they start)
@@ -386,14 +364,7 @@ def test_cancel_while_queued_behind_another_prompt_dequeues_it(tmp_path: Path) -
     from comfyvn_gui.core.runs import shipped_template
 
     with running_comfyui(node_delay_s=0.5) as server:
-        svc = Service()
-        svc.register_provider(
-            {
-                "id": "local",
-                "template_id": "local",
-                "config": {"endpoints": {"comfyui": server.url}},
-            }
-        )
+        svc = local_service(server)
         # someone else's prompt keeps the server busy
         png(Path(server.input_dir) / "other.png")
         graph = json.loads(
@@ -411,4 +382,49 @@ def test_cancel_while_queued_behind_another_prompt_dequeues_it(tmp_path: Path) -
         assert done.status == "cancelled"
         assert posts(server, "/queue") >= 1  # dequeued: it never ran
         assert done.meta["dispatch"]["outputs"] == []
+        stop_driver(svc)
+
+
+def test_a_graph_the_server_refuses_fails_naming_the_node_and_input(
+    svc: Service, comfyui: ComfyUIServer
+) -> None:
+    from comfyvn_gui.core.catalog import resources_dir
+
+    data = json.loads((resources_dir() / "examples/summaries/moonlit-academy.json").read_text())
+    graph = data["workflows"][0]["workflow"]
+    for node in graph.values():  # (the models this ComfyUI has)
+        if node["class_type"] == "UpscaleModelLoader":
+            node["inputs"]["model_name"] = "RealESRGAN_x4plus.pth"
+    sampler = next(k for k, n in graph.items() if n["class_type"] == "KSampler")
+    graph[sampler]["inputs"]["sampler_name"] = "no_such_sampler"
+    job = svc.add_job({"kind": "comfyui_workflow", "items": 1, "workflow": graph})
+    assert job.compute is not None and job.compute.provider == "local", job.compute
+    dispatch(svc, job)
+    done = ended(svc, job.id)
+    assert done.status == "failed"
+    message = done.meta["dispatch"]["ended_message"]
+    assert f"refused the workflow: node {sampler} (KSampler), input sampler_name" in message
+    assert "no_such_sampler" in message
+    assert done.meta["dispatch"]["outputs"] == []
+    stop_driver(svc)
+
+
+def test_sigterm_leaves_the_job_in_flight_for_the_next_driver(tmp_path: Path) -> None:
+    with running_comfyui(node_delay_s=0.4) as server:
+        svc = local_service(server)
+        job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
+        pid = _driver_pid(svc, running.id)
+        os.kill(pid, signal.SIGTERM)  # (a logout, a shutdown)
+        end = time.monotonic() + 20
+        while driver_running(svc.home):
+            assert time.monotonic() < end, "the driver did not stop on SIGTERM"
+            time.sleep(0.1)
+        left = svc.get_job(job.id)
+        assert left.status in ("submitting", "running")  # not failed, not cancelled
+        lease = svc.job_store.lease(job.id)
+        assert lease is not None and lease[2] == 0  # given up: the next driver takes it at once
+        assert svc.resume_dispatch()
+        done = ended(svc, job.id)
+        assert done.status == "completed", done.meta["dispatch"]
+        assert posts(server, "/prompt") == 3
         stop_driver(svc)

@@ -48,6 +48,15 @@ def queued(svc: Service, tmp_path: Path) -> Job:
     return job
 
 
+def box_job(svc: Service, server: ComfyUIServer, tmp_path: Path) -> Job:
+    """A job queued for the custom endpoint ``box`` (picked: a module that gives the local
+    provider a GPU would have it chosen), the server's request log emptied."""
+    add_box(svc, server)
+    job = svc.pick_provider(queued(svc, tmp_path).id, "box")
+    server.requests.clear()
+    return job
+
+
 def test_the_gate_then_a_priced_run_billed_by_the_endpoints_own_rule(tmp_path: Path) -> None:
     with running_comfyui(token=TOKEN) as server:
         svc = Service()
