@@ -855,6 +855,7 @@ class ComfyUIServer:
 
     ``models``: model folder -> file names (default: SDXL base and RealESRGAN x4plus).
     ``node_delay_s``: each node takes this long (an interrupt cuts the wait short).
+    ``upload_delay_s``: each upload takes this long to be answered (a slow link).
     ``device``: the ``system_stats`` device. ``fail_node_class``: nodes of this class raise
     ``RuntimeError(fail_message)``. ``queue_workers``: prompts run at once (ComfyUI: 1), each
     worker with its own cache. ``cache``: False is ComfyUI's ``--cache-none``.
@@ -876,6 +877,7 @@ class ComfyUIServer:
         *,
         models: dict[str, list[str]] | None = None,
         node_delay_s: float = 0.0,
+        upload_delay_s: float = 0.0,
         device: Device = RTX_4090,
         fail_node_class: str | None = None,
         fail_message: str = "fake failure (fail_node_class)",
@@ -887,6 +889,7 @@ class ComfyUIServer:
         self.models = copy.deepcopy(DEFAULT_MODELS if models is None else models)
         self.token = token
         self.node_delay_s = node_delay_s
+        self.upload_delay_s = upload_delay_s
         self.device = device
         self.fail_node_class = fail_node_class
         self.fail_message = fail_message
@@ -1270,6 +1273,8 @@ class ComfyUIServer:
         return web.json_response({name: cls.info(self)} if cls is not None else {})
 
     async def _upload_image(self, request: web.Request) -> web.Response:
+        if self.upload_delay_s:  # (a slow link: the upload takes this long to arrive)
+            await asyncio.sleep(self.upload_delay_s)
         post = await request.post()
         image = post.get("image")
         kind = post.get("type")

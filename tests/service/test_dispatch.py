@@ -428,3 +428,46 @@ def test_sigterm_leaves_the_job_in_flight_for_the_next_driver(tmp_path: Path) ->
         assert done.status == "completed", done.meta["dispatch"]
         assert posts(server, "/prompt") == 3
         stop_driver(svc)
+
+
+def test_cancel_while_uploading_queues_nothing(tmp_path: Path) -> None:
+    with running_comfyui(upload_delay_s=3.0) as server:
+        svc = local_service(server)
+        job = queued_job(svc, tmp_path)
+        dispatch(svc, job)
+        end = time.monotonic() + WAIT_S
+        while ("POST", "/upload/image") not in server.requests:
+            assert time.monotonic() < end, server.requests
+            time.sleep(0.05)
+        svc.cancel_job(job.id, interface="test")
+        done = ended(svc, job.id)
+        assert done.status == "cancelled"
+        assert posts(server, "/prompt") == 0
+        assert {r["status"] for r in done.meta["dispatch"]["runs"]} <= {"cancelled"}
+        stop_driver(svc)
+
+
+def test_a_failed_job_retried_runs_again_and_completes(svc: Service, tmp_path: Path) -> None:
+    job = queued_job(svc, tmp_path)
+    good = (tmp_path / "project" / "cg" / "b.png").read_bytes()
+    (tmp_path / "project" / "cg" / "b.png").write_bytes(b"not a png")
+    dispatch(svc, job)
+    assert ended(svc, job.id).status == "failed"
+    (tmp_path / "project" / "cg" / "b.png").write_bytes(good)
+    again = svc.retry_job(job.id)
+    assert again.status == "queued"
+    dispatch(svc, again)
+    done = ended(svc, job.id)
+    assert done.status == "completed", done.meta["dispatch"]
+    assert len(done.meta["dispatch"]["outputs"]) == 2
+    statuses = [e.detail.get("to") for e in svc.job_events(job.id) if e.action == "status"]
+    assert statuses == [
+        "submitting",
+        "running",
+        "failed",
+        "queued",
+        "submitting",
+        "running",
+        "completed",
+    ]
+    stop_driver(svc)
