@@ -97,17 +97,17 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_gui_loop_outside_gui_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Outside tests/gui, no asyncio loop is "running" on the main thread.
+    """In a test without a window, no asyncio loop is "running" on the main thread.
 
     The GUI tests' session-wide qasync loop (tests/gui/test_window.py, ``qloop``) is made
     asyncio's running loop for the session (``already_running=True``), so a later test that
     reaches ``asyncio.run`` in-process (the command line's ``providers validate``, the
     service's blocking ``run_checks``) failed with "cannot be called from a running event
-    loop" only when the GUI tests had run first. The loop is set aside for such a test, and
-    put back for the GUI tests after it."""
+    loop" only when the GUI tests had run first. The loop is set aside for a test that uses
+    no ``qtbot`` (no window), and put back for the GUI tests after it."""
     import asyncio
 
-    if "gui" in request.node.path.parts:
+    if "qtbot" in request.fixturenames:  # (a window: tests/gui, or a GUI test elsewhere)
         yield
         return
     loop = asyncio.events._get_running_loop()
