@@ -50,7 +50,13 @@ from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
 from comfyvn_gui.core.runs import TEMPLATE_KINDS, resolve_template, template_setting
 from comfyvn_gui.store.audit import AuditLog
-from comfyvn_gui.store.driver_lock import driver_env_home, driver_lock, driver_log, driver_running
+from comfyvn_gui.store.driver_lock import (
+    driver_env_home,
+    driver_lock,
+    driver_log,
+    driver_pid_file,
+    driver_running,
+)
 from comfyvn_gui.store.jobs import JobStore, LeaseLost
 from comfyvn_gui.store.paths import Home
 from comfyvn_gui.store.registry import Registry
@@ -179,9 +185,12 @@ class Driver:
         except Timeout:
             log.info("another dispatch driver runs for this home; this one exits")
             return 0
+        pid_file = driver_pid_file(self.home)
         try:
+            pid_file.write_text(f"{os.getpid()}\n", "ascii")
             asyncio.run(self.main())
         finally:
+            pid_file.unlink(missing_ok=True)
             lock.release()
         return 0
 

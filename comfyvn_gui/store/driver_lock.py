@@ -3,7 +3,8 @@ who drives").
 
 The driver holds ``data/driver.lock`` (filelock) for its whole life, so a second one exits at
 once; a process that holds it is alive, so the one that holds it may take over every lease
-left by a driver that is gone. Its output goes to ``logs/driver.log``.
+left by a driver that is gone. Its process id is in ``data/driver.pid`` while it runs; its
+output goes to ``logs/driver.log``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from .paths import HOME_ENV, Home
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-__all__ = ["driver_env_home", "driver_lock", "driver_log", "driver_running"]
+__all__ = [
+    "driver_env_home",
+    "driver_lock",
+    "driver_log",
+    "driver_pid",
+    "driver_pid_file",
+    "driver_running",
+]
 
 
 def _lock_path(home: Home) -> Path:
@@ -45,6 +53,22 @@ def driver_running(home: Home) -> bool:
         return True
     lock.release()
     return False
+
+
+def driver_pid_file(home: Home) -> Path:
+    """``data/driver.pid``: the running driver's process id (written while it holds the
+    lock, removed when it exits), for people and tools that look for it."""
+    return home.data_dir / "driver.pid"
+
+
+def driver_pid(home: Home) -> int | None:
+    """The running driver's process id, or None when no driver runs."""
+    if not driver_running(home):
+        return None
+    try:
+        return int(driver_pid_file(home).read_text("ascii").strip())
+    except (OSError, ValueError):
+        return None
 
 
 def driver_log(home: Home) -> Path:

@@ -9,6 +9,7 @@ hardware, not the app's logic), so the advisor may choose the local provider.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot
 from comfyvn_gui.core.errors import ConflictError, InputError, NotFoundError
 from comfyvn_gui.core.jobs import Job
 from comfyvn_gui.service import Service
-from comfyvn_gui.store.driver_lock import driver_running
+from comfyvn_gui.store.driver_lock import driver_pid, driver_running
 from comfyvn_gui.store.jobs import LeaseLost
 from tests.fakes.comfyui import ComfyUIServer, running_comfyui
 
@@ -58,12 +59,18 @@ def svc(comfyui: ComfyUIServer) -> Iterator[Service]:
     service.close()
 
 
-def stop_driver(svc: Service) -> None:
-    """End the home's driver (every test leaves none behind)."""
+def stop_driver(svc: Service, *, wait_idle: bool = False) -> None:
+    """End the home's driver (every test leaves none behind): told to stop (SIGTERM, what a
+    logout sends), or with ``wait_idle`` left to exit by itself with nothing in flight."""
+    if not wait_idle:
+        pid = driver_pid(svc.home)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
     end = time.monotonic() + 20
     while driver_running(svc.home) and time.monotonic() < end:
-        time.sleep(0.2)
-    assert not driver_running(svc.home), "the driver did not exit with nothing in flight"
+        time.sleep(0.05)
+    assert not driver_running(svc.home), "the driver did not exit"
 
 
 def png(
@@ -183,7 +190,8 @@ def test_a_queued_job_runs_on_the_local_comfyui_and_its_outputs_are_collected(
     assert '"job.dispatched"' in log and '"job.status"' in log
     listing = svc.job_outputs(job.id)
     assert listing["folder"] == str(folder) and len(listing["outputs"]) == 2
-    stop_driver(svc)
+    stop_driver(svc, wait_idle=True)  # with nothing in flight it exits by itself
+    assert not (svc.home.data_dir / "driver.pid").exists()
 
 
 def test_a_run_that_fails_keeps_the_good_outputs_and_says_which_failed(
@@ -290,7 +298,7 @@ def _driver_pid(svc: Service, job_id: int) -> int:
 
 
 def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: Path) -> None:
-    with running_comfyui(node_delay_s=0.4) as server:
+    with running_comfyui(node_delay_s=0.2) as server:
         svc = local_service(server)
         job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
         os.kill(_driver_pid(svc, running.id), signal.SIGKILL)
@@ -410,7 +418,7 @@ def test_a_graph_the_server_refuses_fails_naming_the_node_and_input(
 
 
 def test_sigterm_leaves_the_job_in_flight_for_the_next_driver(tmp_path: Path) -> None:
-    with running_comfyui(node_delay_s=0.4) as server:
+    with running_comfyui(node_delay_s=0.2) as server:
         svc = local_service(server)
         job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
         pid = _driver_pid(svc, running.id)
