@@ -34,6 +34,7 @@ from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.errors import ConflictError, InputError
 from comfyvn_gui.core.gate import Acknowledgement, ConsentItem, check_consent, consent_items
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
+from comfyvn_gui.core.provider_lock import LOCATION_OPTIONS
 from comfyvn_gui.core.runs import TEMPLATE_KINDS, plan_runs, resolve_template, template_setting
 from comfyvn_gui.providers.comfyui_target import DISPATCH_KINDS
 from comfyvn_gui.store.audit import AuditLog
@@ -248,10 +249,11 @@ class DispatchFeature:
             "acknowledged": ack.as_json(),
             "refs": {
                 "endpoints": dict(entry.config.get("endpoints") or {}),
+                # where the work runs, as at launch (release uses these, never today's)
                 "config": {
                     k: v
                     for k, v in entry.config.items()
-                    if k in ("region", "zone", "hostname", "comfyui_port", "username")
+                    if k in LOCATION_OPTIONS or k in ("endpoint", "hostname", "username")
                 },
             },
             "project_dir": folder,

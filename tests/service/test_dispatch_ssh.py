@@ -64,6 +64,8 @@ def test_a_job_runs_on_the_ssh_hosts_comfyui_through_the_pinned_tunnel(
         with Image.open(folder / output["file"]) as img:
             assert img.size == (96, 64)
     assert posts(comfyui, "/prompt") == 2
+    refs = done.meta["dispatch"]["refs"]["config"]  # where it ran, as at launch
+    assert refs["hostname"] == sshd.hostname and refs["comfyui_port"] == str(comfyui.port)
     stop_driver(svc)
 
 
