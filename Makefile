@@ -24,8 +24,11 @@ run: $(VENV)/.run-installed
 	$(BIN)/comfyvn-gui $(ARGS)
 
 # Installs what the tests need (apt packages when root), then runs the suite and the linters.
+# TEST_WORKERS processes (pytest-xdist), each test file in one of them: most tests wait on
+# subprocesses, servers and sleeps, so 2 halve the time on a 2-core machine.
+TEST_WORKERS ?= 2
 test: system-deps $(VENV)/.test-installed lint
-	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check comfyvn_gui tests benchmarks

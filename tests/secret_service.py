@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ class SecretService:
     bus_pid: int
     daemon: subprocess.Popen[bytes]
     log: Path
+    run_dir: Path | None = None  # the sockets' folder, removed by stop()
 
     def problem(self) -> str | None:
         """None while gnome-keyring runs; else how it ended and the end of its log."""
@@ -90,6 +92,8 @@ class SecretService:
         except ProcessLookupError:
             pass
         self._stop_daemon()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _stop_daemon(self) -> None:
         if self.daemon.poll() is None:
@@ -121,16 +125,19 @@ def start(base: Path, timeout_s: float = 15.0) -> SecretService:
             f"{', '.join(missing)} not installed: run `make test` as root, or install "
             "gnome-keyring and dbus-x11 (apt)"
         )
+    # The sockets' folder is a short one of its own: a socket path has at most 107 bytes, and
+    # a test's folder (longer under pytest-xdist: popen-gw1/...) made dbus-daemon refuse
+    # "Socket name too long".
+    run = Path(tempfile.mkdtemp(prefix="kr-", dir="/tmp"))
     env = dict(
         os.environ,
         XDG_DATA_HOME=str(base / "data"),
-        XDG_RUNTIME_DIR=str(base / "run"),
+        XDG_RUNTIME_DIR=str(run),
         HOME=str(base),
     )
-    for d in ("data", "run"):
-        (base / d).mkdir(mode=0o700, parents=True)
+    (base / "data").mkdir(mode=0o700, parents=True)
     config = base / "bus.conf"
-    config.write_text(BUS_CONFIG.format(run=base / "run"))
+    config.write_text(BUS_CONFIG.format(run=run))
     out = subprocess.check_output(
         ["dbus-daemon", f"--config-file={config}", "--fork", "--print-address=1", "--print-pid=1"],
         env=env,
@@ -140,7 +147,7 @@ def start(base: Path, timeout_s: float = 15.0) -> SecretService:
     env["DBUS_SESSION_BUS_ADDRESS"] = addr
     log = base / "gnome-keyring.log"
     daemon = _start_daemon(env, log, timeout_s)
-    return SecretService(env=env, bus_pid=bus_pid, daemon=daemon, log=log)
+    return SecretService(env=env, bus_pid=bus_pid, daemon=daemon, log=log, run_dir=run)
 
 
 def _start_daemon(
