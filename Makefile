@@ -25,10 +25,12 @@ run: $(VENV)/.run-installed
 
 # Installs what the tests need (apt packages when root), then runs the suite and the linters.
 # TEST_WORKERS processes (pytest-xdist), each test file in one of them: most tests wait on
-# subprocesses, servers and sleeps, so 2 halve the time on a 2-core machine.
+# subprocesses, servers and sleeps, so 2 halve the time on a 2-core machine. The `serial`
+# tests run after, in one process (exit 5: PYTEST_ARGS chose none of one kind).
 TEST_WORKERS ?= 2
 test: system-deps $(VENV)/.test-installed lint
-	$(BIN)/python -m pytest -m "not gpu" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu and not serial" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -m "serial and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check comfyvn_gui tests benchmarks

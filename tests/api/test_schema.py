@@ -46,7 +46,7 @@ from tests.fakes.api_server import ApiServer, api_server
 from tests.fakes.http import arun
 from tests.fakes.runpod import RunPodFake, health_body
 
-pytestmark = pytest.mark.usefixtures("secret_service")
+pytestmark = [pytest.mark.usefixtures("secret_service"), pytest.mark.serial]
 
 #: Generated requests per operation in the fuzzing phase (the examples and coverage phases add
 #: their own, a bounded number); the seed makes every run send the same requests.
