@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ConflictError, InputError
-from .jobs import Job
+from .jobs import Job, instant
 
 __all__ = ["CONSENT_CODES", "Acknowledgement", "ConsentItem", "check_consent", "consent_items"]
 
@@ -73,15 +73,6 @@ def consent_items(advice: Mapping[str, Any]) -> list[ConsentItem]:
     return items
 
 
-def _when(value: datetime | str | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def check_consent(
     job: Job,
     *,
@@ -120,7 +111,7 @@ def check_consent(
             f"first (`comfyvn-gui jobs pick {job.id} {provider}`) and review its warnings",
             fields=["provider"],
         )
-    seen = _when(decided_at)
+    seen = instant(decided_at)
     if seen is None or seen != compute.decided_at:
         raise ConflictError(
             f"job {job.id}'s advice was decided at {compute.decided_at.isoformat()}"

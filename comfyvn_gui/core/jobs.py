@@ -38,6 +38,17 @@ IN_FLIGHT: tuple[str, ...] = ("submitting", "running")
 ENDED: tuple[str, ...] = ("completed", "failed", "cancelled")
 
 
+def instant(value: datetime | str | None) -> datetime | None:
+    """A time given as a datetime or an ISO string (``+00:00`` and ``Z`` spell the same
+    instant); None for None or a string that is not a time."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

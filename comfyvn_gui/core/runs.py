@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ __all__ = [
     "base_seed",
     "check_template",
     "job_outcome",
+    "kind_template",
     "placeholders_in",
     "plan_runs",
     "resolve_template",
@@ -222,6 +223,14 @@ def resolve_template(kind: str, setting: Mapping[str, Any] | None) -> WorkflowTe
         default_prompt=shipped.default_prompt if shipped is not None else "",
         source=f"your setting {key}",
     )
+
+
+def kind_template(kind: str, setting: Callable[[str], Any]) -> WorkflowTemplate | None:
+    """The template a ``kind`` job runs (:func:`resolve_template`), its ``workflows.<kind>``
+    setting read with ``setting(key)``; None for a kind that runs its own graph."""
+    if kind not in TEMPLATE_KINDS:
+        return None
+    return resolve_template(kind, setting(template_setting(kind)))
 
 
 def _folder() -> Path:

@@ -35,7 +35,7 @@ from comfyvn_gui.core.errors import ConflictError, InputError
 from comfyvn_gui.core.gate import Acknowledgement, ConsentItem, check_consent, consent_items
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
 from comfyvn_gui.core.provider_lock import LOCATION_OPTIONS
-from comfyvn_gui.core.runs import TEMPLATE_KINDS, plan_runs, resolve_template, template_setting
+from comfyvn_gui.core.runs import WorkflowTemplate, kind_template, plan_runs
 from comfyvn_gui.providers.comfyui_target import DISPATCH_KINDS
 from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.jobs import JobStore
@@ -43,7 +43,7 @@ from comfyvn_gui.store.registry import Registry
 from comfyvn_gui.store.settings import SettingsStore
 
 from .advice import AdviceFeature
-from .inputs import job_inputs, output_folder
+from .inputs import output_folder, run_inputs
 from .jobs import JobsFeature
 
 __all__ = ["DispatchFeature"]
@@ -206,16 +206,12 @@ class DispatchFeature:
                 fields=["provider"],
             )
 
-    def _template(self, job: Job) -> Any:
-        if job.kind not in TEMPLATE_KINDS:
-            return None
-        return resolve_template(job.kind, self.settings.get(template_setting(job.kind)))
+    def _template(self, job: Job) -> WorkflowTemplate | None:
+        return kind_template(job.kind, self.settings.get)
 
     def _check_runnable(self, job: Job, project_dir: str | None) -> list[Path]:
         template = self._template(job)
-        inputs: list[Path] = []
-        if job.kind != "comfyui_workflow":  # (a workflow's graph names its own files)
-            inputs = job_inputs(job.id, job.source, project_dir)
+        inputs = run_inputs(job.id, job.kind, job.source, project_dir)
         plan_runs(  # (an InputError naming the setting or the graph's problem)
             job_id=job.id,
             kind=job.kind,

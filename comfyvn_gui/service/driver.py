@@ -48,7 +48,7 @@ from typing import Any
 from comfyvn_gui.core import dispatch as rules
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
-from comfyvn_gui.core.runs import TEMPLATE_KINDS, resolve_template, template_setting
+from comfyvn_gui.core.runs import kind_template
 from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.driver_lock import (
     driver_env_home,
@@ -64,7 +64,7 @@ from comfyvn_gui.store.secrets import SecretStoreError
 from comfyvn_gui.store.settings import SettingsStore
 
 from .checks import ChecksFeature
-from .inputs import job_inputs
+from .inputs import run_inputs
 
 __all__ = ["LEASE_S", "RENEW_S", "Driver", "start_driver"]
 
@@ -436,14 +436,10 @@ class _JobRun:
         secrets = await self._secrets(entry)
         kind = job.kind
         try:
-            inputs: list[Path] = []
-            if kind != "comfyui_workflow":
-                inputs = await asyncio.to_thread(
-                    job_inputs, job.id, job.source, record.get("project_dir")
-                )
-            template = None
-            if kind in TEMPLATE_KINDS:
-                template = resolve_template(kind, self.driver.settings.get(template_setting(kind)))
+            inputs = await asyncio.to_thread(
+                run_inputs, job.id, kind, job.source, record.get("project_dir")
+            )
+            template = kind_template(kind, self.driver.settings.get)
         except ComfyVNError as exc:
             self.end("failed", reason=str(exc))
             return

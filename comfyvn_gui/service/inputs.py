@@ -19,7 +19,7 @@ from typing import Any
 
 from comfyvn_gui.core.errors import InputError
 
-__all__ = ["check_project_dir", "job_inputs", "output_folder"]
+__all__ = ["check_project_dir", "job_inputs", "output_folder", "run_inputs"]
 
 #: At most this many missing files are named in the message (all are counted).
 _NAMED = 5
@@ -131,3 +131,13 @@ def output_folder(
     if folder_text:
         return Path(check_project_dir(folder_text)) / "comfyvn-output" / str(job_id)
     return data_dir / "outputs" / str(job_id)
+
+
+def run_inputs(
+    job_id: int, kind: str, source: Mapping[str, Any], project_dir: str | None = None
+) -> list[Path]:
+    """The files a job's runs upload (:func:`job_inputs`); none for a ComfyUI workflow job,
+    whose graph names its own files."""
+    if kind == "comfyui_workflow":
+        return []
+    return job_inputs(job_id, source, project_dir)

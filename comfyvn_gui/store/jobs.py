@@ -29,6 +29,7 @@ from comfyvn_gui.core.jobs import (
     JobEvent,
     NewJob,
     advice_detail,
+    instant,
     now_iso,
 )
 from comfyvn_gui.core.workload import Workload
@@ -36,6 +37,7 @@ from comfyvn_gui.core.workload import Workload
 from .paths import Home
 
 __all__ = ["JobStore", "LeaseLost"]
+
 
 class LeaseLost(Exception):
     """Another driver holds this job's lease now: this one must leave the job alone."""
@@ -45,17 +47,13 @@ class LeaseLost(Exception):
         self.job_id = job_id
 
 
-def _same_time(stored: Any, given: str) -> bool:
-    """Two ISO times are the same instant (``+00:00`` and ``Z`` spell the same one)."""
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(stored)) == datetime.fromisoformat(given)
-    except ValueError:
-        return False
-
-
 SCHEMA_VERSION = 2
+
+
+def _no_job(job_id: int) -> NotFoundError:
+    return NotFoundError(
+        f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)", fields=["id"]
+    )
 
 
 BUSY_TIMEOUT_S = 30.0
@@ -267,10 +265,7 @@ class JobStore:
         if self.exists() and 1 <= job_id <= MAX_JOB_ID:
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise NotFoundError(
-                f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
-                fields=["id"],
-            )
+            raise _no_job(job_id)
         return self._job(row)
 
     def events(self, job_id: int) -> list[JobEvent]:
@@ -424,10 +419,7 @@ class JobStore:
                     "SELECT status, meta, provider FROM jobs WHERE id = ?", (job_id,)
                 ).fetchone()
             if row is None:
-                raise NotFoundError(
-                    f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
-                    fields=["id"],
-                )
+                raise _no_job(job_id)
             if row["status"] not in expected:
                 return None
             meta = json.loads(row["meta"])
@@ -465,10 +457,7 @@ class JobStore:
             if 1 <= job_id <= MAX_JOB_ID:
                 row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
-                raise NotFoundError(
-                    f"no job {job_id} in the queue (`comfyvn-gui jobs list` shows them)",
-                    fields=["id"],
-                )
+                raise _no_job(job_id)
             job = self._job(row)
             if job.status in IN_FLIGHT:
                 raise ConflictError(
@@ -514,7 +503,8 @@ class JobStore:
                 return None
             meta = json.loads(row["meta"])
             compute = meta.get("compute") or {}
-            if not _same_time(compute.get("decided_at"), decided_at):
+            seen = instant(decided_at)
+            if seen is None or instant(compute.get("decided_at")) != seen:
                 return None
             meta["dispatch"] = dispatch
             conn.execute(
@@ -594,9 +584,7 @@ class JobStore:
                 taken.append((int(r["id"]), generation))
         return taken
 
-    def renew(
-        self, owner: str, held: Mapping[int, int], *, now: float, lease_s: float
-    ) -> set[int]:
+    def renew(self, owner: str, held: Mapping[int, int], *, now: float, lease_s: float) -> set[int]:
         """Renew the leases ``held`` (job id -> generation); returns the jobs whose lease
         another driver took meanwhile (their generation is no longer this one's)."""
         lost: set[int] = set()
@@ -628,9 +616,7 @@ class JobStore:
             return None
         row = (
             self._connect()
-            .execute(
-                "SELECT owner, generation, expires_at FROM leases WHERE job_id = ?", (job_id,)
-            )
+            .execute("SELECT owner, generation, expires_at FROM leases WHERE job_id = ?", (job_id,))
             .fetchone()
         )
         return None if row is None else (row[0], int(row[1]), float(row[2]))
