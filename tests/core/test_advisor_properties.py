@@ -333,7 +333,8 @@ def reference(case: Case) -> dict[str, Ref]:
                     r.why.append("unpriced, budget set")
                 elif cost > budget + EPS:
                     r.why.append("over budget")
-        if r.vram is not None and r.vram < need:
+        # (the advisor's own tolerance: float noise in the estimate is not a shortfall)
+        if r.vram is not None and r.vram + EPS < need:
             r.why.append("VRAM too small")
         r.eligible = not r.why
         out[e.id] = r
