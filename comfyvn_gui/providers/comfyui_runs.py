@@ -35,7 +35,15 @@ from comfyvn_gui.core.runs import RunPlan, WorkflowTemplate, job_outcome, plan_r
 
 from .comfyui import ComfyUIClient, ComfyUIError, RunEvent, RunState
 
-__all__ = ["ExecutionReport", "OutputRecord", "RunRecord", "execute", "upload_name"]
+__all__ = [
+    "ExecutionReport",
+    "OutputRecord",
+    "RunRecord",
+    "check_image",
+    "execute",
+    "upload_name",
+    "write_manifest",
+]
 
 #: Pillow refuses images with more pixels than this (a decompression bomb).
 MAX_IMAGE_PIXELS = 256 * 2**20
@@ -69,6 +77,7 @@ class ExecutionReport:
     runs: list[RunRecord]
     inputs: dict[str, str]  # uploaded name -> sha256
     outcome: str | None
+    billed_s: float | None = None  # seconds the provider bills for (serverless), when known
 
     @property
     def outputs(self) -> list[OutputRecord]:
@@ -82,7 +91,7 @@ def upload_name(job_id: int, index: int, path: Path) -> str:
     return f"comfyvn-job{job_id}-{index}-{stem}{suffix}"
 
 
-def _check_image(path: Path) -> None:
+def check_image(path: Path) -> None:
     """A downloaded image decodes and has at most :data:`MAX_IMAGE_PIXELS` pixels (a
     decompression bomb is refused before it is decoded); else it is removed and refused."""
     if path.suffix.lower() not in _IMAGE_SUFFIXES:
@@ -110,7 +119,7 @@ def _check_image(path: Path) -> None:
         ) from None
 
 
-def _write_manifest(out_dir: Path, report: ExecutionReport) -> None:
+def write_manifest(out_dir: Path, report: ExecutionReport) -> None:
     doc = {
         "format": "comfyvn-gui.outputs",
         "schema_version": 1,
@@ -241,26 +250,26 @@ async def execute(
             if record.prompt_id is not None and cancel_remote():
                 await asyncio.shield(_cancel_quietly(client, record.prompt_id))
             report.outcome = "cancelled"
-            await asyncio.to_thread(_write_manifest, out_dir, report)
+            await asyncio.to_thread(write_manifest, out_dir, report)
             raise
         except ComfyUIError as exc:
             record.status, record.error = "failed", exc.message
-            await asyncio.to_thread(_write_manifest, out_dir, report)
+            await asyncio.to_thread(write_manifest, out_dir, report)
             await changed()
             continue
         for out in state.outputs:
             try:
                 path, digest, size = await client.download(out, out_dir)
-                await asyncio.to_thread(_check_image, path)
+                await asyncio.to_thread(check_image, path)
             except ComfyUIError as exc:
                 state.status, state.error = "failed", exc.message
                 continue
             record.outputs.append(OutputRecord(path.name, digest, size, plan.index, out.node))
         record.status, record.error = state.status, state.error
-        await asyncio.to_thread(_write_manifest, out_dir, report)
+        await asyncio.to_thread(write_manifest, out_dir, report)
         await changed()
     report.outcome = job_outcome([r.status for r in report.runs])
-    await asyncio.to_thread(_write_manifest, out_dir, report)
+    await asyncio.to_thread(write_manifest, out_dir, report)
     return report
 
 

@@ -1,0 +1,231 @@
+"""Machines the app rents for a job: their names and tags, the hard deadline, and the start-up
+script (docs/architecture.md, "Dispatch: machines"). Pure: the lifecycle
+(``providers/machine_lifecycle.py``) and each machine provider apply them.
+
+Names and tags
+    Everything the app creates is named ``comfyvn-<home_id>-job<id>`` and, where the provider
+    has tags or labels, tagged ``comfyvn-gui-home=<home_id>``, ``comfyvn-gui-job=<id>``:
+    ``running`` finds a home's resources by them, and a resource no job owns is an orphan.
+
+The hard deadline
+    ``min(runtime ceiling, cost ceiling / hourly price) + a download allowance``, as an absolute
+    UTC time: what a machine can bill without the app never exceeds the ceiling the user saw
+    plus the allowance, and a machine that reboots does not restart the clock.
+
+The start-up script (POSIX ``sh``; every value shell-quoted)
+    1. the dead-man switch first (it runs whatever else fails): a loop that sleeps until the
+       absolute deadline, then runs the provider's stop command — ``shutdown -h now`` on a VM,
+       ``podTerminate`` with the pod-scoped key on a RunPod pod, the instance's own
+       ``DELETE /instances/<id>/`` with the instance-scoped key on Vast.ai;
+    2. the SSH host key the app generated (so it knows the key before first contact: no trust on
+       first use for machines it created) and the one-time client key in ``ssh_user``'s
+       ``authorized_keys``; password logins off;
+    3. ComfyUI, listening on the machine's loopback only (``127.0.0.1:<comfyui_port>``): on a VM
+       the ``comfyui_image`` container with its port published on 127.0.0.1 only; in a container
+       (the image is ComfyUI's) the ``comfyui_command``.
+
+    Its parts are fenced by ``# >>> comfyvn:<part>`` / ``# <<< comfyvn:<part>`` lines
+    (:func:`script_part` cuts one out: tests run the dead-man part with a stub ``shutdown``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+__all__ = [
+    "DOWNLOAD_ALLOWANCE_S",
+    "HOME_TAG",
+    "JOB_TAG",
+    "DeadmanKind",
+    "StartupPlan",
+    "hard_deadline",
+    "parse_resource_name",
+    "resource_name",
+    "resource_tags",
+    "script_part",
+    "startup_script",
+]
+
+HOME_TAG = "comfyvn-gui-home"
+JOB_TAG = "comfyvn-gui-job"
+#: Time a machine keeps after the ceiling to hand back what finished (seconds).
+DOWNLOAD_ALLOWANCE_S = 300.0
+
+_NAME = re.compile(r"^comfyvn-(?P<home>[0-9a-f]{4,64})-job(?P<job>[0-9]{1,12})$")
+
+
+def resource_name(home_id: str, job_id: int) -> str:
+    """The name of everything the app creates for ``job_id`` of this home."""
+    return f"comfyvn-{home_id}-job{job_id}"
+
+
+def parse_resource_name(name: str | None) -> tuple[str, int] | None:
+    """``(home_id, job_id)`` of a name :func:`resource_name` made, else None."""
+    m = _NAME.match(name or "")
+    return (m["home"], int(m["job"])) if m else None
+
+
+def resource_tags(home_id: str, job_id: int) -> dict[str, str]:
+    """The tags (labels) of everything the app creates for ``job_id``."""
+    return {HOME_TAG: home_id, JOB_TAG: str(job_id)}
+
+
+def hard_deadline(
+    start: datetime,
+    *,
+    runtime_s: float,
+    cost_usd: float | None,
+    hourly_usd: float | None,
+    allowance_s: float = DOWNLOAD_ALLOWANCE_S,
+) -> datetime:
+    """When a machine must be gone at the latest (see the module's text)."""
+    seconds = runtime_s
+    if cost_usd is not None and hourly_usd:
+        seconds = min(seconds, cost_usd / hourly_usd * 3600)
+    return (start + timedelta(seconds=max(0.0, seconds) + allowance_s)).astimezone(UTC)
+
+
+DeadmanKind = Literal["shutdown", "runpod_pod", "vast"]
+
+
+@dataclass(frozen=True)
+class StartupPlan:
+    """What the start-up script of one machine holds."""
+
+    name: str
+    deadline: datetime  # absolute (UTC)
+    deadman: DeadmanKind
+    host_private_key: str  # OpenSSH private key (PEM text)
+    host_public_key: str  # "ssh-ed25519 AAAA..."
+    client_public_key: str  # "ssh-ed25519 AAAA... comment"
+    ssh_user: str
+    comfyui_port: int = 8188
+    mode: Literal["vm", "container"] = "vm"
+    image: str = ""  # vm: the ComfyUI container image
+    comfyui_command: str = ""  # container: how the image starts ComfyUI (gets --listen/--port)
+    api_url: str = ""  # runpod_pod: the GraphQL URL; vast: the API base (…/api/v0)
+
+
+def _q(value: str | int) -> str:
+    return shlex.quote(str(value))
+
+
+def _deadman(plan: StartupPlan) -> str:
+    epoch = int(plan.deadline.timestamp())
+    if plan.deadman == "runpod_pod":
+        # podTerminate (not podStop: a stopped pod still bills its disk) with the pod-scoped
+        # RUNPOD_API_KEY that RunPod puts in the pod; GraphQL with variables.
+        stop = (
+            'body=$(printf \'{"query":"mutation T($input: PodTerminateInput!) '
+            '{ podTerminate(input: $input) }","variables":{"input":{"podId":"%s"}}}\' '
+            '"$RUNPOD_POD_ID")\n'
+            '    curl -fsS -m 30 -X POST -H "Authorization: Bearer $RUNPOD_API_KEY" '
+            f"-H 'Content-Type: application/json' --data \"$body\" {_q(plan.api_url)} "
+            "|| shutdown -h now"
+        )
+    elif plan.deadman == "vast":
+        # The instance-scoped key Vast.ai puts in the container (PID 1's environment).
+        stop = (
+            "env1=$(tr '\\000' '\\n' < /proc/1/environ 2>/dev/null || true)\n"
+            "    key=${CONTAINER_API_KEY:-$(printf '%s\\n' \"$env1\" | "
+            "sed -n 's/^CONTAINER_API_KEY=//p')}\n"
+            "    cid=${CONTAINER_ID:-$(printf '%s\\n' \"$env1\" | sed -n 's/^CONTAINER_ID=//p')}\n"
+            '    curl -fsS -m 30 -X DELETE -H "Authorization: Bearer $key" '
+            f'{_q(plan.api_url.rstrip("/") + "/instances/")}"$cid/" || shutdown -h now'
+        )
+    else:
+        stop = "shutdown -h now || poweroff"
+    return f"""comfyvn_deadline={epoch}  # {plan.deadline.astimezone(UTC).isoformat()} (UTC)
+comfyvn_deadman() {{
+  while :; do
+    now=$(date +%s)
+    [ "$now" -ge "$comfyvn_deadline" ] && break
+    left=$((comfyvn_deadline - now))
+    [ "$left" -gt 30 ] && left=30
+    sleep "$left"
+  done
+  {stop}
+}}
+comfyvn_deadman </dev/null >/dev/null 2>&1 &"""
+
+
+def _keys(plan: StartupPlan) -> str:
+    user = _q(plan.ssh_user)
+    host_key = plan.host_private_key.strip()
+    if "COMFYVN_HOST_KEY" in host_key:  # (cannot happen with a real key; never end early)
+        raise ValueError("the host key holds the heredoc's end marker")
+    sshd = (
+        "mkdir -p /run/sshd\n"
+        "pkill -x sshd 2>/dev/null || true\n"
+        "/usr/sbin/sshd -h /etc/ssh/comfyvn_host_ed25519_key -o PasswordAuthentication=no"
+        if plan.mode == "container"
+        else "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub\n"
+        "cp /etc/ssh/comfyvn_host_ed25519_key /etc/ssh/ssh_host_ed25519_key\n"
+        "cp /etc/ssh/comfyvn_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub\n"
+        "systemctl restart ssh 2>/dev/null || systemctl restart sshd 2>/dev/null || "
+        "service ssh restart"
+    )
+    return f"""umask 077
+mkdir -p /etc/ssh
+cat > /etc/ssh/comfyvn_host_ed25519_key <<'COMFYVN_HOST_KEY'
+{host_key}
+COMFYVN_HOST_KEY
+printf '%s\\n' {_q(plan.host_public_key.strip())} > /etc/ssh/comfyvn_host_ed25519_key.pub
+comfyvn_user={user}
+comfyvn_home=$(getent passwd "$comfyvn_user" | cut -d: -f6)
+[ -n "$comfyvn_home" ] || comfyvn_home=/root
+mkdir -p "$comfyvn_home/.ssh"
+printf '%s\\n' {_q(plan.client_public_key.strip())} >> "$comfyvn_home/.ssh/authorized_keys"
+chown -R "$comfyvn_user" "$comfyvn_home/.ssh" 2>/dev/null || true
+chmod 700 "$comfyvn_home/.ssh"
+chmod 600 "$comfyvn_home/.ssh/authorized_keys"
+{sshd}"""
+
+
+def _comfyui(plan: StartupPlan) -> str:
+    port = int(plan.comfyui_port)
+    if plan.mode == "container":
+        if not plan.comfyui_command:
+            return "true  # the image serves ComfyUI itself"
+        command = " ".join(_q(a) for a in shlex.split(plan.comfyui_command))
+        return (
+            f"nohup {command} --listen 127.0.0.1 --port {port} "
+            ">/var/log/comfyui.log 2>&1 </dev/null &"
+        )
+    return (
+        f"docker run -d --name {_q(plan.name)} --restart no --gpus all "
+        f"-p 127.0.0.1:{port}:8188 {_q(plan.image)}"
+    )
+
+
+def startup_script(plan: StartupPlan) -> str:
+    """The whole start-up script of ``plan``'s machine (see the module's text)."""
+    if not 0 < int(plan.comfyui_port) < 65536:
+        raise ValueError(f"comfyui_port {plan.comfyui_port} is not a port")
+    parts = (
+        ("deadman", _deadman(plan)),
+        ("ssh", _keys(plan)),
+        ("comfyui", _comfyui(plan)),
+    )
+    body = "\n".join(f"# >>> comfyvn:{n}\n{text}\n# <<< comfyvn:{n}" for n, text in parts)
+    return (
+        "#!/bin/sh\n"
+        f"# comfyvn-gui start-up script for {plan.name} (generated; values quoted)\n"
+        f"{body}\n"
+    )
+
+
+def script_part(script: str, part: str) -> str:
+    """One fenced part of a start-up script (``deadman``, ``ssh``, ``comfyui``)."""
+    m = re.search(
+        rf"^# >>> comfyvn:{re.escape(part)}\n(.*?)^# <<< comfyvn:{re.escape(part)}$",
+        script,
+        re.S | re.M,
+    )
+    if m is None:
+        raise KeyError(part)
+    return m.group(1)
