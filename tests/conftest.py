@@ -119,4 +119,3 @@ def _no_gui_loop_outside_gui_tests(request: pytest.FixtureRequest) -> Iterator[N
         yield
     finally:
         asyncio.events._set_running_loop(loop)
-

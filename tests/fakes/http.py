@@ -10,6 +10,7 @@ the wrong path or method fails its test.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import threading
@@ -28,6 +29,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    params: dict[str, str] = field(default_factory=dict)  # a templated route's {names}
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -55,7 +57,26 @@ class FakeServer:
     default: Route | None = None  # answers every request no route matches (fault servers)
     requests: list[Request] = field(default_factory=list)
 
+    def _template_match(self, template: str, path: str) -> dict[str, str] | None:
+        """``/v1/machines/{id}`` matches ``/v1/machines/ps123`` ({id}: one path segment)."""
+        if "{" not in template:
+            return None
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        m = re.fullmatch(pattern, path)
+        return m.groupdict() if m else None
+
+    def _templated(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        for (m, template), fn in list(self.routes.items()):
+            if m == method:
+                params = self._template_match(template, path)
+                if params is not None:
+                    return fn, params
+        return None, {}
+
     def route(self, method: str, path: str) -> Callable[[Route], Route]:
+        """Route ``method path``; ``{name}`` in the path matches one segment, found in
+        ``req.params``."""
+
         def deco(fn: Route) -> Route:
             self.routes[(method.upper(), path)] = fn
             return fn
@@ -83,9 +104,15 @@ class FakeServer:
                     body,
                 )
                 fake.requests.append(req)
-                route = fake.routes.get((self.command, parts.path)) or fake.default
+                route = fake.routes.get((self.command, parts.path))
                 if route is None:
-                    known = any(p == parts.path for (_, p) in fake.routes)
+                    route, req.params = fake._templated(self.command, parts.path)
+                route = route or fake.default
+                if route is None:
+                    known = any(
+                        p == parts.path or fake._template_match(p, parts.path) is not None
+                        for (_, p) in fake.routes
+                    )
                     status, headers, payload = reply_json(
                         405 if known else 404, {"error": "no such route"}
                     )
