@@ -50,6 +50,8 @@ from .models import (
     JobRemoved,
     PickRequest,
     Removed,
+    RunningListing,
+    RunningStopped,
     SettingRequest,
 )
 
@@ -156,10 +158,14 @@ def create_app(
         task = asyncio.create_task(service.monitor.run_forever(stop)) if monitor else None
         if monitor:  # (`serve`: jobs left in flight by a restart are driven again)
             await asyncio.get_running_loop().run_in_executor(None, service.resume_dispatch)
+            orphans = asyncio.get_running_loop().run_in_executor(None, _warn_orphans, service)
         try:
             yield
         finally:
             stop.set()
+            if monitor:
+                with contextlib.suppress(Exception):
+                    await orphans
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -562,6 +568,39 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
     def retry(job_id: JobId) -> Any:
         """Put a failed or cancelled job back in the queue, advised afresh; 409 otherwise."""
         return svc.retry_job(job_id)
+
+    @app.get("/api/running", tags=tags, response_model=RunningListing)
+    async def running() -> Any:
+        """Every resource this home holds at a machine provider (machines, pods, one-time
+        keys, start-up scripts, a cache volume, serverless requests in flight) with its job,
+        age and cost so far; orphans and leaked ones marked; providers that could not be
+        listed in `errors`."""
+        return (await svc.running()).as_json()
+
+    @app.post("/api/running/{ref}/stop", tags=tags, response_model=RunningStopped)
+    async def stop_running(ref: Annotated[str, Path(max_length=300)]) -> Any:
+        """Release one listed resource (`ref` = provider:id); `orphans` as the ref releases
+        every orphan and leaked one. 409 for a resource a job in flight uses (cancel the job),
+        400 for one not listed."""
+        if ref == "orphans":
+            stopped = await svc.stop_running(orphans=True)
+        else:
+            stopped = await svc.stop_running(ref)
+        return {"stopped": [r.as_json() for r in stopped]}
+
+
+def _warn_orphans(service: Service) -> None:
+    """`serve` at start: a warning in the log when this home holds orphan resources."""
+    import logging
+
+    log = logging.getLogger("comfyvn_gui.api")
+    try:
+        warning = service.orphan_warning()
+    except Exception as exc:  # noqa: BLE001 - a provider that cannot be listed now
+        log.info("orphan check: %s", exc)
+        return
+    if warning:
+        log.warning("%s", warning)
 
 
 # -- settings ----------------------------------------------------------------------------------

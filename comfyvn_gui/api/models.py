@@ -109,6 +109,41 @@ class JobOutputs(BaseModel):
     )
 
 
+class RunningResource(BaseModel):
+    provider: str
+    ref: str = Field(description="provider:id, what POST /api/running/{ref}/stop takes")
+    kind: str = Field(description="machine, pod, ssh_key, startup_script, volume, serverless_run")
+    name: str
+    job_id: int | None
+    state: str = Field(
+        description="in_use, orphan (no job owns it), leaked (its job ended "
+        "but it was not released), standing (kept on purpose: a cache volume)"
+    )
+    status: str
+    age_s: float | None
+    hourly_usd: float | None
+    cost_so_far_usd: float | None
+    monthly_usd: float | None
+    console_url: str | None
+
+
+class RunningError(BaseModel):
+    provider: str
+    message: str = Field(description="Why the provider's resources could not be listed")
+
+
+class RunningListing(BaseModel):
+    resources: list[RunningResource]
+    errors: list[RunningError] = Field(
+        description="Providers that could not be listed (never shown as an empty list)"
+    )
+    orphans: int = Field(description="How many resources are orphans or leaked")
+
+
+class RunningStopped(BaseModel):
+    stopped: list[RunningResource]
+
+
 class JobRemoved(BaseModel):
     removed: int = Field(description="The id of the job removed (its trail and outputs stay)")
 

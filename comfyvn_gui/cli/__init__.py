@@ -54,6 +54,10 @@ def run(
             return _jobs(args, svc, out, stdin)
         if args.command == "driver":
             return svc.driver().run()
+        if args.command == "running":
+            from .running import running_command
+
+            return running_command(args, svc, out, stdin)
         if args.command == "gpus":
             return _gpus(svc, out)
         if args.command == "serve":  # (started by __main__, which may import the API)

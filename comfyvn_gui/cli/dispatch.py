@@ -51,6 +51,7 @@ def _dispatch(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO
     compute = job.compute
     assert compute is not None and compute.provider is not None
     items = svc.job_consent(args.id)
+    guard = svc.job_bill_guard(args.id)
     if items and not args.yes:
         listed = "; ".join(f"{i.code}: {i.message}" for i in items)
         if not stdin.isatty():
@@ -63,6 +64,8 @@ def _dispatch(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO
         out.note(f"job {job.id} will run on {compute.provider}. Before anything is sent:")
         for item in items:
             out.note(f"  [{item.code}] {item.message}")
+        if guard:
+            out.note(f"  [bill guard] {guard}")
         if not _confirm("Upload and run it?", stdin, out):
             out.note(f"job {job.id} not dispatched: nothing was sent")
             return EXIT_FAILED
@@ -78,13 +81,15 @@ def _dispatch(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO
         out.json(job.model_dump(mode="json"))
     else:
         ceilings = job.meta["dispatch"]["ceilings"]
-        guard = f"stops by {ceilings['deadline']}"
+        stops = f"stops by {ceilings['deadline']}"
         if ceilings.get("cost_usd") is not None:
-            guard += f" or at {wording.cost(ceilings['cost_usd'])}"
+            stops += f" or at {wording.cost(ceilings['cost_usd'])}"
         out.line(
-            f"job {job.id} dispatched to {compute.provider} ({guard}); follow it with "
+            f"job {job.id} dispatched to {compute.provider} ({stops}); follow it with "
             f"`comfyvn-gui jobs watch {job.id}`"
         )
+        if guard:
+            out.note(f"bill guard: {guard}")
     return EXIT_OK
 
 

@@ -255,6 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-monitor", action="store_true", help="do not run the periodic health monitor"
     )
 
+    run_p = sub.add_parser(
+        "running",
+        help="every machine, pod and key this home holds at a provider; stop orphans",
+        description="List what this home holds at every machine provider (machines, pods, "
+        "one-time SSH keys, start-up scripts, a cache volume, serverless requests) with age "
+        "and cost so far; orphans (no job owns them) and leaked ones (their job ended but "
+        "they were not released) are marked. Exit 1 when a provider could not be listed.",
+        parents=[common],
+    )
+    rs = run_p.add_subparsers(dest="action", metavar="ACTION")
+    rstop = rs.add_parser(
+        "stop",
+        help="release one resource (REF as listed) or every orphan (--orphans)",
+        description="Release a resource this home holds: REF as `running` lists it "
+        "(provider:id), or every orphan and leaked one with --orphans. A resource a job in "
+        "flight uses is refused: cancel the job instead.",
+        parents=[common],
+    )
+    rwhich = rstop.add_mutually_exclusive_group(required=True)
+    rwhich.add_argument("ref", nargs="?", metavar="REF", help="provider:id as listed")
+    rwhich.add_argument("--orphans", action="store_true", help="every orphan and leaked one")
+    rstop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
     sub.add_parser(
         "driver",
         help="the dispatch driver (started for you by the commands that dispatch)",

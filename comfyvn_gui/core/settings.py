@@ -257,6 +257,24 @@ _SPECS += (
         accepts="a number between 1 and 50",
         parse=_number_between(1, 50),
     ),
+    SettingSpec(
+        key="dispatch.boot_timeout_min",
+        type_name="number",
+        default=20.0,
+        help="A machine rented for a job must boot and have ComfyUI answering within this many "
+        "minutes, else it is released and the job fails (the boot counts against the job's "
+        "ceilings too).",
+        accepts="a number of minutes between 2 and 120",
+        parse=_number_between(2, 120),
+    ),
+    SettingSpec(
+        key="dispatch.runpod_parallel",
+        type_name="integer",
+        default=1,
+        help="How many runs of one job are sent to a RunPod serverless endpoint at once.",
+        accepts="a whole number between 1 and 16",
+        parse=_int_between(1, 16),
+    ),
 )
 
 

@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
             bridge.spawn(bridge.run_monitor(), name="health-monitor")
             # jobs left in flight (a restart, a crash) are driven again, off the GUI thread
             bridge.spawn(bridge.call(bridge.service.resume_dispatch), name="resume-dispatch")
+            bridge.spawn(self._warn_orphans(), name="orphans")
         await asyncio.wait({loading})  # (a failure is reported by the bridge, once)
 
     def _first_run(self) -> bool:
@@ -492,6 +493,19 @@ class MainWindow(QMainWindow):
             )
 
         return bridge.spawn(run(), name="diagnostics")
+
+    async def _warn_orphans(self) -> None:
+        """After the first paint, off the GUI thread: say when this home holds machines, pods
+        or keys at a provider that no job owns (they may bill)."""
+        bridge = self.bridge
+        assert bridge is not None
+        try:
+            warning = await bridge.call(bridge.service.orphan_warning)
+        except Exception as exc:  # noqa: BLE001 - a provider that cannot be listed now
+            log.info("orphan check: %s", exc)
+            return
+        if warning and not self._closing:
+            self.statusBar().showMessage(warning)
 
     # -- notifications -------------------------------------------------------------------------
 

@@ -251,6 +251,11 @@ class ComfyUIClient:
 
     # -- preflight ----------------------------------------------------------------------------
 
+    async def system_stats(self) -> dict[str, Any]:
+        """The server's ``/system_stats`` (a server that answers it is up)."""
+        stats = await self._json("GET", "/system_stats")
+        return stats if isinstance(stats, dict) else {}
+
     async def object_info(self) -> dict[str, Any]:
         info = await self._json("GET", "/object_info")
         return info if isinstance(info, dict) else {}

@@ -78,6 +78,7 @@ class SshTarget:
     key_path: str
     nfs_mount: str
     passphrase: str | None
+    pkey: Any = None  # a key in memory (a machine's one-time key): used instead of key_path
 
     @property
     def address(self) -> str:
@@ -146,6 +147,8 @@ def fingerprint(key: paramiko.PKey) -> str:
 def _load_key(name: str, target: SshTarget) -> paramiko.PKey:
     """The private key, or the failure that names the field to fix. Blocking (file I/O)."""
     import_now(paramiko)  # a missing paramiko is not a file that is no key
+    if target.pkey is not None:
+        return target.pkey
 
     path = target.key_path
     try:
@@ -256,6 +259,45 @@ def pin_policy(
                 )
 
     return _PinPolicy()
+
+
+def machine_target(host: str, port: int, username: str, client_private_pem: str) -> SshTarget:
+    """The SSH target of a machine the app rented: its one-time client key, held in memory."""
+    import io
+
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(client_private_pem))
+    return SshTarget(
+        host=host,
+        port=port,
+        username=username,
+        key_path="",
+        nfs_mount="",
+        passphrase=None,
+        pkey=key,
+    )
+
+
+def expected_key_policy(name: str, target: SshTarget, host_public: str) -> Any:
+    """Accept exactly ``host_public`` ("ssh-ed25519 AAAA..."), the host key the app generated
+    for a machine it rented (no trust on first use); any other key is ``host_key_mismatch``
+    (during the boot wait: the machine's own sshd answered first, "not ready yet")."""
+    blob = base64.b64decode(host_public.split()[1])
+    expected = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+    class _ExpectedKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+            fp = fingerprint(key)
+            if fp != expected:
+                raise _HostKeyRefused(
+                    CheckFailure(
+                        "host_key_mismatch",
+                        f"{name}: the machine at {target.address} presented the host key {fp}, "
+                        f"not the one this app gave it ({expected}); nothing was sent to it",
+                        detail={"fingerprint": fp, "expected": expected},
+                    )
+                )
+
+    return _ExpectedKey()
 
 
 # --------------------------------------------------------------------------- the session

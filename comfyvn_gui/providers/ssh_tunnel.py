@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .base import CheckContext, CheckFailure
 from .comfyui import ComfyUIError
-from .ssh import SSH_MARGIN_S, connect, fingerprint, pin_policy, ssh_failures, ssh_target
+from .ssh import (
+    SSH_MARGIN_S,
+    SshTarget,
+    connect,
+    fingerprint,
+    pin_policy,
+    ssh_failures,
+    ssh_target,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -164,11 +172,20 @@ class _Pump:
 class _Tunnel:
     """The state of one tunnel (see the module's text); :func:`open_tunnel` drives it."""
 
-    def __init__(self, ctx: CheckContext, remote_port: int) -> None:
+    def __init__(
+        self,
+        ctx: CheckContext,
+        remote_port: int,
+        target: SshTarget | None = None,
+        policy: Any = None,
+    ) -> None:
         self.name = ctx.name
         self.provider_id = ctx.provider.id
-        self.target = ssh_target(ctx)
-        self.policy = pin_policy(ctx, self.target, ctx.provider.id)  # the pin as of now
+        self.target = target if target is not None else ssh_target(ctx)
+        # (the pin as of now; a machine the app rented: exactly the key it gave the machine)
+        self.policy = (
+            policy if policy is not None else pin_policy(ctx, self.target, ctx.provider.id)
+        )
         self.remote_port = remote_port
         self.client: paramiko.SSHClient | None = None
         self.first_fingerprint: str | None = None
@@ -514,13 +531,22 @@ class _Tunnel:
 
 
 @contextlib.asynccontextmanager
-async def open_tunnel(ctx: CheckContext, remote_port: int) -> AsyncIterator[str]:
+async def open_tunnel(
+    ctx: CheckContext,
+    remote_port: int,
+    *,
+    target: SshTarget | None = None,
+    policy: Any = None,
+) -> AsyncIterator[str]:
     """A tunnel to ``127.0.0.1:remote_port`` on the provider's SSH host; yields its local base
     URL ``http://127.0.0.1:<port>``. Refusals and failures are :class:`ComfyUIError`
     (``untrusted_host``, ``host_key_mismatch``, ``unreachable``, ``timeout``), each one line
-    saying what, where and how to fix it. See the module's text."""
+    saying what, where and how to fix it. See the module's text.
+
+    ``target`` and ``policy`` (a machine the app rented: its address, the one-time client key,
+    exactly the host key the app gave it) replace the ``ssh`` provider's own settings and pin."""
     try:
-        tunnel = _Tunnel(ctx, remote_port)
+        tunnel = _Tunnel(ctx, remote_port, target, policy)
     except CheckFailure as failure:
         raise _as_error(failure) from None
     await tunnel.start(ctx)

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .dispatch import DispatchFeature
     from .driver import Driver
     from .jobs import JobsFeature
+    from .running import RunningFeature, RunningReport, RunningRow
 
 __all__ = ["Service"]
 
@@ -217,6 +218,17 @@ class Service:
             settings=self.settings,
             audit=self.audit,
             start_driver=self.start_driver,
+        )
+
+    @cached_property
+    def _running(self) -> RunningFeature:
+        from .running import RunningFeature
+
+        return RunningFeature(
+            home_id=self.home.home_id,
+            registry=self.registry,
+            job_store=lambda: self.job_store if self.home.jobs_file.exists() else None,
+            context=self._checks.context,
         )
 
     @cached_property
@@ -451,6 +463,11 @@ class Service:
         """The warnings of a job's current advice the user must acknowledge to dispatch it."""
         return self._dispatch.consent(job_id)
 
+    def job_bill_guard(self, job_id: int) -> str | None:
+        """What stops the bill of a job's provider if the app is gone, in words (None where
+        nothing is billed)."""
+        return self._dispatch.bill_guard(job_id)
+
     def check_dispatch(self, job_id: int, project_dir: str | None = None) -> Job:
         """Every dispatch check but the consent gate (a refusal names what to fix)."""
         return self._dispatch.check(job_id, project_dir)
@@ -491,6 +508,39 @@ class Service:
     def remove_job(self, job_id: int) -> Job:
         """Delete a queued or ended job (its outputs stay on disk; its trail is kept)."""
         return self._dispatch.remove(job_id)
+
+    async def running(self) -> RunningReport:
+        """Every resource this home holds at a provider, with its job, age and cost so far;
+        orphans and leaked ones marked (docs/architecture.md, "Dispatch")."""
+        return await self._running.listing()
+
+    async def stop_running(
+        self, ref: str | None = None, *, orphans: bool = False
+    ) -> list[RunningRow]:
+        """Release one listed resource (``<provider_id>:<id>``), or every orphan and leaked
+        one; the rows released."""
+        return await self._running.stop(ref, orphans=orphans)
+
+    def orphan_warning(self) -> str | None:
+        """Blocking (a worker thread): a sentence when this home holds orphan or leaked
+        resources at a provider (the window and ``serve`` ask at start), else None. Nothing is
+        asked of any provider when none rents machines."""
+        import asyncio
+
+        if not self._running.has_machine_providers():
+            return None
+        report = asyncio.run(self._running.listing())
+        orphans = report.orphans
+        if not orphans:
+            return None
+        cost = sum(r.hourly_usd or 0.0 for r in orphans)
+        refs = ", ".join(r.ref for r in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+        return (
+            f"{len(orphans)} resource{'s' if len(orphans) != 1 else ''} of this home at the "
+            f"providers no job owns ({refs})"
+            + (f", billing about ${cost:.2f}/hr" if cost else "")
+            + ": release with `comfyvn-gui running stop --orphans`"
+        )
 
     def start_driver(self) -> bool:
         """Start this home's dispatch driver (detached) unless one runs; True if started."""

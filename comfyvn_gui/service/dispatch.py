@@ -36,7 +36,7 @@ from comfyvn_gui.core.gate import Acknowledgement, ConsentItem, check_consent, c
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
 from comfyvn_gui.core.provider_lock import LOCATION_OPTIONS
 from comfyvn_gui.core.runs import WorkflowTemplate, kind_template, plan_runs
-from comfyvn_gui.providers.comfyui_target import DISPATCH_KINDS
+from comfyvn_gui.providers.dispatch_targets import dispatch_target, supported
 from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.jobs import JobStore
 from comfyvn_gui.store.registry import Registry
@@ -80,6 +80,30 @@ class DispatchFeature:
         job = self.job_store.get(job_id)
         compute = job.compute
         return consent_items(compute.advice) if compute is not None else []
+
+    def bill_guard(self, job_id: int) -> str | None:
+        """What stops the bill of the job's provider if this app is gone, in words (shown
+        before the upload, kept in the job); None where nothing is billed."""
+        job = self.job_store.get(job_id)
+        compute = job.compute
+        if compute is None or compute.provider is None:
+            return None
+        try:
+            entry = self.registry.get(compute.provider)
+        except InputError:
+            return None
+        profile = self.catalog.profile(entry.template_id)
+        target = dispatch_target(entry.template_id, profile.kind, entry.config)
+        if target == "serverless":
+            return (
+                "RunPod stops each request at its policy.executionTimeout (the time left under "
+                "the job's ceilings), on RunPod's side: the bill stops even if this app is gone"
+            )
+        if target == "machine":
+            from comfyvn_gui.providers.dispatch_targets import machine_adapter
+
+            return machine_adapter(entry.template_id).deadman_words
+        return None
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -135,6 +159,7 @@ class DispatchFeature:
             return job
         now = datetime.now(UTC)
         record = self._record(job, ack, ceilings, now, project_dir)
+        record["bill_guard"] = self.bill_guard(job.id)
         done = self.job_store.begin_dispatch(
             job.id,
             provider=compute.provider,
@@ -190,13 +215,24 @@ class DispatchFeature:
                 f"{provider_id}` (or its card's Validate) first",
                 fields=["provider"],
             )
-        if profile.kind not in DISPATCH_KINDS:
+        target = dispatch_target(entry.template_id, profile.kind, entry.config)
+        if target is None:
             raise ConflictError(
                 f"running jobs on {profile.name} ({provider_id}) is not built in this version "
-                f"yet (these kinds are: {', '.join(DISPATCH_KINDS)}); pick one of those "
+                f"yet (it runs jobs on {supported()}); pick one of those "
                 f"(`comfyvn-gui jobs pick {job.id} PROVIDER`)",
                 fields=["provider"],
             )
+        if target == "serverless":
+            from comfyvn_gui.providers.runpod_serverless import SERVERLESS_KINDS
+
+            if job.kind not in SERVERLESS_KINDS:
+                raise ConflictError(
+                    f"{provider_id} runs jobs on a RunPod serverless endpoint (worker-comfyui), "
+                    f"which returns images only; a {job.kind} job makes other files. Clear the "
+                    "provider's endpoint_id to run it on a pod, or pick another provider",
+                    fields=["provider", "endpoint_id"],
+                )
         [fresh] = self.advice.advise_workloads([job.workload], user_picks=[provider_id])
         if fresh.choice != provider_id:
             alt = next((a for a in fresh.alternatives if a.provider == provider_id), None)

@@ -64,6 +64,7 @@ from comfyvn_gui.store.secrets import SecretStoreError
 from comfyvn_gui.store.settings import SettingsStore
 
 from .checks import ChecksFeature
+from .driver_machines import KEYRING_RETRY_S, MachineRun
 from .inputs import run_inputs
 
 __all__ = ["LEASE_S", "RENEW_S", "Driver", "start_driver"]
@@ -79,8 +80,6 @@ POLL_S = 0.5
 PROGRESS_EVERY_S = 0.5
 #: A driver with nothing in flight for this long exits (seconds).
 IDLE_EXIT_S = 3.0
-#: A keyring that cannot be read is asked again after this long (seconds).
-KEYRING_RETRY_S = 30.0
 
 _children: list[int] = []  # pids of drivers this process started (reaped when they end)
 
@@ -171,6 +170,8 @@ class Driver:
         self._why: dict[int, str] = {}  # job id -> cancel | abandon
         self._started: set[int] = set()  # jobs whose task runs (may be cancelled)
         self._stopping: asyncio.Event | None = None
+        self._signalled = False  # SIGTERM: machines are released on the way out
+        self._lost: set[int] = set()  # jobs whose lease another driver took
 
     # -- the process -----------------------------------------------------------------------
 
@@ -195,9 +196,17 @@ class Driver:
         return 0
 
     def stop(self) -> None:
-        """Give every job up and exit (SIGTERM)."""
+        """Give every job up and exit (SIGTERM). Jobs on machines the app rented are cancelled
+        and their machines released first: nothing but this driver may stop their bill."""
+        self._signalled = True
         if self._stopping is not None:
             self._stopping.set()
+
+    def releases_on_abandon(self, job_id: int) -> bool:
+        """A job being given up releases its machine: when the user cancelled it, or when
+        this driver stops (SIGTERM), not when another driver took its lease."""
+        why = self._why.get(job_id, "abandon")
+        return why == "cancel" or (self._signalled and job_id not in self._lost)
 
     async def main(self) -> None:
         """The loop (call it while holding the driver lock)."""
@@ -219,6 +228,7 @@ class Driver:
                         self.owner, self._held, now=time.time(), lease_s=self.lease_s
                     )
                     for job_id in lost:
+                        self._lost.add(job_id)
                         self._cancel(job_id, "abandon")
                 self._look_for_cancels()
                 self._reap()
@@ -291,12 +301,19 @@ class Driver:
             if why == "cancel":
                 with contextlib.suppress(LeaseLost):
                     run.end("cancelled", reason="you cancelled it")
+            elif run.released is not None:  # (the driver stopped: the machine was released)
+                with contextlib.suppress(LeaseLost):
+                    run.end(
+                        "failed",
+                        reason="the app's dispatch driver was stopped (logout or shutdown) "
+                        "while the job ran on a rented machine",
+                    )
             # abandon: the job stays in flight for the next driver (nothing written)
         finally:
             self._started.discard(job_id)
 
 
-class _JobRun:
+class _JobRun(MachineRun):
     """Driving one job: its ``meta.dispatch`` in memory, written under the lease."""
 
     def __init__(self, driver: Driver, job_id: int, lease: tuple[str, int]) -> None:
@@ -309,6 +326,9 @@ class _JobRun:
         self.provider = str(self.record.get("provider") or self.job.meta["compute"]["provider"])
         self._last_progress = 0.0
         self._progress_task: asyncio.Task[None] | None = None
+        self.machine: Any = None  # the machine rented for the job, until released
+        self.adapter: Any = None  # its provider's machine adapter
+        self.released: str | None = None  # what release said (the end's words)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -338,6 +358,15 @@ class _JobRun:
         seconds = 0.0
         if started:
             seconds = (now - datetime.fromisoformat(started)).total_seconds()
+        machine = self.record.get("machine") or {}
+        if machine.get("launched_at"):  # a rented machine bills from launch to release
+            until = machine.get("released_at") or now.isoformat()
+            seconds = (
+                datetime.fromisoformat(until) - datetime.fromisoformat(machine["launched_at"])
+            ).total_seconds()
+        elif self.record.get("billed_s") is not None:  # serverless: the requests' run time
+            seconds = float(self.record["billed_s"])
+            started = started or "billed"
         price = self.record.get("price") or {}
         billed, cost = rules.actual_cost(
             seconds if started else 0.0,
@@ -367,6 +396,7 @@ class _JobRun:
             reason=reason,
             job_id=self.job_id,
             released=released
+            or self.released
             or "nothing to release (the provider's own ComfyUI keeps running; the inputs "
             "uploaded to it stay in its input folder)",
         )
@@ -444,8 +474,8 @@ class _JobRun:
             self.end("failed", reason=str(exc))
             return
         from comfyvn_gui.providers.comfyui import ComfyUIError
-        from comfyvn_gui.providers.comfyui_runs import RunRecord, execute
-        from comfyvn_gui.providers.comfyui_target import open_comfyui
+        from comfyvn_gui.providers.comfyui_runs import RunRecord
+        from comfyvn_gui.providers.dispatch_targets import dispatch_target
 
         previous = [
             RunRecord(
@@ -459,39 +489,91 @@ class _JobRun:
         ]
         for r in previous:  # (their outputs are listed in record["outputs"])
             r.outputs = [_output(o) for o in record.get("outputs") or [] if o["run"] == r.index]
+        launch_config = (record.get("refs") or {}).get("config") or {}
+        target = dispatch_target(
+            str(record.get("template_id") or entry.template_id),
+            str(record.get("provider_kind") or ""),
+            launch_config,
+        )
+        if target is None:
+            self.end("failed", reason=f"this version cannot run jobs on {self.provider}")
+            return
         loop = asyncio.get_running_loop()
-        ctx = self.driver.checks.context(entry, secrets, loop.time() + left + 60)
+        ctx = self.driver.checks.context(entry, secrets, loop.time() + left + 600)
         monotonic_end = time.monotonic() + left
+        run_args: dict[str, Any] = dict(
+            job_id=job.id,
+            kind=kind,
+            items=job.workload.items,
+            inputs=inputs,
+            out_dir=Path(record["outputs_dir"]),
+            template=template,
+            workflow=job.workload.workflow,
+            task=job.source.get("task"),
+            previous=previous,
+            on_change=self._keep,
+            cancel_remote=lambda: self.driver._why.get(self.job_id) != "abandon",
+        )
+        status, reason = "failed", None
+        report = None
         try:
-            async with asyncio.timeout(left):
-                async with open_comfyui(ctx) as client:
-                    report = await execute(
-                        client,
-                        job_id=job.id,
-                        kind=kind,
-                        items=job.workload.items,
-                        inputs=inputs,
-                        out_dir=Path(record["outputs_dir"]),
-                        template=template,
-                        workflow=job.workload.workflow,
-                        task=job.source.get("task"),
-                        on_event=self._progress,
-                        run_deadline=lambda _i: monotonic_end,
-                        previous=previous,
-                        on_change=self._keep,
-                        cancel_remote=lambda: self.driver._why.get(self.job_id) != "abandon",
-                    )
-        except TimeoutError:
-            self.end("failed", reason=_ceiling_reason(record))
-            return
-        except ComfyUIError as exc:
-            self.end("failed", reason=exc.message)
-            return
-        except ComfyVNError as exc:
-            self.end("failed", reason=str(exc))
-            return
-        self._keep(report)
-        self.end(report.outcome or "failed")
+            try:
+                async with asyncio.timeout(left):
+                    if target == "serverless":
+                        report = await self._serverless(ctx, run_args, monotonic_end)
+                    else:
+                        async with self._session(ctx, target, monotonic_end) as client:
+                            report = await self._execute(client, run_args, monotonic_end)
+            except TimeoutError:
+                reason = _ceiling_reason(record)
+            except ComfyUIError as exc:
+                reason = exc.message
+            except ComfyVNError as exc:
+                reason = str(exc)
+            else:
+                assert report is not None
+                self._keep(report)
+                status = report.outcome or "failed"
+        except asyncio.CancelledError:
+            if self.machine is not None and self.driver.releases_on_abandon(self.job_id):
+                await self._release(ctx)
+            raise
+        if self.machine is not None:
+            await self._release(ctx)
+        if report is not None and report.billed_s is not None:
+            self.record["billed_s"] = report.billed_s
+        self.end(status, reason=reason)
+
+    async def _execute(self, client: Any, run_args: dict[str, Any], monotonic_end: float) -> Any:
+        from comfyvn_gui.providers.comfyui_runs import execute
+
+        return await execute(
+            client, on_event=self._progress, run_deadline=lambda _i: monotonic_end, **run_args
+        )
+
+    async def _serverless(self, ctx: Any, run_args: dict[str, Any], monotonic_end: float) -> Any:
+        """The runs on a RunPod serverless endpoint (worker-comfyui); each request carries the
+        time left under the bill guard as its ``policy.executionTimeout``."""
+        from comfyvn_gui.providers.runpod_serverless import execute_serverless
+
+        def timeout_ms() -> int:
+            return max(5000, int((monotonic_end - time.monotonic()) * 1000))
+
+        def status(text: str) -> None:
+            if self.record.get("notice") != text:
+                self.record["notice"] = text
+                now = time.monotonic()
+                if now - self._last_progress >= PROGRESS_EVERY_S:
+                    self._last_progress = now
+                    self.write()
+
+        return await execute_serverless(
+            ctx,
+            execution_timeout_ms=timeout_ms,
+            on_status=status,
+            parallel=int(self.driver.settings.get("dispatch.runpod_parallel")),
+            **run_args,
+        )
 
     async def _cancel_left_over(self) -> None:
         """A job whose cancel was asked for while no driver held it: the prompts it left on

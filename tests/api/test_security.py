@@ -41,7 +41,12 @@ pytestmark = pytest.mark.usefixtures("secret_service")
 
 # -- security: token ------------------------------------------------------------------------
 
-DUMMY_PARAMS = {"provider_id": "victim", "job_id": "1", "key": "advisor.budget_usd"}
+DUMMY_PARAMS = {
+    "provider_id": "victim",
+    "job_id": "1",
+    "key": "advisor.budget_usd",
+    "ref": "victim:i-1",
+}
 
 
 def test_every_route_needs_the_token(srv: ApiServer, client: httpx.Client) -> None:

@@ -1,0 +1,65 @@
+"""Where a provider's runs go (docs/architecture.md, "Dispatch: where the ComfyUI server is"):
+
+* ``comfyui``: a ComfyUI server the provider already has (local, LAN, SSH, custom:
+  :mod:`.comfyui_target`);
+* ``serverless``: a RunPod serverless endpoint running worker-comfyui (a RunPod provider with
+  an ``endpoint_id``: :mod:`.runpod_serverless`);
+* ``machine``: a machine rented for the job (Vast.ai, Lambda, Paperspace, and RunPod pods when
+  no ``endpoint_id`` is set: :mod:`.machine_lifecycle` with the provider's
+  :class:`~.machine.MachineAdapter`).
+
+Importing this module loads no provider module: :func:`machine_adapter` imports the one needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .comfyui_target import DISPATCH_KINDS
+from .machine import MachineAdapter
+
+__all__ = [
+    "MACHINE_TEMPLATES",
+    "TargetKind",
+    "dispatch_target",
+    "machine_adapter",
+    "supported",
+]
+
+TargetKind = Literal["comfyui", "serverless", "machine"]
+
+#: The templates whose providers rent a machine (or run serverless) for a job.
+MACHINE_TEMPLATES: tuple[str, ...] = ("runpod", "vast", "lambda", "paperspace")
+
+
+def dispatch_target(template_id: str, kind: str, config: Mapping[str, Any]) -> TargetKind | None:
+    """How a provider runs a job, or None when this version cannot run jobs on it."""
+    if kind in DISPATCH_KINDS:
+        return "comfyui"
+    if template_id == "runpod":
+        return "serverless" if str(config.get("endpoint_id") or "").strip() else "machine"
+    if template_id in MACHINE_TEMPLATES:
+        return "machine"
+    return None
+
+
+def supported() -> str:
+    """The providers this version dispatches to, in words (for a refusal)."""
+    return "local, LAN, SSH and custom ComfyUI servers, RunPod, Vast.ai, Lambda and Paperspace"
+
+
+def machine_adapter(template_id: str) -> MachineAdapter:
+    """The machine side of a machine provider (a RunPod provider without an ``endpoint_id``:
+    its pods)."""
+    if template_id == "runpod":
+        from .runpod_pods import RunPodPods
+
+        pods: MachineAdapter = RunPodPods()
+        return pods
+    from .registry import adapter_for
+
+    adapter = adapter_for(template_id)
+    if not isinstance(adapter, MachineAdapter):
+        raise LookupError(f"{template_id} providers rent no machines in this version")
+    return adapter

@@ -1,0 +1,282 @@
+"""The machine side of driving a job (docs/architecture.md, "Dispatch: machines"): for a job
+on a provider that rents a machine per job, the driver's job run (``driver._JobRun``) gets
+the session from here — the one-time keys (generated, kept in the keyring under the reserved
+name ``<provider>/@job<id>`` until release, read there by a driver that resumes the job), the
+start-up script and launch spec (``core/machines.py``), launch or find, the boot and readiness
+waits and the tunnel (``providers/machine_lifecycle.py``), the machine recorded in
+``meta.dispatch.machine`` the moment it exists, and release (retried; a release that keeps
+failing leaves the machine listed as leaked by ``running``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from comfyvn_gui.core.errors import ComfyVNError
+from comfyvn_gui.core.jobs import Job
+from comfyvn_gui.store.secrets import SecretStoreError
+
+__all__ = ["MachineRun"]
+
+log = logging.getLogger(__name__)
+
+#: A keyring that cannot be read is asked again after this long (seconds).
+KEYRING_RETRY_S = 30.0
+
+
+class MachineRun:
+    """The machine half of a job run (mixed into the driver's ``_JobRun``)."""
+
+    driver: Any
+    job: Job
+    job_id: int
+    provider: str
+    record: dict[str, Any]
+    machine: Any
+    adapter: Any
+    released: str | None
+
+    def write(self, *args: Any, **kwargs: Any) -> None:  # (the job run's)
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def _session(self, ctx: Any, target: str, monotonic_end: float) -> AsyncIterator[Any]:
+        """The ComfyUI the runs go to: the provider's own, or one on a machine rented for the
+        job (launched or found again, booted, reached through the tunnel; released by
+        :meth:`drive` on every path)."""
+        if target == "comfyui":
+            from comfyvn_gui.providers.comfyui_target import open_comfyui
+
+            async with open_comfyui(ctx) as client:
+                yield client
+            return
+        from comfyvn_gui.core import machines
+        from comfyvn_gui.providers.comfyui import ComfyUIError
+        from comfyvn_gui.providers.dispatch_targets import machine_adapter
+        from comfyvn_gui.providers.machine import LaunchSpec, Machine
+        from comfyvn_gui.providers.machine_lifecycle import boot, open_machine_comfyui
+
+        adapter = machine_adapter(str(self.record.get("template_id")))
+        self.adapter = adapter
+        keys = await self._machine_keys()
+        name = machines.resource_name(self.driver.home.home_id(), self.job_id)
+        ceilings = self.record["ceilings"]
+        hard = machines.hard_deadline(
+            datetime.fromisoformat(self.record["dispatched_at"]),
+            runtime_s=float(ceilings["runtime_s"]),
+            cost_usd=ceilings.get("cost_usd"),
+            hourly_usd=ceilings.get("hourly_usd"),
+        )
+        ssh_user = ctx.setting("ssh_user") or adapter.default_ssh_user
+        port = _comfyui_port(ctx)
+        plan = machines.StartupPlan(
+            name=name,
+            deadline=hard,
+            deadman=adapter.deadman,  # type: ignore[arg-type]
+            host_private_key=keys.host_private,
+            host_public_key=keys.host_public,
+            client_public_key=keys.client_public,
+            ssh_user=ssh_user,
+            comfyui_port=port,
+            mode=adapter.mode,  # type: ignore[arg-type]
+            image=ctx.setting("comfyui_image") or "",
+            comfyui_command=ctx.setting("comfyui_command") or "",
+            api_url=_deadman_api(ctx, adapter.deadman),
+        )
+        job = self.job
+        spec = LaunchSpec(
+            name=name,
+            tags=machines.resource_tags(self.driver.home.home_id(), self.job_id),
+            job_id=self.job_id,
+            image=plan.image,
+            startup_script=machines.startup_script(plan),
+            client_public_key=keys.client_public,
+            vram_mb=_vram_mb(job),
+            max_hourly_usd=_price_ceiling(self.record, ctx),
+            zones=self._zones(),
+            deadline=hard,
+        )
+        doc = self.record.get("machine")
+        existing = Machine.from_json(doc) if doc and not doc.get("released_at") else None
+        boot_s = float(self.driver.settings.get("dispatch.boot_timeout_min")) * 60
+        ready_by = min(monotonic_end, time.monotonic() + boot_s)
+        self._notice(
+            "waiting for the machine to boot" if existing else "renting a machine for the job"
+        )
+        machine = await boot(
+            ctx, adapter, spec, existing=existing, on_machine=self._keep_machine, ready_by=ready_by
+        )
+        self._notice("waiting for ComfyUI on the machine")
+        try:
+            async with open_machine_comfyui(
+                ctx, machine, keys, ssh_user=ssh_user, comfyui_port=port, ready_by=ready_by
+            ) as client:
+                self._notice(None)
+                yield client
+        except ComfyUIError as exc:
+            if exc.code == "host_key_mismatch":
+                raise ComfyUIError(
+                    "host_key_mismatch",
+                    f"{exc.message}; the job was stopped and the machine released",
+                ) from None
+            raise
+
+    def _zones(self) -> tuple[str, ...] | None:
+        """The zones the job's data may go to (its residency, else the advisor's setting);
+        None: any."""
+        zones = self.job.workload.residency
+        if zones is None:
+            zones = self.driver.settings.get("advisor.residency")
+        return tuple(zones) if zones else None
+
+    def _notice(self, text: str | None) -> None:
+        if text is None:
+            self.record.pop("notice", None)
+        else:
+            self.record["notice"] = text
+        self.write()
+
+    def _keep_machine(self, machine: Any) -> None:
+        """Record the machine at once (refs, address, live price), so a driver that takes the
+        job over finds it, and release can use the refs as they were at launch."""
+        doc = dict(self.record.get("machine") or {})
+        doc.update(machine.as_json())
+        doc.setdefault("launched_at", datetime.now(UTC).isoformat(timespec="seconds"))
+        self.record["machine"] = doc
+        self.machine = machine
+        if machine.hourly_usd:  # the live price (an offer's dph_total, the instance's price)
+            self.record.setdefault("price", {})["hourly_usd"] = float(machine.hourly_usd)
+            self.record["price"]["source"] = "live"
+        self.write(
+            events=(
+                (
+                    "machine",
+                    f"machine {machine.name} ({machine.id}) {machine.raw_status or machine.status}",
+                    {"id": machine.id, "status": machine.status},
+                ),
+            )
+            if doc.get("status_seen") != machine.status
+            else ()
+        )
+        self.record["machine"]["status_seen"] = machine.status
+
+    async def _release(self, ctx: Any) -> None:
+        """Give the job's machine back (retried with back-off); the one-time keys are deleted
+        from the keyring once it is gone. A release that keeps failing leaves the machine
+        listed as leaked (``running``), with the provider's console to check."""
+        from comfyvn_gui.providers.machine_lifecycle import release
+
+        machine = self.machine
+        if machine is None or self.adapter is None:
+            return
+        self.machine = None
+        why = await release(ctx, self.adapter, machine)
+        doc = self.record.setdefault("machine", {})
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if why is None:
+            doc["released_at"] = now
+            doc.pop("release_error", None)
+            self.released = f"the machine {machine.name} ({machine.id}) was released"
+            await self._forget_keys()
+        else:
+            doc["release_error"] = why
+            doc["release_failed_at"] = now
+            self.released = (
+                f"the machine {machine.name} ({machine.id}) could NOT be released ({why}); it may "
+                f"still bill: stop it with `comfyvn-gui running stop --orphans` or in the "
+                "provider's console"
+            )
+        self.write(events=(("release", self.released, {"id": machine.id, "ok": why is None}),))
+
+    def _key_owner(self) -> str:
+        return f"{self.provider}/@job{self.job_id}"
+
+    async def _machine_keys(self) -> Any:
+        """The machine's host and one-time client keys: generated for a new machine and kept
+        in the keyring under the reserved name ``<provider>/@job<id>`` until release (a driver
+        that resumes the job reads them there; while the keyring cannot be read, it waits)."""
+        from comfyvn_gui.providers.machine import MachineKeys, generate_keys
+
+        store = self.driver.registry.secrets
+        owner = self._key_owner()
+        while True:
+            try:
+                host = await asyncio.to_thread(store.get, owner, "host_key")
+                client = await asyncio.to_thread(store.get, owner, "client_key")
+                if host and client:
+                    return MachineKeys.from_secrets(host, client)
+                if self.record.get("machine"):
+                    raise ComfyVNError(
+                        f"the SSH keys of job {self.job_id}'s machine are no longer in the "
+                        "keyring, so the machine cannot be reached; it was released"
+                    )
+                from comfyvn_gui.core import machines
+
+                keys = generate_keys(
+                    machines.resource_name(self.driver.home.home_id(), self.job_id)
+                )
+                for field_name, value in keys.as_secrets().items():
+                    await asyncio.to_thread(store.set, owner, field_name, value)
+                return keys
+            except SecretStoreError as exc:
+                self._notice(
+                    f"waiting for the keyring ({exc.message}): unlock it to resume job "
+                    f"{self.job_id}"
+                )
+                await asyncio.sleep(KEYRING_RETRY_S)
+
+    async def _forget_keys(self) -> None:
+        store = self.driver.registry.secrets
+        for field_name in ("host_key", "client_key"):
+            try:
+                await asyncio.to_thread(store.delete, self._key_owner(), field_name)
+            except SecretStoreError as exc:  # (logged, not a failed release: DESIGN)
+                log.warning("job %s: a machine key stays in the keyring: %s", self.job_id, exc)
+
+
+def _comfyui_port(ctx: Any) -> int:
+    """The ``comfyui_port`` option of a machine provider (default 8188): where ComfyUI
+    listens on the machine's loopback."""
+    text = (ctx.setting("comfyui_port") or "8188").strip()
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ComfyVNError(
+            f"{ctx.name}: the provider option comfyui_port is {text!r}, not a port number"
+        )
+    return int(text)
+
+
+def _deadman_api(ctx: Any, deadman: str) -> str:
+    """The API the machine's dead-man switch calls (RunPod's GraphQL, Vast.ai's API)."""
+    if deadman == "runpod_pod":
+        return ctx.endpoint("graphql") or ""
+    if deadman == "vast":
+        return ctx.endpoint("api") or ""
+    return ""
+
+
+def _vram_mb(job: Job) -> int:
+    """The VRAM the job needs (MB, as marketplaces filter): the advice's requirement."""
+    compute = job.compute
+    need = None
+    if compute is not None:
+        need = (compute.advice.get("requirements") or {}).get("vram_gb")
+    if not isinstance(need, int | float):
+        need = job.workload.vram_gb or 0
+    return round(float(need) * 1000)
+
+
+def _price_ceiling(record: dict[str, Any], ctx: Any) -> float | None:
+    """The most an hour of the machine may cost: the provider's ``price_ceiling_usd`` meta,
+    else the price the advice used (a marketplace offer or bid above it is not taken)."""
+    meta = getattr(ctx.provider, "meta", None) or {}
+    ceiling = meta.get("price_ceiling_usd")
+    if isinstance(ceiling, int | float) and not isinstance(ceiling, bool) and ceiling > 0:
+        return float(ceiling)
+    hourly = (record.get("ceilings") or {}).get("hourly_usd")
+    return float(hourly) if hourly else None
