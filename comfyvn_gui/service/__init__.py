@@ -165,6 +165,10 @@ class Service:
         for job_id, provider in self.job_providers(IN_FLIGHT).items():
             if provider is not None:
                 out.setdefault(provider, []).append(job_id)
+        # (an ended job whose machine was not released yet: its release uses the provider)
+        for job_id, provider in self.job_store.unreleased().items():
+            if provider is not None:
+                out.setdefault(provider, []).append(job_id)
         return out
 
     @cached_property
@@ -556,7 +560,8 @@ class Service:
             return False
         from comfyvn_gui.core.jobs import IN_FLIGHT
 
-        return self.job_store.count(IN_FLIGHT) > 0 and self.start_driver()
+        busy = self.job_store.count(IN_FLIGHT) > 0 or bool(self.job_store.unreleased())
+        return busy and self.start_driver()
 
     def driver(self, **options: Any) -> Driver:
         """This home's dispatch driver (``comfyvn-gui driver`` runs it)."""

@@ -64,7 +64,7 @@ from comfyvn_gui.store.secrets import SecretStoreError
 from comfyvn_gui.store.settings import SettingsStore
 
 from .checks import ChecksFeature
-from .driver_machines import KEYRING_RETRY_S, MachineRun
+from .driver_machines import KEYRING_RETRY_S, RELEASE_RETRY_S, MachineRun, retry_release
 from .inputs import run_inputs
 
 __all__ = ["LEASE_S", "RENEW_S", "Driver", "start_driver"]
@@ -171,6 +171,9 @@ class Driver:
         self._started: set[int] = set()  # jobs whose task runs (may be cancelled)
         self._stopping: asyncio.Event | None = None
         self._signalled = False  # SIGTERM: machines are released on the way out
+        # ended jobs whose machine's release failed: job id -> (next try, pause)
+        self._release_due: dict[int, tuple[float, float]] = {}
+        self._releasing: dict[int, asyncio.Task[bool]] = {}
         self._lost: set[int] = set()  # jobs whose lease another driver took
 
     # -- the process -----------------------------------------------------------------------
@@ -232,7 +235,8 @@ class Driver:
                         self._cancel(job_id, "abandon")
                 self._look_for_cancels()
                 self._reap()
-                if not self._tasks and self.job_store.count(IN_FLIGHT) == 0:
+                unreleased = self._retry_releases()
+                if not self._tasks and not unreleased and self.job_store.count(IN_FLIGHT) == 0:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= self.idle_exit_s:
                         break
@@ -241,6 +245,8 @@ class Driver:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.poll_s)
         finally:
+            for task in self._releasing.values():
+                task.cancel()
             for job_id in list(self._tasks):
                 self._cancel(job_id, "abandon")
             if self._tasks:
@@ -250,6 +256,31 @@ class Driver:
                     self.job_store.drop_lease(job_id, self.owner, generation)
             self._held.clear()
             self._tasks.clear()
+
+    def _retry_releases(self) -> bool:
+        """Try again, with back-off, the releases that failed after their job ended; True
+        while any machine is unreleased (the driver stays)."""
+        now = time.monotonic()
+        for job_id, task in list(self._releasing.items()):
+            if task.done():
+                del self._releasing[job_id]
+                ok = not task.cancelled() and task.exception() is None and task.result()
+                if ok:
+                    self._release_due.pop(job_id, None)
+                else:
+                    _, pause = self._release_due.get(job_id, (now, RELEASE_RETRY_S[0]))
+                    pause = min(pause * 2, RELEASE_RETRY_S[1])
+                    self._release_due[job_id] = (now + pause, pause)
+        unreleased = self.job_store.unreleased()
+        for job_id in unreleased:
+            if job_id in self._tasks or job_id in self._releasing:
+                continue
+            due, _ = self._release_due.setdefault(
+                job_id, (now + RELEASE_RETRY_S[0], RELEASE_RETRY_S[0])
+            )
+            if now >= due:
+                self._releasing[job_id] = asyncio.create_task(retry_release(self, job_id))
+        return bool(unreleased)
 
     def _start(self, job_id: int, generation: int) -> None:
         self._held[job_id] = generation

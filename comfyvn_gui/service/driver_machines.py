@@ -280,3 +280,58 @@ def _price_ceiling(record: dict[str, Any], ctx: Any) -> float | None:
         return float(ceiling)
     hourly = (record.get("ceilings") or {}).get("hourly_usd")
     return float(hourly) if hourly else None
+
+
+#: A release that failed is tried again after this long, doubled each time up to the last
+#: (seconds).
+RELEASE_RETRY_S = (30.0, 600.0)
+
+
+async def retry_release(driver: Any, job_id: int) -> bool:
+    """Try again to release the machine of an ended job whose release failed; True once it
+    is released (its one-time keys are then deleted from the keyring). Uses the machine's
+    refs as launched, never today's settings."""
+    from comfyvn_gui.providers.base import CheckFailure
+    from comfyvn_gui.providers.dispatch_targets import machine_adapter
+    from comfyvn_gui.providers.machine import Machine
+
+    job = driver.job_store.get(job_id)
+    record = job.meta.get("dispatch") or {}
+    doc = dict(record.get("machine") or {})
+    if not doc or doc.get("released_at"):
+        return True
+    provider = str(record.get("provider"))
+    machine = Machine.from_json(doc)
+    try:
+        entry = driver.registry.get(provider)
+        secrets = (
+            await asyncio.to_thread(driver.registry.read_secrets, entry)
+            if entry.secrets_set
+            else {}
+        )
+        adapter = machine_adapter(str(record.get("template_id") or entry.template_id))
+        ctx = driver.checks.context(entry, secrets, asyncio.get_running_loop().time() + 60)
+        async with asyncio.timeout(60):
+            await adapter.release(ctx, machine)
+    except (CheckFailure, ComfyVNError, SecretStoreError, LookupError, OSError) as exc:
+        why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        doc["release_error"] = why
+        doc["release_failed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        driver.job_store.write_release(
+            job_id, doc, f"releasing the machine {machine.id} failed again: {why}"
+        )
+        return False
+    except TimeoutError:
+        return False
+    doc["released_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc.pop("release_error", None)
+    driver.job_store.write_release(
+        job_id, doc, f"the machine {machine.name} ({machine.id}) was released (retried)"
+    )
+    store = driver.registry.secrets
+    for field_name in ("host_key", "client_key"):
+        try:
+            await asyncio.to_thread(store.delete, f"{provider}/@job{job_id}", field_name)
+        except SecretStoreError as exc:
+            log.warning("job %s: a machine key stays in the keyring: %s", job_id, exc)
+    return True

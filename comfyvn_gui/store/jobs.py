@@ -314,6 +314,38 @@ class JobStore:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def unreleased(self) -> dict[int, str | None]:
+        """Ended jobs whose rented machine was not released (a release that failed, retried
+        by the driver until it succeeds): job id -> provider. Read by SQLite's JSON functions:
+        no job is parsed."""
+        if not self.exists():
+            return {}
+        rows = self._connect().execute(
+            "SELECT id, provider FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
+            "AND json_extract(meta, '$.dispatch.machine.launched_at') IS NOT NULL "
+            "AND json_extract(meta, '$.dispatch.machine.released_at') IS NULL ORDER BY id"
+        )
+        return {int(r[0]): r[1] for r in rows}
+
+    def write_release(self, job_id: int, machine: dict[str, Any], message: str) -> Job:
+        """Record a release the driver retried after the job ended (only the driver, which
+        holds the home's driver lock, writes ended jobs' machines)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT meta, provider FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise LeaseLost(job_id)
+            meta = json.loads(row["meta"])
+            dispatch = meta.get("dispatch") or {}
+            dispatch["machine"] = machine
+            meta["dispatch"] = dispatch
+            conn.execute(
+                "UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(meta), now_iso(), job_id),
+            )
+            detail = {"id": machine.get("id"), "ok": bool(machine.get("released_at"))}
+            self._event(conn, job_id, "driver", "release", row["provider"], None, message, detail)
+        return self.get(job_id)
+
     def add(self, jobs: Sequence[NewJob], *, actor: str = "user") -> list[Job]:
         """Add every job, each with its first decision and audit lines, or none of them."""
         if not jobs:

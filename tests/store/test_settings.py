@@ -23,8 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "checks.timeout_s": 20,
     "network.ca_bundle": None,
     # the bill guard of dispatch
+    "dispatch.boot_timeout_min": 20.0,
     "dispatch.max_cost_factor": 2.0,
     "dispatch.max_runtime_factor": 3.0,
+    "dispatch.runpod_parallel": 1,
     # the ComfyUI templates: null = the shipped one (or none, for the kinds needing custom nodes)
     "workflows.cg_bake": None,
     "workflows.cg_remix": None,
