@@ -123,9 +123,9 @@ def _deadman(plan: StartupPlan) -> str:
             'body=$(printf \'{"query":"mutation T($input: PodTerminateInput!) '
             '{ podTerminate(input: $input) }","variables":{"input":{"podId":"%s"}}}\' '
             '"$RUNPOD_POD_ID")\n'
-            '    curl -fsS -m 30 -X POST -H "Authorization: Bearer $RUNPOD_API_KEY" '
-            f"-H 'Content-Type: application/json' --data \"$body\" {_q(plan.api_url)} "
-            "|| shutdown -h now"
+            '    until out=$(curl -fsS -m 30 -X POST -H "Authorization: Bearer $RUNPOD_API_KEY" '
+            f"-H 'Content-Type: application/json' --data \"$body\" {_q(plan.api_url)}) "
+            "&& ! printf '%s' \"$out\" | grep -q '\"errors\"'; do sleep 60; done"
         )
     elif plan.deadman == "vast":
         # The instance-scoped key Vast.ai puts in the container (PID 1's environment).
@@ -134,8 +134,8 @@ def _deadman(plan: StartupPlan) -> str:
             "    key=${CONTAINER_API_KEY:-$(printf '%s\\n' \"$env1\" | "
             "sed -n 's/^CONTAINER_API_KEY=//p')}\n"
             "    cid=${CONTAINER_ID:-$(printf '%s\\n' \"$env1\" | sed -n 's/^CONTAINER_ID=//p')}\n"
-            '    curl -fsS -m 30 -X DELETE -H "Authorization: Bearer $key" '
-            f'{_q(plan.api_url.rstrip("/") + "/instances/")}"$cid/" || shutdown -h now'
+            '    until curl -fsS -m 30 -X DELETE -H "Authorization: Bearer $key" '
+            f'{_q(plan.api_url.rstrip("/") + "/instances/")}"$cid/"; do sleep 60; done'
         )
     else:
         stop = "shutdown -h now || poweroff"

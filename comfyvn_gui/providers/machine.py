@@ -126,6 +126,9 @@ class MachineAdapter(Protocol):
     mode: str
     #: The login user when the ``ssh_user`` option is empty.
     default_ssh_user: str
+    # Optional (read with getattr): ``default_image`` and ``default_comfyui_command`` when the
+    # ``comfyui_image`` / ``comfyui_command`` options are empty; ``driver_only_guard`` True
+    # when nothing but the driver stops the bill (the driver then inhibits system sleep).
 
     async def launch(self, ctx: CheckContext, spec: LaunchSpec) -> Machine: ...
 

@@ -184,6 +184,8 @@ class RunPodPods:
     deadman = "runpod_pod"
     mode = "container"
     default_ssh_user = "root"
+    default_image = DEFAULT_COMFYUI_IMAGE
+    default_comfyui_command = DEFAULT_COMFYUI_COMMAND
     deadman_words = (
         "the pod terminates itself at the deadline with its own pod-scoped key (the "
         "RUNPOD_API_KEY RunPod puts in every pod); terminate, not stop: a stopped pod still "

@@ -41,6 +41,7 @@ class MachineRun:
     machine: Any
     adapter: Any
     released: str | None
+    _inhibitor: Any = None  # systemd-inhibit while a driver-only-guarded machine runs
 
     def write(self, *args: Any, **kwargs: Any) -> None:  # (the job run's)
         raise NotImplementedError
@@ -85,8 +86,9 @@ class MachineRun:
             ssh_user=ssh_user,
             comfyui_port=port,
             mode=adapter.mode,  # type: ignore[arg-type]
-            image=ctx.setting("comfyui_image") or "",
-            comfyui_command=ctx.setting("comfyui_command") or "",
+            image=ctx.setting("comfyui_image") or getattr(adapter, "default_image", ""),
+            comfyui_command=ctx.setting("comfyui_command")
+            or getattr(adapter, "default_comfyui_command", ""),
             api_url=_deadman_api(ctx, adapter.deadman),
         )
         job = self.job
@@ -109,6 +111,11 @@ class MachineRun:
         self._notice(
             "waiting for the machine to boot" if existing else "renting a machine for the job"
         )
+        if getattr(adapter, "driver_only_guard", False):
+            self._inhibitor = inhibit_sleep(
+                f"comfyvn-gui job {self.job_id} runs on a rented {ctx.name} machine that only "
+                "this app can stop"
+            )
         machine = await boot(
             ctx, adapter, spec, existing=existing, on_machine=self._keep_machine, ready_by=ready_by
         )
@@ -172,6 +179,8 @@ class MachineRun:
         listed as leaked (``running``), with the provider's console to check."""
         from comfyvn_gui.providers.machine_lifecycle import release
 
+        stop_inhibiting(getattr(self, "_inhibitor", None))
+        self._inhibitor = None
         machine = self.machine
         if machine is None or self.adapter is None:
             return
@@ -280,6 +289,47 @@ def _price_ceiling(record: dict[str, Any], ctx: Any) -> float | None:
         return float(ceiling)
     hourly = (record.get("ceilings") or {}).get("hourly_usd")
     return float(hourly) if hourly else None
+
+
+def inhibit_sleep(why: str) -> Any:
+    """Keep the computer from sleeping while a job runs on a machine whose only guard is this
+    driver (systemd-inhibit on Linux, where it exists); the process to stop afterwards, or
+    None where the OS offers no way (then nothing is held)."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("systemd-inhibit")
+    if tool is None:
+        return None
+    try:
+        return subprocess.Popen(
+            [
+                tool,
+                "--what=sleep:idle",
+                "--who=comfyvn-gui",
+                f"--why={why}",
+                "--mode=block",
+                "sleep",
+                "infinity",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.info("sleep is not inhibited: %s", exc)
+        return None
+
+
+def stop_inhibiting(proc: Any) -> None:
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except Exception:  # noqa: BLE001 - (a stuck inhibitor is killed)
+        proc.kill()
 
 
 #: A release that failed is tried again after this long, doubled each time up to the last
