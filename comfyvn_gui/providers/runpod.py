@@ -9,7 +9,13 @@ What is sent (docs/providers.md; the official client was recorded sending the sa
   array is a failure whatever the status: an authentication-looking one is
   ``invalid_credentials`` (naming ``api_key``), a forbidden one ``permission_denied``, anything
   else ``error`` with the server's (shortened) message. ``data.myself`` null is
-  ``invalid_credentials`` too.
+  ``invalid_credentials`` too. With the ``endpoint_id`` option, validate also reads that
+  endpoint's ``GET {serverless}/{endpoint_id}/health`` with the same key (jobs are sent there):
+  401 or 403 after the account query passed means the key may not use the endpoint (a key
+  restricted to other endpoints or without serverless access): ``permission_denied`` naming
+  ``api_key``; 404 is ``misconfigured`` naming ``endpoint_id``. The ready, idle and running
+  worker counts go into the message and ``detail`` (an endpoint scaled to zero is valid: its
+  next job waits for a worker to start).
 * health — with the ``endpoint_id`` option: ``GET {serverless}/{endpoint_id}/health`` (bearer),
   which answers ``{"jobs": {"completed", "failed", "inProgress", "inQueue", "retried"},
   "workers": {"idle", "running", ...}}`` (docs.runpod.io, serverless operation reference; live
@@ -62,9 +68,25 @@ class RunPodAdapter:
 
     async def validate(self, ctx: CheckContext) -> Outcome:
         (key,) = ctx.require("api_key")
+        endpoint_id = ctx.value("endpoint_id")
         async with ctx.http(auth_fields=["api_key"]) as http:
             me = await _myself(ctx, http, key)
-        return _account_outcome(me, "RunPod accepted the API key")
+            outcome = _account_outcome(me, "RunPod accepted the API key")
+            if endpoint_id is None:
+                return outcome
+            workers, jobs = await _read_health(ctx, http, key, endpoint_id, validating=True)
+        ready = _ready(workers)
+        outcome.message += (
+            f"; endpoint {endpoint_id} answers: {ready} worker{'s' if ready != 1 else ''} "
+            f"ready ({max(workers['idle'], workers['ready'])} idle, {workers['running']} "
+            f"running), {jobs['inQueue']} job{'s' if jobs['inQueue'] != 1 else ''} queued"
+        )
+        if ready == 0 and not jobs["inQueue"]:
+            outcome.message += " (scaled to zero: the next job waits for a worker to start)"
+        outcome.detail.update(
+            endpoint_id=endpoint_id, workers_ready=ready, workers=workers, jobs=jobs
+        )
+        return outcome
 
     async def health(self, ctx: CheckContext) -> Outcome:
         (key,) = ctx.require("api_key")
@@ -180,9 +202,31 @@ def _count(obj: Any, name: str) -> int:
     return max(0, int(value))
 
 
-async def _endpoint_health(
-    ctx: CheckContext, http: HttpClient, key: str, endpoint_id: str
-) -> Outcome:
+def health_counts(body: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """The worker and job counts of a ``/health`` answer (absent ones read as 0)."""
+    workers_raw = body.get("workers") if isinstance(body, dict) else None
+    jobs_raw = body.get("jobs") if isinstance(body, dict) else None
+    workers = {
+        n: _count(workers_raw, n)
+        for n in ("idle", "ready", "running", "initializing", "throttled", "unhealthy")
+    }
+    jobs = {
+        n: _count(jobs_raw, n) for n in ("inQueue", "inProgress", "completed", "failed", "retried")
+    }
+    return workers, jobs
+
+
+def _ready(workers: dict[str, int]) -> int:
+    """Workers that can take a job now: idle/ready ones plus running ones."""
+    return max(workers["idle"], workers["ready"]) + workers["running"]
+
+
+async def _read_health(
+    ctx: CheckContext, http: HttpClient, key: str, endpoint_id: str, *, validating: bool = False
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The endpoint's worker and job counts, or the failure that says why not. ``validating``:
+    the account query already accepted the key, so 401/403 here means the key may not use
+    this endpoint."""
     base = ctx.endpoint("serverless")
     if base is None:
         raise CheckFailure(
@@ -191,7 +235,18 @@ async def _endpoint_health(
             fields=["base_url"],
         )
     url = f"{base}/{quote(endpoint_id, safe='')}/health"
-    resp = await http.get(url, headers=_bearer(key), ok=(200, 404))
+    ok = (200, 401, 403, 404) if validating else (200, 404)
+    resp = await http.get(url, headers=_bearer(key), ok=ok)
+    if resp.status_code in (401, 403):
+        raise CheckFailure(
+            "permission_denied",
+            f"RunPod accepted the API key for the account but refused it for serverless "
+            f"endpoint {endpoint_id} ({resp.status_code}); give the key access to this "
+            "endpoint (RunPod console → Settings → API Keys: All, or Restricted with this "
+            "endpoint allowed)",
+            fields=["api_key"],
+            detail={"endpoint_id": endpoint_id},
+        )
     if resp.status_code == 404:
         raise CheckFailure(
             "misconfigured",
@@ -210,16 +265,14 @@ async def _endpoint_health(
             "URL a RunPod serverless address (https://api.runpod.ai/v2)?",
             fields=["base_url"],
         )
-    workers_raw, jobs_raw = body.get("workers"), body.get("jobs")
-    workers = {
-        n: _count(workers_raw, n)
-        for n in ("idle", "ready", "running", "initializing", "throttled", "unhealthy")
-    }
-    jobs = {
-        n: _count(jobs_raw, n) for n in ("inQueue", "inProgress", "completed", "failed", "retried")
-    }
-    free = max(workers["idle"], workers["ready"])
-    ready = free + workers["running"]
+    return health_counts(body)
+
+
+async def _endpoint_health(
+    ctx: CheckContext, http: HttpClient, key: str, endpoint_id: str
+) -> Outcome:
+    workers, jobs = await _read_health(ctx, http, key, endpoint_id)
+    ready = _ready(workers)
     queued = jobs["inQueue"]
     starting, throttled, crashed = (
         workers["initializing"],
