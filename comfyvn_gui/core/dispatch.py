@@ -82,6 +82,14 @@ def ceilings_for(
     """The ceilings of a job dispatched on its advice's choice; a :class:`ConflictError` when
     a priced provider has neither an estimate nor a budget to bound the bill."""
     chosen = _chosen(advice)
+    if chosen and chosen.get("price_source") is None and chosen.get("hourly_usd") is None:
+        # (a marketplace with no price known: nothing would bound what an offer costs)
+        raise ConflictError(
+            f"job {job_id} cannot be dispatched to {advice.get('choice')}: its price is not "
+            "known, so nothing would bound the bill; set the provider's price ceiling "
+            "(meta.price_ceiling_usd, e.g. 0.60 $/h) and the job is held to it",
+            fields=["meta.price_ceiling_usd"],
+        )
     hourly = float(chosen.get("hourly_usd") or 0.0)
     minutes = advice.get("estimated_minutes") or chosen.get("estimated_minutes")
     runtime_s = MIN_RUNTIME_S
@@ -136,6 +144,7 @@ def ended_message(
     reason: str | None,
     job_id: int,
     released: str,
+    rented: bool = False,
 ) -> str:
     """How a job ended, in one paragraph: what failed, what was released, what was spent,
     what to do (the trail's and ``jobs watch``'s last line)."""
@@ -144,7 +153,8 @@ def ended_message(
     spent = f"spent {wording.cost(cost_usd)}" if cost_usd > 0 else "nothing was billed"
     got = f"{outputs} output file{'s' if outputs != 1 else ''}"
     if status == "completed":
-        return f"completed on {provider}: {done} of {total} runs, {got}; {spent}"
+        gone = f"; {released}" if rented else ""  # (a machine rented for the job)
+        return f"completed on {provider}: {done} of {total} runs, {got}{gone}; {spent}"
     failed = [r for r in runs if r.get("status") == "failed"]
     why = reason or "; ".join(
         f"run {r.get('index')}: {r.get('error') or 'failed'}" for r in failed[:3]

@@ -264,8 +264,8 @@ _SPECS += (
         help="A machine rented for a job must boot and have ComfyUI answering within this many "
         "minutes, else it is released and the job fails (the boot counts against the job's "
         "ceilings too).",
-        accepts="a number of minutes between 2 and 120",
-        parse=_number_between(2, 120),
+        accepts="a number of minutes between 0.1 and 120",
+        parse=_number_between(0.1, 120),
     ),
     SettingSpec(
         key="dispatch.runpod_parallel",

@@ -360,6 +360,8 @@ class _JobRun(MachineRun):
         self.machine: Any = None  # the machine rented for the job, until released
         self.adapter: Any = None  # its provider's machine adapter
         self.released: str | None = None  # what release said (the end's words)
+        # (serverless: the seconds billed before this driver took the job over)
+        self._billed_before = float(self.record.get("billed_s") or 0.0)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -395,6 +397,8 @@ class _JobRun(MachineRun):
             seconds = (
                 datetime.fromisoformat(until) - datetime.fromisoformat(machine["launched_at"])
             ).total_seconds()
+        elif self.record.get("target") == "machine":  # (no machine was rented: no bill)
+            seconds = 0.0
         elif self.record.get("billed_s") is not None:  # serverless: the requests' run time
             seconds = float(self.record["billed_s"])
             started = started or "billed"
@@ -426,6 +430,7 @@ class _JobRun(MachineRun):
             cost_usd=cost,
             reason=reason,
             job_id=self.job_id,
+            rented=self.released is not None,
             released=released
             or self.released
             or "nothing to release (the provider's own ComfyUI keeps running; the inputs "
@@ -435,6 +440,8 @@ class _JobRun(MachineRun):
         self.write(status, message)
 
     def _keep(self, report: Any) -> None:
+        if report.billed_s is not None:  # (serverless: what this driver's requests ran)
+            self.record["billed_s"] = self._billed_before + report.billed_s
         self.record["runs"] = [
             {k: v for k, v in asdict(r).items() if k != "outputs"} for r in report.runs
         ]
@@ -549,7 +556,7 @@ class _JobRun(MachineRun):
         report = None
         try:
             try:
-                async with asyncio.timeout(left):
+                async with asyncio.timeout(left) as self.timeout:
                     if target == "serverless":
                         report = await self._serverless(ctx, run_args, monotonic_end)
                     else:
@@ -566,13 +573,12 @@ class _JobRun(MachineRun):
                 self._keep(report)
                 status = report.outcome or "failed"
         except asyncio.CancelledError:
-            if self.machine is not None and self.driver.releases_on_abandon(self.job_id):
+            if self.driver.releases_on_abandon(self.job_id):
                 await self._release(ctx)
             raise
-        if self.machine is not None:
-            await self._release(ctx)
+        await self._release(ctx)
         if report is not None and report.billed_s is not None:
-            self.record["billed_s"] = report.billed_s
+            self.record["billed_s"] = self._billed_before + report.billed_s
         self.end(status, reason=reason)
 
     async def _execute(self, client: Any, run_args: dict[str, Any], monotonic_end: float) -> Any:

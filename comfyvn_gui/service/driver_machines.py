@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comfyvn_gui.core.errors import ComfyVNError
@@ -42,6 +42,7 @@ class MachineRun:
     adapter: Any
     released: str | None
     _inhibitor: Any = None  # systemd-inhibit while a driver-only-guarded machine runs
+    timeout: Any = None  # the job's asyncio.Timeout (the bill guard's deadline)
 
     def write(self, *args: Any, **kwargs: Any) -> None:  # (the job run's)
         raise NotImplementedError
@@ -65,6 +66,7 @@ class MachineRun:
 
         adapter = machine_adapter(str(self.record.get("template_id")))
         self.adapter = adapter
+        self.record["target"] = "machine"
         keys = await self._machine_keys()
         name = machines.resource_name(self.driver.home.home_id(), self.job_id)
         ceilings = self.record["ceilings"]
@@ -106,6 +108,8 @@ class MachineRun:
         )
         doc = self.record.get("machine")
         existing = Machine.from_json(doc) if doc and not doc.get("released_at") else None
+        if existing is None:
+            self.released = "no machine was rented"
         boot_s = float(self.driver.settings.get("dispatch.boot_timeout_min")) * 60
         ready_by = min(monotonic_end, time.monotonic() + boot_s)
         self._notice(
@@ -160,6 +164,7 @@ class MachineRun:
         if machine.hourly_usd:  # the live price (an offer's dph_total, the instance's price)
             self.record.setdefault("price", {})["hourly_usd"] = float(machine.hourly_usd)
             self.record["price"]["source"] = "live"
+            self._cost_deadline(float(machine.hourly_usd), doc["launched_at"])
         self.write(
             events=(
                 (
@@ -173,6 +178,24 @@ class MachineRun:
         )
         self.record["machine"]["status_seen"] = machine.status
 
+    def _cost_deadline(self, hourly: float, launched_at: str) -> None:
+        """At the live price, the cost ceiling may come sooner than the deadline set at
+        dispatch (priced at the advice's price): the job's deadline moves up to it."""
+        ceilings = self.record["ceilings"]
+        cost = ceilings.get("cost_usd")
+        if not cost or hourly <= 0:
+            return
+        by_cost = datetime.fromisoformat(launched_at) + timedelta(seconds=cost / hourly * 3600)
+        if by_cost >= datetime.fromisoformat(ceilings["deadline"]):
+            return
+        ceilings["deadline"] = by_cost.isoformat(timespec="seconds")
+        ceilings["deadline_source"] = "the cost ceiling at the live price"
+        timeout = getattr(self, "timeout", None)
+        if timeout is not None:
+            loop = asyncio.get_running_loop()
+            left = (by_cost - datetime.now(UTC)).total_seconds()
+            timeout.reschedule(loop.time() + max(0.0, left))
+
     async def _release(self, ctx: Any) -> None:
         """Give the job's machine back (retried with back-off); the one-time keys are deleted
         from the keyring once it is gone. A release that keeps failing leaves the machine
@@ -182,7 +205,11 @@ class MachineRun:
         stop_inhibiting(getattr(self, "_inhibitor", None))
         self._inhibitor = None
         machine = self.machine
+        if self.record.get("target") != "machine":
+            return
         if machine is None or self.adapter is None:
+            if not self.record.get("machine"):  # (nothing was rented: the keys go at once)
+                await self._forget_keys()
             return
         self.machine = None
         why = await release(ctx, self.adapter, machine)
@@ -281,13 +308,21 @@ def _vram_mb(job: Job) -> int:
 
 
 def _price_ceiling(record: dict[str, Any], ctx: Any) -> float | None:
-    """The most an hour of the machine may cost: the provider's ``price_ceiling_usd`` meta,
-    else the price the advice used (a marketplace offer or bid above it is not taken)."""
+    """The most an hour of the machine may cost (an offer, instance type or bid above it is
+    not taken): the provider's ``price_ceiling_usd`` meta; else the price at which the job's
+    estimated time just costs its cost ceiling (with the default factor, twice the price the
+    advice used: a live price a little over the catalog's still fits the ceiling the user
+    saw); else the advice's price."""
     meta = getattr(ctx.provider, "meta", None) or {}
     ceiling = meta.get("price_ceiling_usd")
     if isinstance(ceiling, int | float) and not isinstance(ceiling, bool) and ceiling > 0:
         return float(ceiling)
-    hourly = (record.get("ceilings") or {}).get("hourly_usd")
+    ceilings = record.get("ceilings") or {}
+    minutes = (record.get("estimate") or {}).get("minutes")
+    cost = ceilings.get("cost_usd")
+    if isinstance(cost, int | float) and isinstance(minutes, int | float) and minutes > 0:
+        return round(float(cost) / (float(minutes) / 60), 4)
+    hourly = ceilings.get("hourly_usd")
     return float(hourly) if hourly else None
 
 

@@ -168,7 +168,7 @@ _SETTING_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "network.ca_bundle": st.one_of(st.none(), st.just("/etc/ssl/certs/extra.pem")),
     "dispatch.max_cost_factor": st.floats(1, 20, allow_nan=False),
     "dispatch.max_runtime_factor": st.floats(1, 50, allow_nan=False),
-    "dispatch.boot_timeout_min": st.floats(2, 120, allow_nan=False),
+    "dispatch.boot_timeout_min": st.floats(0.1, 120, allow_nan=False),
     "dispatch.runpod_parallel": st.integers(1, 16),
 }
 # The workflow templates: null, or a valid graph of the kind (the shipped one, else a loader).

@@ -269,9 +269,12 @@ def test_vast_validate_good_key(svc: Service, vast: VastFake) -> None:
     assert vast.email in r.detail["identity"] and str(vast.user_id) in r.detail["identity"]
     assert r.detail["credit"] == 12.5 and r.detail["user_id"] == vast.user_id
     assert "$12.50" in r.message
-    (req,) = vast.requests
-    assert (req.method, req.path) == ("GET", "/api/v0/users/current")
-    assert_bearer(req, vast.key)
+    user, search = vast.requests  # validate also searches today's offers (the GPU floor)
+    assert (user.method, user.path) == ("GET", "/api/v0/users/current")
+    assert (search.method, search.path) == ("POST", "/api/v0/bundles/")
+    for req in (user, search):
+        assert_bearer(req, vast.key)
+    assert "offers with 16 GB VRAM" in r.message and r.detail["offers"] > 0
     assert svc.get_provider("p").active is True
     # The API echoes the key in its answer; nothing of it may reach the result or the log.
     assert "api_key" not in r.detail
@@ -449,6 +452,7 @@ def test_paperspace_validate_good_key(svc: Service, ps: PaperspaceFake) -> None:
         ("GET", "/v1/machines"),
         ("GET", "/v1/auth/session"),
         ("GET", "/v1/projects"),
+        ("GET", "/v1/machine-availability"),
     ]
     for q in ps.requests:
         assert_bearer(q, ps.key)

@@ -1,0 +1,428 @@
+"""Dispatch to machines rented for the job, end to end: the provider's contract fake, a real
+OpenSSH server booted from the start-up script the app sent (its host key, the one-time client
+key: ``tests/fakes/machine_host.py``), the ComfyUI contract fake behind it on loopback, the
+real keyring and the detached driver process. Every test proves what the user would: the job's
+end, and that nothing is left rented (the fake holds no running resource, no machine's sshd
+runs, the one-time keys are gone from the keyring)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comfyvn_gui.core.jobs import Job
+from comfyvn_gui.service import Service
+from tests.fakes import lambda_cloud, machine_host
+from tests.fakes.comfyui import running_comfyui
+from tests.fakes.lambda_cloud import LambdaFake
+from tests.fakes.machine_host import MachineHosts
+from tests.fakes.paperspace import PaperspaceFake
+from tests.fakes.runpod_pods import RunPodPodsFake
+from tests.fakes.sshd import free_port
+from tests.fakes.vast import VastFake
+from tests.service.test_dispatch import (
+    dispatch,
+    ended,
+    posts,
+    project,
+    stop_driver,
+    summary,
+    wait_for,
+)
+
+pytestmark = pytest.mark.usefixtures("secret_service")
+
+
+@dataclass
+class Kit:
+    """One machine provider's fake, how to register it, and what it still holds."""
+
+    template: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+    held: Callable[[], list[str]]  # the provider-side resources still held
+    fake: Any
+    set_price: Callable[[float], None] | None = None  # the live price the provider reports
+    meta: dict[str, Any] | None = None  # the provider's meta (a marketplace's price ceiling)
+
+
+def runpod_pods_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    fake = RunPodPodsFake()
+    fake.hosts = hosts
+    with fake:
+        yield Kit(
+            template="runpod",
+            config={"endpoints": {"graphql": fake.graphql_url}, "ssh_user": getpass.getuser()},
+            secrets={"api_key": fake.key},
+            held=lambda: sorted(fake.pods),
+            fake=fake,
+            set_price=lambda usd: setattr(fake, "cost_per_hr", usd),
+        )
+
+
+def vast_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    with VastFake() as server:
+        fake = server.reset(hosts=hosts)
+        yield Kit(
+            template="vast",
+            meta={"price_ceiling_usd": 0.45},
+            config={"endpoints": {"api": fake.api_base}, "ssh_user": getpass.getuser()},
+            secrets={"api_key": fake.key},
+            held=lambda: sorted(str(i["id"]) for i in fake.created),
+            fake=fake,
+            set_price=lambda usd: [o.update(dph_total=usd) for o in fake.offers] and None,
+        )
+
+
+def lambda_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    def set_price(usd: float) -> None:
+        desc, gpu, _cents, gpus, vcpus, mem = lambda_cloud.TYPES["gpu_1x_a100"]
+        lambda_cloud.TYPES["gpu_1x_a100"] = (desc, gpu, round(usd * 100), gpus, vcpus, mem)
+
+    saved = dict(lambda_cloud.TYPES)
+    with LambdaFake() as server:
+        fake = server.reset(hosts=hosts)
+        yield Kit(
+            template="lambda",
+            config={
+                "endpoints": {"api": fake.api_base},
+                "ssh_user": getpass.getuser(),
+                "ssh_port": str(fake.ssh_port),
+            },
+            secrets={"api_key": fake.key},
+            held=lambda: sorted(
+                [str(i["id"]) for i in fake.live_instances()] + list(fake.ssh_keys)
+            ),
+            fake=fake,
+            set_price=set_price,
+        )
+    lambda_cloud.TYPES.clear()
+    lambda_cloud.TYPES.update(saved)
+
+
+def paperspace_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    port = free_port()  # (the fake's machines' sshd listen on the provider's ssh_port)
+    real_free_port = machine_host.free_port
+    machine_host.free_port = lambda: port
+    try:
+        with PaperspaceFake() as server:
+            fake = server.reset(hosts=hosts, machines=[])
+            yield Kit(
+                template="paperspace",
+                config={
+                    "endpoints": {"api": fake.api_base},
+                    "ssh_user": getpass.getuser(),
+                    "ssh_port": str(port),
+                },
+                secrets={"api_key": fake.key},
+                held=lambda: sorted(
+                    [str(m["id"]) for m in fake.machines]
+                    + [str(s["id"]) for s in fake.startup_scripts]
+                ),
+                fake=fake,
+            )
+    finally:
+        machine_host.free_port = real_free_port
+
+
+KITS = {
+    "lambda": lambda_kit,
+    "paperspace": paperspace_kit,
+    "runpod_pods": runpod_pods_kit,
+    "vast": vast_kit,
+}
+
+
+@pytest.fixture
+def hosts() -> Iterator[MachineHosts]:
+    with MachineHosts() as h:
+        yield h
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
+    yield from KITS[request.param](hosts)
+
+
+@pytest.fixture(params=["lambda", "runpod_pods", "vast"])
+def price_kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
+    """Providers that report a live price (Paperspace's API gives none)."""
+    yield from KITS[request.param](hosts)
+
+
+@pytest.fixture(params=["lambda", "runpod_pods"])
+def cost_kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
+    """Providers whose cost ceiling at a live price comes within seconds (a short estimate at
+    the catalog's price, a live price 100x it)."""
+    yield from KITS[request.param](hosts)
+
+
+def machine_service(
+    kit: Kit, comfyui_port: int, meta: dict[str, Any] | None = None, **settings: Any
+) -> Service:
+    svc = Service()
+    svc.create_provider(
+        kit.template,
+        {
+            "id": "rented",
+            "config": {**kit.config, "comfyui_port": str(comfyui_port)},
+            "secrets": kit.secrets,
+            "meta": {**(kit.meta or {}), **(meta or {})},
+        },
+    )
+    [valid] = svc.run_checks("validate", ["rented"], timeout_s=30)
+    assert valid.status == "valid", valid
+    for key, value in settings.items():
+        svc.set_setting(key, value)
+    return svc
+
+
+def queued(svc: Service, tmp_path: Path, **task: Any) -> Job:
+    [job] = svc.import_summary(summary(**task), str(project(tmp_path / "project")))
+    assert job.compute is not None and job.compute.provider == "rented", job.compute
+    return job
+
+
+def keys_left(svc: Service, job_id: int) -> list[str]:
+    owner = f"rented/@job{job_id}"
+    return [f for f in ("host_key", "client_key") if svc.registry.secrets.get(owner, f)]
+
+
+def assert_released(svc: Service, kit: Kit, hosts: MachineHosts, job: Job) -> None:
+    assert kit.held() == [], "the provider still holds the job's machine"
+    assert hosts.alive == [], "a machine's sshd still runs"
+    assert keys_left(svc, job.id) == [], "the one-time keys are still in the keyring"
+    machine = job.meta["dispatch"]["machine"]
+    assert machine["released_at"] and "release_error" not in machine
+
+
+def test_a_job_runs_on_a_rented_machine_and_the_machine_is_released(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        started = dispatch(svc, job)
+        assert started.meta["dispatch"]["bill_guard"]  # said before the upload, kept
+        done = ended(svc, job.id)
+        record = done.meta["dispatch"]
+        assert done.status == "completed", record.get("ended_message")
+        assert len(record["outputs"]) == 2 and posts(comfyui, "/prompt") == 2
+        assert record["machine"]["name"] == f"comfyvn-{svc.home.home_id()}-job{job.id}"
+        assert record["actual_cost_usd"] > 0 and record["billed_minutes"] > 0
+        assert "was released" in record["ended_message"]
+        actions = [e.action for e in svc.job_events(job.id)]
+        assert "machine" in actions and "release" in actions
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_a_machine_that_never_boots_is_released_and_the_job_fails(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    hosts.never_boot = True
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port, **{"dispatch.boot_timeout_min": 0.1})
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        done = ended(svc, job.id)
+        assert done.status == "failed"
+        assert "did not finish booting" in done.meta["dispatch"]["ended_message"]
+        assert comfyui.requests == []
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_comfyui_that_never_answers_releases_the_machine(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    with running_comfyui() as comfyui:
+        port = comfyui.port
+    svc = machine_service(kit, port, **{"dispatch.boot_timeout_min": 0.1})  # (nothing there)
+    job = queued(svc, tmp_path)
+    dispatch(svc, job)
+    done = ended(svc, job.id)
+    assert done.status == "failed"
+    assert "did not become ready" in done.meta["dispatch"]["ended_message"]
+    assert_released(svc, kit, hosts, done)
+    stop_driver(svc, wait_idle=True)
+
+
+def test_a_failed_run_still_releases_the_machine(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        (tmp_path / "project" / "cg" / "b.png").write_bytes(b"not a png at all")
+        dispatch(svc, job)
+        done = ended(svc, job.id)
+        assert done.status == "failed", done.meta["dispatch"]
+        assert [r["status"] for r in done.meta["dispatch"]["runs"]] == ["succeeded", "failed"]
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+@pytest.mark.parametrize("when", ["booting", "running"])
+def test_cancel_releases_the_machine(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path, when: str
+) -> None:
+    if when == "booting":
+        hosts.boot_delay_s = 3.0
+    with running_comfyui(node_delay_s=0.5) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        if when == "booting":
+            wait_for(svc, job.id, lambda j: (j.meta["dispatch"].get("machine") or {}).get("id"))
+        else:
+            wait_for(svc, job.id, lambda j: j.status == "running")
+        svc.cancel_job(job.id, interface="test")
+        done = ended(svc, job.id)
+        assert done.status == "cancelled", done.meta["dispatch"]
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_a_live_price_over_the_ceiling_rents_nothing(
+    price_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = price_kit
+    assert kit.set_price is not None
+    kit.set_price(50.0)  # far above the catalog's price the job was advised on
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        done = ended(svc, job.id)
+        assert done.status == "failed"
+        message = done.meta["dispatch"]["ended_message"]
+        assert "no machine was rented" in message and "nothing was billed" in message
+        assert kit.held() == [] and hosts.alive == [] and comfyui.requests == []
+        assert keys_left(svc, job.id) == []
+        stop_driver(svc, wait_idle=True)
+
+
+def test_the_cost_ceiling_at_the_live_price_stops_the_job_and_releases_the_machine(
+    cost_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = cost_kit
+    assert kit.set_price is not None
+    kit.set_price(100.0)  # the user allows up to $500/h, but the job's cost ceiling holds
+    with running_comfyui(node_delay_s=3.0) as comfyui:
+        svc = machine_service(kit, comfyui.port, meta={"price_ceiling_usd": 500})
+        job = queued(svc, tmp_path)
+        started = dispatch(svc, job)
+        cost_ceiling = started.meta["dispatch"]["ceilings"]["cost_usd"]
+        done = ended(svc, job.id)
+        record = done.meta["dispatch"]
+        assert done.status == "failed"
+        assert "stopped at its deadline" in record["ended_message"]
+        assert record["ceilings"]["deadline_source"] == "the cost ceiling at the live price"
+        assert record["price"]["hourly_usd"] == 100.0
+        # what the machine billed stays near the ceiling the user saw (a billing step over)
+        assert record["actual_cost_usd"] <= cost_ceiling + 100.0 / 60, record
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_a_killed_driver_is_resumed_and_the_machine_still_released(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    with running_comfyui(node_delay_s=0.4) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        running = wait_for(svc, job.id, lambda j: j.status == "running")
+        lease = svc.job_store.lease(running.id)
+        assert lease is not None
+        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGKILL)  # the app dies mid-run
+        time.sleep(0.3)
+        assert kit.held() != []  # (the machine outlives the driver: the next one needs it)
+        assert svc.resume_dispatch()
+        done = ended(svc, job.id)
+        assert done.status == "completed", done.meta["dispatch"]
+        assert "resumed" in [e.action for e in svc.job_events(job.id)]
+        assert len([r for r in kit.held()]) == 0
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_running_finds_an_orphan_and_stops_it(
+    kit: Kit, hosts: MachineHosts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: j.status == "running")
+        svc.cancel_job(job.id, interface="test")
+        ended(svc, job.id)
+        stop_driver(svc, wait_idle=True)
+    orphan_name = f"comfyvn-{svc.home.home_id()}-job999"
+    asyncio.run(launch_orphan(svc, 999))  # (rented by an app that died before recording it)
+    report = asyncio.run(svc.running())
+    assert report.errors == {}
+    orphans = report.orphans
+    assert orphans and {r.job_id for r in orphans} == {999}, report.rows
+    assert all(r.state == "orphan" for r in orphans)
+    assert orphan_name in {r.name for r in orphans}
+    assert "no job owns" in (svc.orphan_warning() or "")
+    stopped = asyncio.run(svc.stop_running(orphans=True))
+    # (a machine's own start-up script or key may go with it: stopped once, not twice)
+    assert {r.kind for r in stopped} & {"machine", "pod"}
+    assert {r.ref for r in stopped} <= {r.ref for r in orphans}
+    assert kit.held() == [] and hosts.alive == []
+    assert asyncio.run(svc.running()).rows == []
+
+
+async def launch_orphan(svc: Service, job_id: int) -> Any:
+    """A machine of this home that no job owns, rented straight through the adapter."""
+    import asyncio
+
+    from comfyvn_gui.core import machines
+    from comfyvn_gui.providers.dispatch_targets import machine_adapter
+    from comfyvn_gui.providers.machine import LaunchSpec, generate_keys
+
+    entry = svc.registry.get("rented")
+    secrets = svc.registry.read_secrets(entry)
+    ctx = svc._checks.context(entry, secrets, asyncio.get_running_loop().time() + 60)
+    adapter = machine_adapter(entry.template_id)
+    name = machines.resource_name(svc.home.home_id(), job_id)
+    keys = generate_keys(name)
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    plan = machines.StartupPlan(
+        name=name,
+        deadline=deadline,
+        deadman=adapter.deadman,  # type: ignore[arg-type]
+        host_private_key=keys.host_private,
+        host_public_key=keys.host_public,
+        client_public_key=keys.client_public,
+        ssh_user=getpass.getuser(),
+        mode=adapter.mode,  # type: ignore[arg-type]
+        image="comfy:1",
+    )
+    spec = LaunchSpec(
+        name=name,
+        tags=machines.resource_tags(svc.home.home_id(), job_id),
+        job_id=job_id,
+        image="comfy:1",
+        startup_script=machines.startup_script(plan),
+        client_public_key=keys.client_public,
+        vram_mb=12000,
+        max_hourly_usd=5.0,
+        zones=None,
+        deadline=deadline,
+    )
+    return await adapter.launch(ctx, spec)
