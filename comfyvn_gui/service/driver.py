@@ -615,29 +615,54 @@ class _JobRun(MachineRun):
     async def _cancel_left_over(self) -> None:
         """A job whose cancel was asked for while no driver held it: the prompts it left on
         the server are dequeued or interrupted (best effort: a server that is gone runs
-        nothing any more)."""
+        nothing any more), a serverless job's requests cancelled, and a machine rented for it
+        released (retried later by the driver if that fails)."""
+        from comfyvn_gui.providers.comfyui import ComfyUIError
+        from comfyvn_gui.providers.dispatch_targets import dispatch_target
+
+        machine = self.record.get("machine") or {}
         prompts = [
             r["prompt_id"]
             for r in self.record.get("runs") or []
             if r.get("prompt_id") and r.get("status") in ("pending", "running")
         ]
-        if not prompts:
+        if not prompts and not (machine and not machine.get("released_at")):
             return
-        from comfyvn_gui.providers.comfyui import ComfyUIError
-        from comfyvn_gui.providers.comfyui_target import open_comfyui
-
         try:
             entry = self.driver.registry.get(self.provider)
             secrets = await self._secrets(entry)
             loop = asyncio.get_running_loop()
-            ctx = self.driver.checks.context(entry, secrets, loop.time() + 60)
-            async with asyncio.timeout(60), open_comfyui(ctx) as client:
-                for prompt_id in prompts:
-                    with contextlib.suppress(ComfyUIError):
-                        await client.cancel(prompt_id)
+            ctx = self.driver.checks.context(entry, secrets, loop.time() + 120)
+            target = dispatch_target(
+                str(self.record.get("template_id") or entry.template_id),
+                str(self.record.get("provider_kind") or ""),
+                (self.record.get("refs") or {}).get("config") or {},
+            )
+            if machine and not machine.get("released_at"):
+                from comfyvn_gui.providers.dispatch_targets import machine_adapter
+                from comfyvn_gui.providers.machine import Machine
+
+                self.record["target"] = "machine"
+                self.adapter = machine_adapter(str(self.record.get("template_id")))
+                self.machine = Machine.from_json(machine)
+                await self._release(ctx)  # (the machine's prompts go with it)
+            elif target == "serverless":
+                from comfyvn_gui.providers.runpod_serverless import cancel_requests
+
+                async with asyncio.timeout(60):
+                    await cancel_requests(ctx, prompts)
+            elif target == "comfyui":
+                from comfyvn_gui.providers.comfyui_target import open_comfyui
+
+                async with asyncio.timeout(60), open_comfyui(ctx) as client:
+                    for prompt_id in prompts:
+                        with contextlib.suppress(ComfyUIError):
+                            await client.cancel(prompt_id)
         except (ComfyVNError, ComfyUIError, TimeoutError) as exc:
             log.warning(
-                "job %s: the prompts left on the server were not cancelled: %s", self.job_id, exc
+                "job %s: what the job left at the provider was not cancelled: %s",
+                self.job_id,
+                exc,
             )
 
     async def _secrets(self, entry: Any) -> dict[str, str]:

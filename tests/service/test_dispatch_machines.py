@@ -153,6 +153,12 @@ def kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
     yield from KITS[request.param](hosts)
 
 
+@pytest.fixture
+def pods_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    """One provider for the driver's own paths (the release is each adapter's)."""
+    yield from runpod_pods_kit(hosts)
+
+
 @pytest.fixture(params=["lambda", "runpod_pods", "vast"])
 def price_kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
     """Providers that report a live price (Paperspace's API gives none)."""
@@ -426,3 +432,24 @@ async def launch_orphan(svc: Service, job_id: int) -> Any:
         deadline=deadline,
     )
     return await adapter.launch(ctx, spec)
+
+
+def test_a_cancel_asked_while_no_driver_runs_releases_the_machine(
+    pods_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = pods_kit
+    with running_comfyui(node_delay_s=2.0) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        running = wait_for(svc, job.id, lambda j: j.status == "running")
+        lease = svc.job_store.lease(running.id)
+        assert lease is not None
+        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGKILL)  # the app died
+        time.sleep(0.3)
+        svc.cancel_job(job.id, interface="test")  # (a new driver sees the request first)
+        done = ended(svc, job.id)
+        assert done.status == "cancelled", done.meta["dispatch"]
+        assert "was released" in done.meta["dispatch"]["ended_message"]
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
