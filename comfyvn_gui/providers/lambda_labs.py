@@ -114,6 +114,7 @@ class LambdaAdapter:
     deadman = "shutdown"
     mode = "vm"
     default_ssh_user = "ubuntu"
+    driver_only_guard = True  # (the driver inhibits sleep, and releases on SIGTERM)
     deadman_words = (
         "Nothing inside a Lambda instance can stop the bill: Lambda has no stop state and no "
         "time limit, and an instance bills every minute until it is terminated — at the "

@@ -49,6 +49,7 @@ from comfyvn_gui.core import dispatch as rules
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job
 from comfyvn_gui.core.runs import kind_template
+from comfyvn_gui.providers.machine_lifecycle import RELEASE_TRIES
 from comfyvn_gui.store.audit import AuditLog
 from comfyvn_gui.store.driver_lock import (
     driver_env_home,
@@ -153,6 +154,8 @@ class Driver:
         renew_s: float = RENEW_S,
         poll_s: float = POLL_S,
         idle_exit_s: float = IDLE_EXIT_S,
+        release_tries: int = RELEASE_TRIES,
+        release_retry_s: tuple[float, float] = RELEASE_RETRY_S,
     ) -> None:
         self.home = home
         self.job_store = job_store
@@ -165,6 +168,8 @@ class Driver:
         self.renew_s = renew_s
         self.poll_s = poll_s
         self.idle_exit_s = idle_exit_s
+        self.release_tries = release_tries  # (a release is tried this often at once)
+        self.release_retry_s = release_retry_s  # (then again after the job ended)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._held: dict[int, int] = {}  # job id -> lease generation
         self._why: dict[int, str] = {}  # job id -> cancel | abandon
@@ -199,17 +204,19 @@ class Driver:
         return 0
 
     def stop(self) -> None:
-        """Give every job up and exit (SIGTERM). Jobs on machines the app rented are cancelled
-        and their machines released first: nothing but this driver may stop their bill."""
+        """Give every job up and exit (SIGTERM). Jobs on machines that nothing but this driver
+        can stop (Lambda) are cancelled and their machines released first."""
         self._signalled = True
         if self._stopping is not None:
             self._stopping.set()
 
-    def releases_on_abandon(self, job_id: int) -> bool:
-        """A job being given up releases its machine: when the user cancelled it, or when
-        this driver stops (SIGTERM), not when another driver took its lease."""
+    def releases_on_abandon(self, job_id: int, *, driver_only: bool) -> bool:
+        """A job being given up releases its machine when the user cancelled it, or when this
+        driver stops (SIGTERM: logout, shutdown) and nothing but this driver could stop the
+        machine's bill (``driver_only``); never when another driver took its lease. A machine
+        with its own dead-man switch is left to the next driver, which resumes the job."""
         why = self._why.get(job_id, "abandon")
-        return why == "cancel" or (self._signalled and job_id not in self._lost)
+        return why == "cancel" or (driver_only and self._signalled and job_id not in self._lost)
 
     async def main(self) -> None:
         """The loop (call it while holding the driver lock)."""
@@ -268,15 +275,16 @@ class Driver:
                 if ok:
                     self._release_due.pop(job_id, None)
                 else:
-                    _, pause = self._release_due.get(job_id, (now, RELEASE_RETRY_S[0]))
-                    pause = min(pause * 2, RELEASE_RETRY_S[1])
+                    first, most = self.release_retry_s
+                    _, pause = self._release_due.get(job_id, (now, first))
+                    pause = min(pause * 2, most)
                     self._release_due[job_id] = (now + pause, pause)
         unreleased = self.job_store.unreleased()
         for job_id in unreleased:
             if job_id in self._tasks or job_id in self._releasing:
                 continue
             due, _ = self._release_due.setdefault(
-                job_id, (now + RELEASE_RETRY_S[0], RELEASE_RETRY_S[0])
+                job_id, (now + self.release_retry_s[0], self.release_retry_s[0])
             )
             if now >= due:
                 self._releasing[job_id] = asyncio.create_task(retry_release(self, job_id))
@@ -332,7 +340,7 @@ class Driver:
             if why == "cancel":
                 with contextlib.suppress(LeaseLost):
                     run.end("cancelled", reason="you cancelled it")
-            elif run.released is not None:  # (the driver stopped: the machine was released)
+            elif run.released_on_stop:  # (the driver stopped: the machine was released)
                 with contextlib.suppress(LeaseLost):
                     run.end(
                         "failed",
@@ -360,6 +368,7 @@ class _JobRun(MachineRun):
         self.machine: Any = None  # the machine rented for the job, until released
         self.adapter: Any = None  # its provider's machine adapter
         self.released: str | None = None  # what release said (the end's words)
+        self.released_on_stop = False  # SIGTERM released a machine only this driver guards
         # (serverless: the seconds billed before this driver took the job over)
         self._billed_before = float(self.record.get("billed_s") or 0.0)
 
@@ -573,7 +582,9 @@ class _JobRun(MachineRun):
                 self._keep(report)
                 status = report.outcome or "failed"
         except asyncio.CancelledError:
-            if self.driver.releases_on_abandon(self.job_id):
+            driver_only = bool(getattr(self.adapter, "driver_only_guard", False))
+            if self.driver.releases_on_abandon(self.job_id, driver_only=driver_only):
+                self.released_on_stop = self.machine is not None
                 await self._release(ctx)
             raise
         await self._release(ctx)

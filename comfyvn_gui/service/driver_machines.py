@@ -212,7 +212,7 @@ class MachineRun:
                 await self._forget_keys()
             return
         self.machine = None
-        why = await release(ctx, self.adapter, machine)
+        why = await release(ctx, self.adapter, machine, tries=self.driver.release_tries)
         doc = self.record.setdefault("machine", {})
         now = datetime.now(UTC).isoformat(timespec="seconds")
         if why is None:

@@ -453,3 +453,136 @@ def test_a_cancel_asked_while_no_driver_runs_releases_the_machine(
         assert "was released" in done.meta["dispatch"]["ended_message"]
         assert_released(svc, kit, hosts, done)
         stop_driver(svc, wait_idle=True)
+
+
+@pytest.fixture
+def lambda_only(hosts: MachineHosts) -> Iterator[Kit]:
+    yield from lambda_kit(hosts)
+
+
+def test_sigterm_releases_a_machine_only_the_driver_can_stop(
+    lambda_only: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = lambda_only
+    with running_comfyui(node_delay_s=2.0) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        running = wait_for(svc, job.id, lambda j: j.status == "running")
+        lease = svc.job_store.lease(running.id)
+        assert lease is not None
+        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGTERM)  # a logout
+        done = ended(svc, job.id)
+        assert done.status == "failed"
+        assert "driver was stopped" in done.meta["dispatch"]["ended_message"]
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_sigterm_leaves_a_machine_with_its_own_dead_man_switch_to_the_next_driver(
+    pods_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = pods_kit
+    with running_comfyui(node_delay_s=0.5) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        running = wait_for(svc, job.id, lambda j: j.status == "running")
+        stop_driver(svc)  # SIGTERM
+        assert svc.get_job(running.id).status == "running" and kit.held() != []
+        assert svc.resume_dispatch()  # the next login
+        done = ended(svc, job.id)
+        assert done.status == "completed", done.meta["dispatch"].get("ended_message")
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_sleep_is_inhibited_while_a_driver_only_machine_runs(
+    lambda_only: Kit, hosts: MachineHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = lambda_only
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "inhibit.args"
+    stub = bin_dir / "systemd-inhibit"
+    stub.write_text(  # (holds on until terminated, as systemd-inhibit does)
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\nwhile :; do sleep 0.2; done\n'
+    )
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # (the driver's PATH)
+    with running_comfyui(node_delay_s=1.0) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: j.status == "running")
+        args = seen.read_text().splitlines()
+        assert running_commands(str(stub)), "no inhibitor holds while the machine runs"
+        assert "--what=sleep:idle" in args and "--mode=block" in args
+        assert any(a.startswith("--why=") and f"job {job.id}" in a for a in args)
+        done = ended(svc, job.id)
+        assert done.status == "completed"
+        stop_driver(svc, wait_idle=True)
+    assert running_commands(str(stub)) == [], "the sleep inhibitor outlived the job"
+    assert_released(svc, kit, hosts, done)
+
+
+def running_commands(needle: str) -> list[int]:
+    """Pids of the processes whose command line holds ``needle`` (read from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_release_that_fails_is_retried_until_the_machine_is_gone(
+    pods_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    from comfyvn_gui.core.errors import ConflictError
+    from tests.fakes.http import reply_json
+
+    kit = pods_kit
+    graphql = kit.fake.server.routes[("POST", "/graphql")]
+    refusing = threading.Event()
+    refusing.set()
+
+    def flaky(req: Any) -> Any:  # RunPod answers 500 to every terminate for a while
+        if refusing.is_set() and b"podTerminate" in req.body:
+            return reply_json(500, {"errors": [{"message": "internal error"}]})
+        return graphql(req)
+
+    kit.fake.server.routes[("POST", "/graphql")] = flaky
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        # this test's own driver (quick retries), holding the home's lock: the one dispatch
+        # starts exits at once
+        driver = svc.driver(idle_exit_s=60, release_tries=1, release_retry_s=(0.5, 1.0))
+        thread = threading.Thread(target=driver.run, daemon=True)
+        thread.start()
+        try:
+            job = queued(svc, tmp_path)
+            dispatch(svc, job)
+            done = ended(svc, job.id)
+            message = done.meta["dispatch"]["ended_message"]
+            assert done.status == "completed" and "could NOT be released" in message
+            assert kit.held() != []
+            leaked = asyncio.run(svc.running())
+            assert [r.state for r in leaked.rows] == ["leaked"]
+            with pytest.raises(ConflictError, match="work in flight"):
+                svc.remove_provider("rented")  # (its release still needs it)
+            refusing.clear()  # RunPod answers again
+            gone = wait_for(svc, job.id, lambda j: j.meta["dispatch"]["machine"].get("released_at"))
+            assert_released(svc, kit, hosts, gone)
+            assert "release" in [e.action for e in svc.job_events(job.id)][-1:]
+        finally:
+            driver.stop()
+            thread.join(20)
+        assert not thread.is_alive()
