@@ -98,10 +98,42 @@ def _show_job(svc: Service, job: Any, out: Output) -> None:
             f"{compute.decided_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
         _advice_lines(advice, out, policy=False)
+    _dispatch_lines(job.meta.get("dispatch") or {}, out)
     out.line()
     out.line("audit trail:")
     for e in events:
         out.line(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<8} {e.action:<12} {e.message}")
+
+
+def _dispatch_lines(record: dict[str, Any], out: Output) -> None:
+    """What a dispatched job ran on, its ceilings, what it cost against the estimate."""
+    if not record:
+        return
+    out.line()
+    out.line(f"dispatched: to {record.get('provider')} at {record.get('dispatched_at')}")
+    ceilings = record.get("ceilings") or {}
+    stops = f"by {ceilings.get('deadline')}"
+    if ceilings.get("cost_usd") is not None:
+        stops += f" or at {wording.cost(ceilings['cost_usd'])}"
+    out.line(f"guard:     stops {stops}")
+    if record.get("bill_guard"):
+        out.line(f"           {record['bill_guard']}")
+    machine = record.get("machine") or {}
+    if machine:
+        state = "released" if machine.get("released_at") else "NOT released"
+        if machine.get("release_error"):
+            state += f" ({machine['release_error']})"
+        out.line(f"machine:   {machine.get('name')} ({machine.get('id')}), {state}")
+    price = record.get("price") or {}
+    if price.get("hourly_usd"):
+        source = " live" if price.get("source") == "live" else ""
+        out.line(f"price:     {wording.cost(price['hourly_usd'])}/h{source}")
+    estimate = (record.get("estimate") or {}).get("cost_usd")
+    if record.get("ended_at"):
+        actual = wording.cost(float(record.get("actual_cost_usd") or 0))
+        against = f" (estimated {wording.cost(estimate)})" if estimate is not None else ""
+        billed = wording.number(float(record.get("billed_minutes") or 0))
+        out.line(f"spent:     {actual}{against}, {billed} min billed")
 
 
 def _jobs(args: argparse.Namespace, svc: Service, out: Output, stdin: TextIO) -> int:

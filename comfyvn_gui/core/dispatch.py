@@ -145,12 +145,15 @@ def ended_message(
     job_id: int,
     released: str,
     rented: bool = False,
+    estimate_usd: float | None = None,
 ) -> str:
     """How a job ended, in one paragraph: what failed, what was released, what was spent,
     what to do (the trail's and ``jobs watch``'s last line)."""
     total = len(runs)
     done = sum(1 for r in runs if r.get("status") == "succeeded")
     spent = f"spent {wording.cost(cost_usd)}" if cost_usd > 0 else "nothing was billed"
+    if cost_usd > 0 and estimate_usd:
+        spent += f" (estimated {wording.cost(estimate_usd)})"
     got = f"{outputs} output file{'s' if outputs != 1 else ''}"
     if status == "completed":
         gone = f"; {released}" if rented else ""  # (a machine rented for the job)

@@ -440,6 +440,7 @@ class _JobRun(MachineRun):
             reason=reason,
             job_id=self.job_id,
             rented=self.released is not None,
+            estimate_usd=(self.record.get("estimate") or {}).get("cost_usd"),
             released=released
             or self.released
             or "nothing to release (the provider's own ComfyUI keeps running; the inputs "

@@ -212,7 +212,7 @@ def assert_released(svc: Service, kit: Kit, hosts: MachineHosts, job: Job) -> No
 
 
 def test_a_job_runs_on_a_rented_machine_and_the_machine_is_released(
-    kit: Kit, hosts: MachineHosts, tmp_path: Path
+    kit: Kit, hosts: MachineHosts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with running_comfyui() as comfyui:
         svc = machine_service(kit, comfyui.port)
@@ -230,6 +230,13 @@ def test_a_job_runs_on_a_rented_machine_and_the_machine_is_released(
         assert "machine" in actions and "release" in actions
         assert_released(svc, kit, hosts, done)
         stop_driver(svc, wait_idle=True)
+    from comfyvn_gui.cli import main
+
+    capsys.readouterr()
+    assert main(["jobs", "show", str(job.id)]) == 0
+    shown = capsys.readouterr().out
+    assert f"machine:   {record['machine']['name']}" in shown and "released" in shown
+    assert "spent:" in shown and "(estimated" in shown  # the actual cost next to the estimate
 
 
 def test_a_machine_that_never_boots_is_released_and_the_job_fails(
