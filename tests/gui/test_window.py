@@ -501,3 +501,27 @@ def test_version_help_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid choice" in capsys.readouterr().err
     assert gui_app.main(["--help"]) == 0
     assert "--screenshot PNG" in capsys.readouterr().out
+
+
+def test_orphans_at_a_provider_are_told_after_the_first_paint(qtbot: QtBot, app_home: Path) -> None:
+    """A pod of this home that no job owns (the app died after renting it) is found in the
+    background once the window shows, and the status bar says how to release it."""
+    from comfyvn_gui.service import Service
+    from tests.fakes.runpod_pods import RunPodPodsFake
+
+    with RunPodPodsFake() as fake:
+        svc = Service()
+        svc.create_provider(
+            "runpod",
+            {
+                "id": "rp",
+                "config": {"endpoints": {"graphql": fake.graphql_url}},
+                "secrets": {"api_key": fake.key},
+            },
+        )
+        fake.add_pod(f"comfyvn-{svc.home.home_id()}-job7")
+        w = loaded(qtbot, MainWindow(service=svc, monitor=True))
+        qtbot.waitUntil(lambda: "no job owns" in w.statusBar().currentMessage(), timeout=20000)
+        message = w.statusBar().currentMessage()
+        assert "rp:" in message and "running stop --orphans" in message
+        close(qtbot, w)
