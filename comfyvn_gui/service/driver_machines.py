@@ -67,6 +67,10 @@ class MachineRun:
         adapter = machine_adapter(str(self.record.get("template_id")))
         self.adapter = adapter
         self.record["target"] = "machine"
+        doc = self.record.get("machine")
+        existing = Machine.from_json(doc) if doc and not doc.get("released_at") else None
+        if existing is not None:
+            self.machine = existing  # (released on every path, even before it is reached)
         keys = await self._machine_keys()
         name = machines.resource_name(self.driver.home.home_id(), self.job_id)
         ceilings = self.record["ceilings"]
@@ -106,8 +110,6 @@ class MachineRun:
             zones=self._zones(),
             deadline=hard,
         )
-        doc = self.record.get("machine")
-        existing = Machine.from_json(doc) if doc and not doc.get("released_at") else None
         if existing is None:
             self.released = "no machine was rented"
         boot_s = float(self.driver.settings.get("dispatch.boot_timeout_min")) * 60
@@ -250,7 +252,7 @@ class MachineRun:
                 if self.record.get("machine"):
                     raise ComfyVNError(
                         f"the SSH keys of job {self.job_id}'s machine are no longer in the "
-                        "keyring, so the machine cannot be reached; it was released"
+                        "keyring, so the machine cannot be reached"
                     )
                 from comfyvn_gui.core import machines
 
