@@ -581,7 +581,7 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
     async def stop_running(ref: Annotated[str, Path(max_length=300)]) -> Any:
         """Release one listed resource (`ref` = provider:id); `orphans` as the ref releases
         every orphan and leaked one. 409 for a resource a job in flight uses (cancel the job),
-        400 for one not listed."""
+        404 for one not listed, 503 when the provider refused the release."""
         if ref == "orphans":
             stopped = await svc.stop_running(orphans=True)
         else:

@@ -36,6 +36,8 @@ def running_command(args: argparse.Namespace, svc: Service, out: Output, stdin: 
         ]
         if rows:
             out.table(["REF", "KIND", "JOB", "STATE", "STATUS", "AGE", "COST SO FAR"], rows)
+        elif report.errors:  # (the listing is unknown, not empty)
+            out.line("the providers that could be listed hold nothing of this home")
         else:
             out.line("nothing of this home is held at any provider")
         for row in report.orphans:

@@ -65,7 +65,7 @@ def resource_name(home_id: str, job_id: int) -> str:
 
 def parse_resource_name(name: str | None) -> tuple[str, int] | None:
     """``(home_id, job_id)`` of a name :func:`resource_name` made, else None."""
-    m = _NAME.match(name or "")
+    m = _NAME.fullmatch(name or "")
     return (m["home"], int(m["job"])) if m else None
 
 
@@ -202,6 +202,11 @@ def _comfyui(plan: StartupPlan) -> str:
     )
 
 
+def _one_line(text: str) -> str:
+    """``text`` made safe for a comment line (no line break can end the comment)."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text)
+
+
 def startup_script(plan: StartupPlan) -> str:
     """The whole start-up script of ``plan``'s machine (see the module's text)."""
     if not 0 < int(plan.comfyui_port) < 65536:
@@ -214,7 +219,7 @@ def startup_script(plan: StartupPlan) -> str:
     body = "\n".join(f"# >>> comfyvn:{n}\n{text}\n# <<< comfyvn:{n}" for n, text in parts)
     return (
         "#!/bin/sh\n"
-        f"# comfyvn-gui start-up script for {plan.name} (generated; values quoted)\n"
+        f"# comfyvn-gui start-up script for {_one_line(plan.name)} (generated; values quoted)\n"
         f"{body}\n"
     )
 

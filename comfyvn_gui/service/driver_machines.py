@@ -199,6 +199,13 @@ class MachineRun:
             timeout.reschedule(loop.time() + max(0.0, left))
 
     async def _release(self, ctx: Any) -> None:
+        """:meth:`_release_now`, carried to its end even if the job's task is cancelled
+        meanwhile (a cancel asked for as the job ends): a release cut in half would leave a
+        machine, a provider-side key or a keyring entry behind. The cancellation is passed on
+        once it is done."""
+        await _to_the_end(self._release_now(ctx))
+
+    async def _release_now(self, ctx: Any) -> None:
         """Give the job's machine back (retried with back-off); the one-time keys are deleted
         from the keyring once it is gone. A release that keeps failing leaves the machine
         listed as leaked (``running``), with the provider's console to check."""
@@ -206,11 +213,21 @@ class MachineRun:
 
         stop_inhibiting(getattr(self, "_inhibitor", None))
         self._inhibitor = None
+        doc = self.record.get("machine") or {}
+        if self.machine is None and doc and not doc.get("released_at"):
+            # (given up before the session reached it: a resumed job's machine, cancelled
+            # while the driver was still reading the keyring or the inputs)
+            from comfyvn_gui.providers.dispatch_targets import machine_adapter
+            from comfyvn_gui.providers.machine import Machine
+
+            self.machine = Machine.from_json(doc)
+            self.adapter = self.adapter or machine_adapter(str(self.record.get("template_id")))
+            self.record["target"] = "machine"
         machine = self.machine
         if self.record.get("target") != "machine":
             return
         if machine is None or self.adapter is None:
-            if not self.record.get("machine"):  # (nothing was rented: the keys go at once)
+            if not doc:  # (nothing was rented: the keys go at once)
                 await self._forget_keys()
             return
         self.machine = None
@@ -259,8 +276,14 @@ class MachineRun:
                 keys = generate_keys(
                     machines.resource_name(self.driver.home.home_id(), self.job_id)
                 )
-                for field_name, value in keys.as_secrets().items():
-                    await asyncio.to_thread(store.set, owner, field_name, value)
+
+                def keep(keys: Any = keys) -> None:
+                    for field_name, value in keys.as_secrets().items():
+                        store.set(owner, field_name, value)
+
+                # (a keyring write cannot be stopped: a cancellation waits for it, so the
+                # release that follows deletes what it wrote)
+                await _to_the_end(asyncio.to_thread(keep))
                 return keys
             except SecretStoreError as exc:
                 self._notice(
@@ -367,6 +390,18 @@ def stop_inhibiting(proc: Any) -> None:
         proc.wait(5)
     except Exception:  # noqa: BLE001 - (a stuck inhibitor is killed)
         proc.kill()
+
+
+async def _to_the_end(work: Any) -> Any:
+    """Await ``work`` to its end even if the caller is cancelled meanwhile; the cancellation
+    is raised afterwards."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 #: A release that failed is tried again after this long, doubled each time up to the last

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from comfyvn_gui.core.errors import ConflictError, InputError
+from comfyvn_gui.core.errors import ConflictError, NotFoundError, OperationError
 from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT
 from comfyvn_gui.providers.dispatch_targets import MACHINE_TEMPLATES, machine_adapter
 from comfyvn_gui.store.jobs import JobStore
@@ -189,7 +189,7 @@ class RunningFeature:
             if not chosen:
                 provider = ref.partition(":")[0]
                 why = report.errors.get(provider)
-                raise InputError(
+                raise NotFoundError(
                     f"no resource {ref} of this home"
                     + (f" ({provider} could not be listed: {why})" if why else "")
                     + "; `comfyvn-gui running` lists them",
@@ -207,24 +207,38 @@ class RunningFeature:
             chosen = report.orphans
         else:
             return []
+        from comfyvn_gui.providers.base import CheckFailure
+
         entries = {e.id: e for e in self._machine_entries()}
-        stopped = []
+        stopped: list[RunningRow] = []
         for row in chosen:
             entry = entries[row.provider]
             adapter = machine_adapter(entry.template_id)
-            ctx = await self._ctx(entry)
-            resources = await adapter.resources(ctx, self._home_id())
-            res = next(
-                (
-                    r
-                    for r in resources
-                    if f"{row.provider}:{r.id}" == row.ref and r.kind == row.kind
-                ),
-                None,
-            )
-            if res is None:
-                continue  # (gone meanwhile)
-            await adapter.stop(ctx, res)
+            try:
+                ctx = await self._ctx(entry)
+                async with asyncio.timeout(LIST_TIMEOUT_S * 2):
+                    resources = await adapter.resources(ctx, self._home_id())
+                    res = next(
+                        (
+                            r
+                            for r in resources
+                            if f"{row.provider}:{r.id}" == row.ref and r.kind == row.kind
+                        ),
+                        None,
+                    )
+                    if res is None:
+                        continue  # (gone meanwhile)
+                    await adapter.stop(ctx, res)
+            except (CheckFailure, SecretStoreError, TimeoutError) as exc:
+                why = getattr(exc, "message", None) or "no answer in time"
+                done = ", ".join(r.ref for r in stopped)
+                raise OperationError(
+                    f"{row.ref} was not released: {why}"
+                    + (f" (released before it: {done})" if done else "")
+                    + "; try again, or stop it in the provider's console"
+                    + (f" ({row.console_url})" if row.console_url else ""),
+                    fields=["ref"],
+                ) from None
             stopped.append(row)
         return stopped
 

@@ -271,11 +271,6 @@ def test_dispatch_in_a_terminal_shows_the_bill_guard_before_asking(
 # -- known product bugs (strict: each passes once the product is fixed; drop the marker then) --
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comfyvn_gui/cli/running.py prints 'nothing of this home is held at any provider' "
-    "when the only machine provider could not be listed (the listing is unknown, not empty)",
-)
 def test_an_unlistable_provider_is_never_shown_as_nothing_held(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -292,11 +287,6 @@ def test_an_unlistable_provider_is_never_shown_as_nothing_held(
     assert "nothing of this home is held" not in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comfyvn_gui/service/running.py RunningFeature.stop lets the adapter's CheckFailure "
-    "out: the command line says 'internal error ... please report it'",
-)
 def test_a_release_the_provider_refuses_says_why(
     capsys: pytest.CaptureFixture[str], vast: Kit, hosts: MachineHosts
 ) -> None:

@@ -84,11 +84,6 @@ def test_foreign_names_parse_to_none(name: str | None) -> None:
     assert parse_resource_name(name) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _NAME ends with `$`, which also matches before a trailing newline; "
-    "parse_resource_name should use re.fullmatch (or `\\Z`)",
-)
 def test_a_name_with_a_trailing_newline_is_foreign() -> None:
     assert parse_resource_name(f"comfyvn-{HOME}-job7\n") is None
 
@@ -199,11 +194,6 @@ def test_the_script_is_fenced_in_three_parts_in_order() -> None:
         script_part(script, "nothing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (latent: resource_name makes every real name): startup_script writes "
-    "plan.name unquoted into its header comment, so a newline in it starts a command line",
-)
 def test_a_name_with_a_newline_stays_in_the_header_comment(tmp_path: Path) -> None:
     script = startup_script(plan(name=f"x\ntouch {tmp_path / PWNED}"))
     first, header, fence = script.splitlines()[:3]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -147,6 +148,7 @@ PermitOpen 127.0.0.1:*
     def close(self) -> None:
         for machine_id in self.alive:
             self.stop(machine_id)
+        shutil.rmtree(self._root, ignore_errors=True)  # (the machines' host keys)
 
     def __enter__(self) -> MachineHosts:
         return self

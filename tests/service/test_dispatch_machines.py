@@ -381,7 +381,9 @@ def test_running_finds_an_orphan_and_stops_it(
         dispatch(svc, job)
         wait_for(svc, job.id, lambda j: j.status == "running")
         svc.cancel_job(job.id, interface="test")
-        ended(svc, job.id)
+        done = ended(svc, job.id)
+        assert done.status in ("cancelled", "completed"), done.meta["dispatch"]
+        assert_released(svc, kit, hosts, done)
         stop_driver(svc, wait_idle=True)
     orphan_name = f"comfyvn-{svc.home.home_id()}-job999"
     asyncio.run(launch_orphan(svc, 999))  # (rented by an app that died before recording it)
