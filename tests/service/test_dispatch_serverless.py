@@ -128,3 +128,43 @@ def test_a_kind_that_makes_no_images_is_refused_before_anything_is_sent(
     with pytest.raises(ConflictError, match="images only"):
         svc.check_dispatch(job.id)
     assert runs_sent(runpod) == []
+
+
+def test_from_the_command_line_and_the_api(
+    runpod: RunPodFake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`jobs dispatch --yes` + `jobs watch`, and the API's dispatch and cancel, on the
+    serverless endpoint."""
+    from tests.api.helpers import ok
+    from tests.fakes.api_server import api_server
+    from tests.cli.test_cli import cli
+
+    svc = serverless_service(runpod)
+    first, second = svc.import_summary(
+        {**summary(("a.png",)), "tasks": [summary(("a.png",))["tasks"][0]] * 2},
+        str(project(tmp_path / "project", ("a.png",))),
+    )
+    code, out, err = cli(capsys, "jobs", "dispatch", str(first.id), "--yes")
+    assert code == 0, err
+    assert "bill guard" in err and "executionTimeout" in err
+    code, out, err = cli(capsys, "jobs", "watch", str(first.id))
+    assert code == 0, err
+    assert "completed on rp" in out.splitlines()[-1]
+    runpod.run_s = 30.0
+    with api_server(svc) as srv, srv.client() as client:
+        job = ok(client.get(f"/api/jobs/{second.id}"))
+        codes = [c["code"] for c in ok(client.get(f"/api/jobs/{second.id}/consent"))]
+        body = {
+            "provider": "rp",
+            "decided_at": job["meta"]["compute"]["decided_at"],
+            "acknowledge": codes,
+        }
+        assert ok(client.post(f"/api/jobs/{second.id}/dispatch", json=body))["status"] == (
+            "submitting"
+        )
+        wait_for(svc, second.id, lambda j: j.status == "running")
+        ok(client.post(f"/api/jobs/{second.id}/cancel"))
+    done = ended(svc, second.id)
+    assert done.status == "cancelled"
+    assert len(runs_sent(runpod)) == 2
+    stop_driver(svc, wait_idle=True)
