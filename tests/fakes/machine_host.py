@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -49,6 +50,43 @@ def keys_of(script: str) -> tuple[str, str]:
     return host["key"] + "\n", client_pub
 
 
+def _end_tree(proc: subprocess.Popen[bytes]) -> None:
+    """End an sshd and every process it forked (one per connection), as a machine that
+    goes away does."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo, tree = [proc.pid], []
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    for pid in reversed(tree):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    proc.wait(5)
+
+
+def _random_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(s.Encoding.PEM, s.PrivateFormat.OpenSSH, s.NoEncryption()).decode()
+
+
+def _write_key(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 @dataclass
 class BootedMachine:
     name: str
@@ -63,6 +101,7 @@ class MachineHosts:
 
     boot_delay_s: float = 0.0
     never_boot: bool = False
+    impostor_first_s: float = 0.0  # another host key answers first (the image's own sshd)
     machines: dict[str, BootedMachine] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mh-")))
@@ -80,7 +119,14 @@ class MachineHosts:
         booted = BootedMachine(machine_id, port, d)
         with self._lock:
             self.machines[machine_id] = booted
-        if not self.never_boot:
+        if self.impostor_first_s and not self.never_boot:
+            (d / "host_key.real").write_text(host_key)
+            _write_key(d / "host_key", _random_key())
+            self._start(booted)
+            t = threading.Timer(self.impostor_first_s, self._restart, (booted, host_key))
+            t.daemon = True
+            t.start()
+        elif not self.never_boot:
             if self.boot_delay_s:
                 t = threading.Timer(self.boot_delay_s, self._start, (booted,))
                 t.daemon = True
@@ -131,6 +177,24 @@ PermitOpen 127.0.0.1:*
                 return
         proc.terminate()
         proc.wait(5)
+
+    def _restart(self, m: BootedMachine, host_key: str) -> None:
+        """The machine's sshd again on the same port, with ``host_key``."""
+        with self._lock:
+            if self.machines.get(m.name) is not m:
+                return
+            proc, m.proc = m.proc, None
+        if proc is not None:
+            _end_tree(proc)  # (its connections too: the machine is another one now)
+        _write_key(m.dir / "host_key", host_key)
+        self._start(m)
+
+    def rekey(self, machine_id: str) -> None:
+        """The machine answers with a different host key from now on (reinstalled, or an
+        impostor at its address)."""
+        with self._lock:
+            m = self.machines[machine_id]
+        self._restart(m, _random_key())
 
     def stop(self, machine_id: str) -> None:
         """The machine is gone: its sshd ends."""

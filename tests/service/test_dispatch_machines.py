@@ -595,3 +595,42 @@ def test_a_release_that_fails_is_retried_until_the_machine_is_gone(
             driver.stop()
             thread.join(20)
         assert not thread.is_alive()
+
+
+def test_another_host_key_at_boot_is_not_trusted_and_the_right_one_is_waited_for(
+    pods_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = pods_kit
+    hosts.impostor_first_s = 3.0  # the image's own sshd answers first, with its own key
+    with running_comfyui() as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        done = ended(svc, job.id)
+        assert done.status == "completed", done.meta["dispatch"].get("ended_message")
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
+
+
+def test_a_host_key_that_changes_after_first_contact_stops_the_job(
+    pods_kit: Kit, hosts: MachineHosts, tmp_path: Path
+) -> None:
+    kit = pods_kit
+    with running_comfyui(node_delay_s=1.5) as comfyui:
+        svc = machine_service(kit, comfyui.port)
+        job = queued(svc, tmp_path)
+        dispatch(svc, job)
+        wait_for(svc, job.id, lambda j: j.status == "running")
+        [machine_id] = hosts.alive
+        prompts = posts(comfyui, "/prompt")
+        hosts.rekey(machine_id)  # a different machine answers at its address now
+        done = ended(svc, job.id)
+        record = done.meta["dispatch"]
+        assert done.status == "failed", record.get("ended_message")
+        # (the tunnel connects again once: to the other key, or, if that sshd is not up yet,
+        # to nothing; either way the job stops and nothing goes to the other machine)
+        message = record["ended_message"]
+        assert "DIFFERENT host key" in message or "could not be made again" in message
+        assert posts(comfyui, "/prompt") <= prompts + 1  # (nothing sent through the impostor)
+        assert_released(svc, kit, hosts, done)
+        stop_driver(svc, wait_idle=True)
