@@ -42,6 +42,7 @@ CATALOG = load_catalog()
 OTHER_FP = "SHA256:" + "A" * 43
 PID = "gpu01"
 CHECK_THREADS = "comfyvn-check"  # the test's BlockingExecutor: lives as long as the test
+FAKE_THREADS = "comfyui-fake"  # the ComfyUI fake's own (it lives as long as its fixture)
 
 
 @pytest.fixture(scope="module")
@@ -509,7 +510,7 @@ def test_nothing_is_left_after_the_tunnel_closes(
     left = [
         t.name
         for t in threading.enumerate()
-        if t not in threads_before and not t.name.startswith(CHECK_THREADS)
+        if t not in threads_before and not t.name.startswith((CHECK_THREADS, FAKE_THREADS))
     ]
     assert left == []
     assert listening() == listening_before
@@ -535,7 +536,7 @@ def test_a_comfyui_not_listening_on_the_port_names_comfyui_port(
     left = [
         t.name
         for t in threading.enumerate()
-        if t not in threads_before and not t.name.startswith(CHECK_THREADS)
+        if t not in threads_before and not t.name.startswith((CHECK_THREADS, FAKE_THREADS))
     ]
     assert left == []
     assert [row for row in own_tcp() if row[2] == sshd.port] == []
