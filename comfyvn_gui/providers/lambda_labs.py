@@ -152,7 +152,7 @@ class LambdaAdapter:
                 "ssh_key_names": [spec.name],
                 "file_system_names": [],
                 "name": spec.name,
-                "user_data": spec.startup_script,
+                "user_data": spec.script_at(hourly),
                 "tags": _tags(spec.tags),
             }
             try:

@@ -24,6 +24,7 @@ release uses the refs, never the current settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -62,6 +63,16 @@ class LaunchSpec:
     zones: tuple[str, ...] | None  # residency: the zones the job may run in (None: any)
     deadline: datetime  # the hard deadline (absolute, UTC)
     disk_gb: int = 40
+    # The start-up script for the hourly price of the machine actually taken (its dead-man
+    # deadline is the cost ceiling at that price): an adapter that knows the price before it
+    # sends the script asks for it with :meth:`script_at`.
+    script_for: Callable[[float | None], str] | None = None
+
+    def script_at(self, hourly_usd: float | None) -> str:
+        """The start-up script whose dead-man deadline holds at ``hourly_usd``."""
+        if self.script_for is None or hourly_usd is None:
+            return self.startup_script
+        return self.script_for(hourly_usd)
 
 
 @dataclass

@@ -226,7 +226,10 @@ class RunPodPods:
             "env": [
                 {
                     "key": STARTUP_ENV,
-                    "value": base64.b64encode(spec.startup_script.encode()).decode(),
+                    # (deployCost caps the pod's price: its deadline holds at that price)
+                    "value": base64.b64encode(
+                        spec.script_at(spec.max_hourly_usd).encode()
+                    ).decode(),
                 }
             ],
             "dockerArgs": DOCKER_ARGS,

@@ -658,7 +658,7 @@ async def _rent(
         "image": spec.image,
         "disk": spec.disk_gb,
         "label": spec.name,
-        "onstart": spec.startup_script,
+        "onstart": spec.script_at(offer.dph_total),
         "runtype": RUNTYPE,
         "cancel_unavail": True,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -98,6 +99,19 @@ class MachineRun:
             api_url=_deadman_api(ctx, adapter.deadman),
         )
         job = self.job
+
+        def script_for(hourly: float | None) -> str:
+            """The script whose dead-man deadline is the cost ceiling at the price of the
+            machine taken (never later than at the advised price)."""
+            price = max(float(hourly or 0.0), float(ceilings.get("hourly_usd") or 0.0))
+            at_price = machines.hard_deadline(
+                datetime.fromisoformat(self.record["dispatched_at"]),
+                runtime_s=float(ceilings["runtime_s"]),
+                cost_usd=ceilings.get("cost_usd"),
+                hourly_usd=price or None,
+            )
+            return machines.startup_script(dataclasses.replace(plan, deadline=min(hard, at_price)))
+
         spec = LaunchSpec(
             name=name,
             tags=machines.resource_tags(self.driver.home.home_id(), self.job_id),
@@ -109,6 +123,7 @@ class MachineRun:
             max_hourly_usd=_price_ceiling(self.record, ctx),
             zones=self._zones(),
             deadline=hard,
+            script_for=script_for,
         )
         if existing is None:
             self.released = "no machine was rented"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,7 @@ class Kit:
     fake: Any
     set_price: Callable[[float], None] | None = None  # the live price the provider reports
     meta: dict[str, Any] | None = None  # the provider's meta (a marketplace's price ceiling)
+    sent_script: Callable[[], str] | None = None  # the start-up script the provider received
 
 
 def runpod_pods_kit(hosts: MachineHosts) -> Iterator[Kit]:
@@ -66,6 +68,7 @@ def runpod_pods_kit(hosts: MachineHosts) -> Iterator[Kit]:
             held=lambda: sorted(fake.pods),
             fake=fake,
             set_price=lambda usd: setattr(fake, "cost_per_hr", usd),
+            sent_script=lambda: pod_script(fake),
         )
 
 
@@ -104,6 +107,11 @@ def lambda_kit(hosts: MachineHosts) -> Iterator[Kit]:
             ),
             fake=fake,
             set_price=set_price,
+            sent_script=lambda: next(
+                r.json()["user_data"]
+                for r in fake.requests
+                if r.path.endswith("/instance-operations/launch")
+            ),
         )
     lambda_cloud.TYPES.clear()
     lambda_cloud.TYPES.update(saved)
@@ -132,6 +140,18 @@ def paperspace_kit(hosts: MachineHosts) -> Iterator[Kit]:
             )
     finally:
         machine_host.free_port = real_free_port
+
+
+def pod_script(fake: RunPodPodsFake) -> str:
+    import base64
+
+    for req in fake.requests:
+        body = req.json() or {}
+        if "podFindAndDeployOnDemand" in str(body.get("query")):
+            env = body["variables"]["input"]["env"]
+            [value] = [e["value"] for e in env if e["key"] == "COMFYVN_STARTUP"]
+            return base64.b64decode(value).decode()
+    raise AssertionError("no pod was deployed")
 
 
 KITS = {
@@ -342,6 +362,11 @@ def test_the_cost_ceiling_at_the_live_price_stops_the_job_and_releases_the_machi
         assert "stopped at its deadline" in record["ended_message"]
         assert record["ceilings"]["deadline_source"] == "the cost ceiling at the live price"
         assert record["price"]["hourly_usd"] == 100.0
+        # the machine's own switch holds the bill too: the cost ceiling at the price taken
+        assert kit.sent_script is not None
+        [epoch] = re.findall(r"^comfyvn_deadline=(\d+)", kit.sent_script(), re.M)
+        dispatched = datetime.fromisoformat(record["dispatched_at"]).timestamp()
+        assert int(epoch) <= dispatched + cost_ceiling / 100.0 * 3600 + 300 + 1
         # what the machine billed stays near the ceiling the user saw (a billing step over)
         assert record["actual_cost_usd"] <= cost_ceiling + 100.0 / 60, record
         assert_released(svc, kit, hosts, done)
