@@ -234,3 +234,71 @@ def script_part(script: str, part: str) -> str:
     if m is None:
         raise KeyError(part)
     return m.group(1)
+
+
+def cache_mount_part(
+    host: str,
+    share: str,
+    username: str,
+    password: str,
+    mount_point: str = "/mnt/comfyvn-cache",
+) -> str:
+    """A fenced ``cache`` part of a start-up script that mounts an SMB (CIFS) share.
+
+    ``//host/share`` is mounted at ``mount_point`` with ``mount -t cifs ... -o
+    credentials=/etc/comfyvn-cache.cred,uid=0,gid=0``, after installing ``cifs-utils``
+    (``mount.cifs``) with apt-get when it is missing. The user name and password go into that
+    root-only file (written under ``umask 077`` from a quoted heredoc, so neither is ever on a
+    command line nor expanded by the shell); the share and the mount point are shell-quoted. A
+    share already mounted there is left as it is (the script runs on every boot). Nothing here
+    stops the machine: the part runs in a subshell, and a failure is written to
+    ``/var/log/comfyvn-cache.log`` and standard error, after which the mount point is a plain
+    folder on the machine's own disk. Raises ValueError for a host or share that is not one
+    (an empty one, a slash, a backslash or a control character) or a user name or password
+    with a line break (the credentials file is one ``key=value`` a line); the message never
+    repeats either of those two.
+    """
+    marker = "COMFYVN_CACHE_CRED"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:-]*", host):
+        raise ValueError(f"the cache share's host {host!r} is not an address")
+    if not share or re.search(r"[/\\\x00-\x1f\x7f]", share):
+        raise ValueError(f"the cache share's name {share!r} is not a share name")
+    if not mount_point.startswith("/") or re.search(r"[,\x00-\x1f\x7f]", mount_point):
+        raise ValueError(f"the cache mount point {mount_point!r} is not an absolute path")
+    for what, value in (("user name", username), ("password", password)):
+        if not value or re.search(r"[\x00\r\n]", value) or marker in value:
+            raise ValueError(f"the cache share's {what} is empty or has a line break")
+    cred = "/etc/comfyvn-cache.cred"
+    text = f"""(
+  umask 077
+  comfyvn_log=/var/log/comfyvn-cache.log
+  comfyvn_cred={cred}
+  comfyvn_mnt={_q(mount_point)}
+  comfyvn_say() {{
+    echo "comfyvn-cache: $*" >&2
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) comfyvn-cache: $*" >>"$comfyvn_log" 2>/dev/null
+  }}
+  mkdir -p "$comfyvn_mnt"
+  rm -f "$comfyvn_cred"
+  cat > "$comfyvn_cred" <<'{marker}'
+username={username}
+password={password}
+{marker}
+  chmod 600 "$comfyvn_cred"
+  if ! command -v mount.cifs >/dev/null 2>&1; then
+    comfyvn_say "installing cifs-utils"
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get -o DPkg::Lock::Timeout=120 \\
+      update -q >>"$comfyvn_log" 2>&1
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get -o DPkg::Lock::Timeout=120 \\
+      install -y -q cifs-utils >>"$comfyvn_log" 2>&1
+  fi
+  if mountpoint -q "$comfyvn_mnt" 2>/dev/null; then
+    comfyvn_say "already mounted at $comfyvn_mnt"
+  elif mount -t cifs {_q(f"//{host}/{share}")} "$comfyvn_mnt" \\
+      -o "credentials=$comfyvn_cred,uid=0,gid=0" >>"$comfyvn_log" 2>&1; then
+    comfyvn_say "mounted at $comfyvn_mnt"
+  else
+    comfyvn_say "NOT mounted (see $comfyvn_log); $comfyvn_mnt is on the machine's own disk"
+  fi
+) || true"""
+    return f"# >>> comfyvn:cache\n{text}\n# <<< comfyvn:cache"

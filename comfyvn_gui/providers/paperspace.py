@@ -59,9 +59,20 @@ Dispatch (a job's machine; every name is ``comfyvn-<home_id>-job<id>``):
   ``{"name", "networkId", "region", "size"}``, size in GB, 250 to 2,000), in a private network
   of the same name (``GET/POST {api}/private-networks`` ``{"name", "region"}``) that the machine
   joins (``networkId``). Reused by every job, never released with a machine: a standing cost
-  that ``running`` lists; stopping it deletes the drive, then its private network. Its
-  credentials (the API returns them) are never read into refs, resources or messages. The
-  start-up script does not mount it yet (that needs a part of its own in core/machines.py).
+  that ``running`` lists; stopping it deletes the drive, then its private network.
+  Mounted inside the machine: the drive's ``mountPoint`` (``\\\\<ip>\\<share>``, an SMB share
+  in the private network) and its ``username`` / ``password`` (both in every shared-drive
+  reply; ``GET {api}/shared-drives/{id}`` when a listed drive lacks them) become the start-up
+  script's ``cache`` part (:func:`~comfyvn_gui.core.machines.cache_mount_part`), put just
+  before the ``comfyui`` part: ``mount -t cifs //<ip>/<share> /mnt/comfyvn-cache`` with a
+  root-only credentials file. The ComfyUI container then gets the drive's ``models``,
+  ``hf-hub`` and ``torch-hub`` folders as ``/root/ComfyUI/models``,
+  ``/root/.cache/huggingface/hub`` and ``/root/.cache/torch/hub`` (:data:`CACHE_BINDS`: where
+  the default image keeps them). A drive that does not mount leaves those folders on the
+  machine's own disk (the job runs, without the cache). The password is sent only inside the
+  start-up script (stored at Paperspace with it); it is never read into refs, resources,
+  logs or messages. The drive's monthly price: the API gives none and no published
+  per-GB rate was found (:data:`SHARED_DRIVE_USD_PER_GB_MONTH`), so ``running`` shows none.
 """
 
 from __future__ import annotations
@@ -69,10 +80,16 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from comfyvn_gui.core.machines import HOME_TAG, parse_resource_name
+from comfyvn_gui.core.machines import (
+    HOME_TAG,
+    cache_mount_part,
+    parse_resource_name,
+    script_part,
+)
 
 from .base import CheckContext, CheckFailure, Outcome
 from .http_client import HttpClient
@@ -93,6 +110,26 @@ MIN_DISK_GB = 50
 DEFAULT_CACHE_GB = 250
 #: Refusals of a create call that carry the API's reason (``{"code", "message"}``).
 _REFUSED = (400, 402, 403, 404, 409, 422)
+#: Where the start-up script mounts the cache volume on the machine.
+CACHE_MOUNT_POINT = "/mnt/comfyvn-cache"
+#: The drive's folders and where the ComfyUI container sees them: the default image
+#: (yanwk/comfyui-boot, github.com/YanWenKun/ComfyUI-Docker: cu126-slim/docker-compose.yml and
+#: README.adoc) keeps ComfyUI in /root/ComfyUI and documents these three as its model and
+#: download-cache mounts. Another image sees the same folders there.
+CACHE_BINDS: tuple[tuple[str, str], ...] = (
+    ("models", "/root/ComfyUI/models"),
+    ("hf-hub", "/root/.cache/huggingface/hub"),
+    ("torch-hub", "/root/.cache/torch/hub"),
+)
+#: USD per GB-month of a shared drive, for ``running``'s monthly price. The API's shared-drive
+#: replies carry no price (the OpenAPI types of github.com/Paperspace/cli api/openapi.ts;
+#: docs.digitalocean.com/reference/paperspace/api-reference/shared-drives), and no published
+#: per-GB or per-size rate was found (docs.paperspace.com/core/storage/ points to a "Shared
+#: Drives" pricing article that could not be read): None, so no price is shown rather than a
+#: guessed one. Set it from Paperspace's pricing page to show one.
+SHARED_DRIVE_USD_PER_GB_MONTH: float | None = None
+#: The prefix of the ``comfyui`` part's container start (core/machines.py ``_comfyui``, vm mode).
+_DOCKER_RUN = "docker run -d --name "
 
 _STATUS: dict[str, MachineStatus] = {
     "provisioning": "booting",
@@ -144,10 +181,12 @@ class PaperspaceAdapter:
             template_id = ctx.value("template_id") or await _ml_template(
                 http, api, headers, machine_type
             )
-            volume: dict[str, Any] = {}
+            volume: _CacheDrive | None = None
+            script = spec.startup_script
             if (ctx.setting("cache_volume") or "off") == "on":
                 volume = await _cache_volume(ctx, http, api, headers, spec, region)
-            script_id = await _create_script(http, api, headers, spec)
+                script = _with_cache(script, volume)
+            script_id = await _create_script(http, api, headers, spec.name, script)
             body: dict[str, Any] = {
                 "name": spec.name,
                 "machineType": machine_type,
@@ -161,8 +200,8 @@ class PaperspaceAdapter:
                 "autoShutdownTimeout": shutdown_hours(spec.deadline),
                 "autoShutdownForce": True,
             }
-            if volume:
-                body["networkId"] = volume["network_id"]
+            if volume is not None:
+                body["networkId"] = volume.network_id
             resp = await http.request(
                 "POST", f"{api}/machines", headers=headers, json=body, ok=(200, *_REFUSED)
             )
@@ -189,9 +228,9 @@ class PaperspaceAdapter:
             "machine_type": machine_type,
             "template_id": template_id,
         }
-        if volume:
-            refs["cache_volume_id"] = volume["id"]
-            refs["network_id"] = volume["network_id"]
+        if volume is not None:
+            refs["cache_volume_id"] = volume.id
+            refs["network_id"] = volume.network_id
         return _machine(data, refs)
 
     async def find(self, ctx: CheckContext, name: str) -> Machine | None:
@@ -289,15 +328,19 @@ class PaperspaceAdapter:
             for d in await _items(http, f"{api}/shared-drives", headers, {"name": name}):
                 if d.get("name") == name and d.get("id") and not d.get("dtDeleted"):
                     size = _gb(d.get("size"))
+                    monthly = drive_monthly_usd(size)
+                    where = f"{size} GB, {d.get('region')}" if size else str(d.get("region"))
+                    if monthly is None:
+                        where += "; price not published"
                     out.append(
                         Resource(
                             kind="volume",
                             id=str(d["id"]),
                             name=name,
                             job_id=None,
-                            status=f"kept ({size} GB, {d.get('region')})" if size else "kept",
+                            status=f"kept ({where})",
                             created_at=_when(d.get("dtCreated")),
-                            monthly_usd=None,  # Paperspace publishes no shared-drive price
+                            monthly_usd=monthly,
                             console_url=CONSOLE_URL,
                         )
                     )
@@ -334,6 +377,86 @@ class PaperspaceAdapter:
 def cache_volume_name(home_id: str) -> str:
     """The name of this home's cache volume (and of its private network)."""
     return f"comfyvn-{home_id}-cache"
+
+
+def drive_monthly_usd(size_gb: int | None) -> float | None:
+    """A shared drive's monthly price: its size at :data:`SHARED_DRIVE_USD_PER_GB_MONTH`."""
+    if SHARED_DRIVE_USD_PER_GB_MONTH is None or not size_gb:
+        return None
+    return round(SHARED_DRIVE_USD_PER_GB_MONTH * size_gb, 2)
+
+
+@dataclass(frozen=True)
+class _CacheDrive:
+    """The cache volume as launch uses it (the password never printed)."""
+
+    id: str
+    network_id: str
+    host: str | None = None
+    share: str | None = None
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+def _share_of(mount_point: Any) -> tuple[str, str] | None:
+    """``(host, share)`` of a drive's ``mountPoint``: ``\\\\10.64.92.2\\sdvkpg3v2v`` (as the API
+    writes it) or ``//10.64.92.2/sdvkpg3v2v``."""
+    if not isinstance(mount_point, str):
+        return None
+    m = re.fullmatch(r"(?:\\\\|//)([^\\/]+)[\\/]([^\\/]+)[\\/]?", mount_point.strip())
+    return (m[1], m[2]) if m else None
+
+
+def _drive(doc: dict[str, Any], network_id: str) -> _CacheDrive:
+    share = _share_of(doc.get("mountPoint"))
+    user, password = doc.get("username"), doc.get("password")
+    return _CacheDrive(
+        id=str(doc["id"]),
+        network_id=network_id,
+        host=share[0] if share else None,
+        share=share[1] if share else None,
+        username=user if isinstance(user, str) and user else None,
+        password=password if isinstance(password, str) and password else None,
+    )
+
+
+def _with_cache(script: str, drive: _CacheDrive) -> str:
+    """``script`` with the ``cache`` part before its ``comfyui`` part, and the container given
+    the drive's folders (:data:`CACHE_BINDS`); as it was when the drive cannot be mounted."""
+    if not (drive.host and drive.share and drive.username and drive.password):
+        log.warning(
+            "Paperspace: the cache volume %s came without its share or credentials; this "
+            "machine runs without it",
+            drive.id,
+        )
+        return script
+    try:
+        part = cache_mount_part(
+            drive.host, drive.share, drive.username, drive.password, CACHE_MOUNT_POINT
+        )
+        comfyui = script_part(script, "comfyui")
+    except (ValueError, KeyError) as exc:
+        log.warning(
+            "Paperspace: the cache volume %s is not mounted on this machine (%s)",
+            drive.id,
+            "the start-up script has no comfyui part"
+            if isinstance(exc, KeyError)
+            else "its share or credentials cannot be written safely",
+        )
+        return script
+    if comfyui.count(_DOCKER_RUN) == 1:
+        binds = "".join(f"-v {CACHE_MOUNT_POINT}/{sub}:{path} " for sub, path in CACHE_BINDS)
+        new = comfyui.replace(_DOCKER_RUN, f"docker run -d {binds}--name ")
+        script = script.replace(
+            f"# >>> comfyvn:comfyui\n{comfyui}", f"# >>> comfyvn:comfyui\n{new}"
+        )
+    else:
+        log.warning(
+            "Paperspace: the start-up script starts no ComfyUI container; the cache volume is "
+            "mounted at %s but given to nothing",
+            CACHE_MOUNT_POINT,
+        )
+    return script.replace("# >>> comfyvn:comfyui\n", f"{part}\n# >>> comfyvn:comfyui\n", 1)
 
 
 def shutdown_hours(deadline: datetime, now: datetime | None = None) -> int:
@@ -458,9 +581,9 @@ def _reason(http: HttpClient, resp: Any) -> str:
 
 
 async def _create_script(
-    http: HttpClient, api: str, headers: dict[str, str], spec: LaunchSpec
+    http: HttpClient, api: str, headers: dict[str, str], name: str, script: str
 ) -> str:
-    body = {"name": spec.name, "script": spec.startup_script, "isRunOnce": False}
+    body = {"name": name, "script": script, "isRunOnce": False}
     resp = await http.request(
         "POST", f"{api}/startup-scripts", headers=headers, json=body, ok=(200, *_REFUSED)
     )
@@ -468,15 +591,13 @@ async def _create_script(
         # (the API's message is not repeated: it could quote the script, which holds a key)
         raise CheckFailure(
             "permission_denied" if resp.status_code == 403 else "error",
-            f"Paperspace refused to create the start-up script {spec.name} "
+            f"Paperspace refused to create the start-up script {name} "
             f"({resp.status_code}); nothing was rented",
             fields=["api_key"] if resp.status_code == 403 else [],
         )
     doc = http.json(resp)
     if not isinstance(doc, dict) or not doc.get("id"):
-        raise CheckFailure(
-            "error", f"Paperspace did not say the ID of the start-up script {spec.name}"
-        )
+        raise CheckFailure("error", f"Paperspace did not say the ID of the start-up script {name}")
     return str(doc["id"])
 
 
@@ -609,15 +730,21 @@ async def _cache_volume(
     headers: dict[str, str],
     spec: LaunchSpec,
     region: str,
-) -> dict[str, Any]:
-    """This home's cache volume in ``region``, found or made: ``{"id", "network_id"}``."""
+) -> _CacheDrive:
+    """This home's cache volume in ``region``, found or made, with its share and credentials."""
     home_id = spec.tags.get(HOME_TAG) or (parse_resource_name(spec.name) or ("",))[0]
     if not home_id:
         raise CheckFailure("error", f"Paperspace: no home in the name {spec.name}")
     name = cache_volume_name(str(home_id))
     drive = await _find_named(http, f"{api}/shared-drives", headers, name, region)
     if drive is not None and drive.get("networkId"):
-        return {"id": str(drive["id"]), "network_id": str(drive["networkId"])}
+        found = _drive(drive, str(drive["networkId"]))
+        if found.host and found.username and found.password:
+            return found
+        # (a listing without the credentials: the drive itself has them)
+        got = await http.get(f"{api}/shared-drives/{found.id}", headers=headers, ok=(200, 404))
+        doc = http.json(got) if got.status_code == 200 else None
+        return _drive(doc, found.network_id) if isinstance(doc, dict) and doc.get("id") else found
     network = await _find_named(http, f"{api}/private-networks", headers, name, region)
     if network is None:
         resp = await http.request(
@@ -656,7 +783,7 @@ async def _cache_volume(
     if not isinstance(drive, dict) or not drive.get("id"):
         raise CheckFailure("error", "Paperspace did not say the cache volume's ID")
     log.info("Paperspace: created the cache volume %s (%s, %s GB)", name, drive["id"], size)
-    return {"id": str(drive["id"]), "network_id": str(network["id"])}
+    return _drive(drive, str(network["id"]))
 
 
 def _cache_gb(ctx: CheckContext) -> int:

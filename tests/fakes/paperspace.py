@@ -32,8 +32,12 @@ the API's OpenAPI document) and docs/providers.md, not from the adapter:
   :attr:`hour_s` (fake only) makes an hour that many seconds. Deleting a machine stops its sshd.
 * ``POST /v1/private-networks`` ``{"name", "region"}``; ``POST /v1/shared-drives`` ``{"name",
   "networkId", "region", "size"}`` (size in GB, 250 to 2,000; the network must be in that
-  region); the drive's reply carries a ``username`` and ``password`` (:data:`DRIVE_PASSWORD`, a
-  canary tests look for); ``GET`` / ``DELETE`` by id for both.
+  region); a drive, in every reply (create, list, get), carries ``mountPoint`` — the SMB share
+  ``\\\\<ip>\\<drive id>`` in the private network, as the API reference's example writes it
+  (``"\\\\\\\\10.64.92.2\\\\sdvkpg3v2v"`` in JSON) —, ``username`` (:data:`DRIVE_USER`),
+  ``password`` (:data:`DRIVE_PASSWORD`, a canary tests look for) and ``size`` in bytes;
+  ``GET`` / ``DELETE`` by id for both. ``list_without_credentials`` (fake only) leaves the
+  three out of the drive list, for an adapter that must then ``GET`` the drive.
 * A bad or missing key on the lists: ``bad_key="401"`` answers 401 ``{"code", "message"}``;
   ``"null_body"`` a 200 whose body is ``null``; ``"empty_body"`` a 200 with no body at all;
   ``"wrong_shape"`` a 200 with an object that is not a page — the forms a body-less "success"
@@ -58,6 +62,8 @@ if TYPE_CHECKING:
 PAGE_SIZE = 20  # the fake's default page size when no limit is given
 REGIONS = ("ny2", "ca1", "ams1")
 DRIVE_PASSWORD = "drive-password-canary-7f3e"
+DRIVE_USER = "sdusr7qk2"
+DRIVE_HOST = "10.64.0.2"
 ML_TEMPLATE_ID = "tml22a4b"
 
 _MACHINE_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -171,6 +177,7 @@ class PaperspaceFake(ResettableFake):
     hosts: MachineHosts | None = None
     hour_s: float = 3600.0  # (fake only) how many seconds an auto-shutdown hour lasts
     fail_script_delete: bool = False  # DELETE /startup-scripts/{id} answers 500
+    list_without_credentials: bool = False  # (fake only) the drive list omits the credentials
     seq: int = 0
     server: FakeServer = field(default_factory=FakeServer)
 
@@ -203,9 +210,7 @@ class PaperspaceFake(ResettableFake):
             self._authed(lambda req: self._get(req, self.private_networks, "private network"))
         )
         route("DELETE", "/v1/private-networks/{id}")(self._authed(self._network_delete))
-        route("GET", "/v1/shared-drives")(
-            self._authed(lambda req: self._list(req, self.shared_drives))
-        )
+        route("GET", "/v1/shared-drives")(self._authed(self._drive_list))
         route("POST", "/v1/shared-drives")(self._authed(self._drive_create))
         route("GET", "/v1/shared-drives/{id}")(
             self._authed(lambda req: self._get(req, self.shared_drives, "shared drive"))
@@ -571,20 +576,28 @@ class PaperspaceFake(ResettableFake):
         network = next((n for n in self.private_networks if n["id"] == body["networkId"]), None)
         if network is None or network["region"] != body["region"]:
             return _bad("private network not found in the region")
+        did = self._next_id("sd")
         drive = {
-            "id": self._next_id("sd"),
+            "id": did,
             "name": body["name"],
             "networkId": network["id"],
             "region": body["region"],
             "size": size * 1024**3,
-            "mountPoint": f"\\\\10.64.0.2\\{body['name']}",
-            "username": "sdusr1",
+            "mountPoint": f"\\\\{DRIVE_HOST}\\{did}",
+            "username": DRIVE_USER,
             "password": DRIVE_PASSWORD,
             "dtCreated": _now(),
             "dtDeleted": None,
         }
         self.shared_drives.append(drive)
         return reply_json(200, drive)
+
+    def _drive_list(self, req: Request) -> Reply:
+        if not self.list_without_credentials:
+            return self._list(req, self.shared_drives)
+        secret = ("mountPoint", "username", "password")
+        shown = [{k: v for k, v in d.items() if k not in secret} for d in self.shared_drives]
+        return self._list(req, shown)
 
     def _drive_delete(self, req: Request) -> Reply:
         for drive in list(self.shared_drives):

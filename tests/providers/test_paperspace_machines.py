@@ -14,7 +14,9 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ import pytest
 from comfyvn_gui.core import machines
 from comfyvn_gui.core.catalog import load_catalog
 from comfyvn_gui.core.models import ProviderEntry
+from comfyvn_gui.providers import paperspace
 from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, CheckFailure
 from comfyvn_gui.providers.machine import (
     LaunchSpec,
@@ -36,11 +39,24 @@ from comfyvn_gui.providers.machine import (
     generate_keys,
     is_machine_adapter,
 )
-from comfyvn_gui.providers.paperspace import CONSOLE_URL, PaperspaceAdapter, shutdown_hours
+from comfyvn_gui.providers.paperspace import (
+    CACHE_BINDS,
+    CACHE_MOUNT_POINT,
+    CONSOLE_URL,
+    PaperspaceAdapter,
+    drive_monthly_usd,
+    shutdown_hours,
+)
 from tests.fakes import machine_host
 from tests.fakes.http import arun
 from tests.fakes.machine_host import MachineHosts
-from tests.fakes.paperspace import DRIVE_PASSWORD, ML_TEMPLATE_ID, PaperspaceFake
+from tests.fakes.paperspace import (
+    DRIVE_HOST,
+    DRIVE_PASSWORD,
+    DRIVE_USER,
+    ML_TEMPLATE_ID,
+    PaperspaceFake,
+)
 from tests.fakes.sshd import free_port
 
 CATALOG = load_catalog()
@@ -147,6 +163,7 @@ def assert_gone(ps: PaperspaceFake, hosts: MachineHosts, machine: Machine) -> No
 def assert_no_secret(ps: PaperspaceFake, *docs: Any) -> None:
     text = json.dumps(docs, default=str)
     assert ps.key not in text and DRIVE_PASSWORD not in text
+    assert DRIVE_USER not in text  # (the drive's user name travels with its password)
 
 
 def test_the_adapter_is_a_machine_adapter() -> None:
@@ -473,8 +490,8 @@ def test_the_cache_volume_is_made_only_when_asked_reused_and_kept(
     listed = run(ps, executor, lambda ctx: ADAPTER.resources(ctx, HOME))
     volume = next(r for r in listed if r.kind == "volume")
     assert (volume.id, volume.name, volume.job_id) == (drive["id"], name, None)
-    assert volume.status == "kept (250 GB, ny2)"
-    assert volume.monthly_usd is None  # Paperspace publishes no shared-drive price
+    assert volume.status == "kept (250 GB, ny2; price not published)"
+    assert volume.monthly_usd is None  # (no published per-GB rate: see the next tests)
     assert_no_secret(ps, first.as_json(), second.as_json(), [r.__dict__ for r in listed])
 
     run(ps, executor, lambda ctx: ADAPTER.release(ctx, second))
@@ -574,3 +591,344 @@ def test_every_resource_kind_is_known(ps: PaperspaceFake, executor: BlockingExec
     odd = Resource(kind="pod", id="x", name="comfyvn-0123456789abcdef-job1", job_id=1)
     with pytest.raises(CheckFailure):
         run(ps, executor, lambda ctx: ADAPTER.stop(ctx, odd))
+
+
+# -- the cache volume inside the machine ---------------------------------------------------------
+
+CRED = "/etc/comfyvn-cache.cred"
+CACHE_LOG = "/var/log/comfyvn-cache.log"
+MARKER = "COMFYVN_CACHE_CRED"
+
+
+def launch_cached(
+    ps: PaperspaceFake, executor: BlockingExecutor, job_id: int = 1, **config: Any
+) -> tuple[Machine, str]:
+    """A machine launched with the cache volume on, and the start-up script Paperspace got."""
+    machine = run(
+        ps,
+        executor,
+        lambda ctx: ADAPTER.launch(ctx, launch_spec(generate_keys(str(job_id)), job_id)),
+        cache_volume="on",
+        **config,
+    )
+    sent = ps.bodies("POST", "/v1/startup-scripts")[-1]["script"]
+    return machine, sent
+
+
+def heredoc_bodies(text: str) -> list[tuple[str, list[str]]]:
+    """``(marker, lines)`` of every here-document in ``text`` (quoted markers only)."""
+    found = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        m = re.search(r"<<'([A-Z_]+)'\s*$", lines[i])
+        if m:
+            end = lines.index(m[1], i + 1)
+            found.append((m[1], lines[i + 1 : end]))
+            i = end
+        i += 1
+    return found
+
+
+def test_with_the_cache_volume_on_the_script_mounts_it_before_comfyui(
+    ps: PaperspaceFake, hosts: MachineHosts, executor: BlockingExecutor
+) -> None:
+    machine, sent = launch_cached(ps, executor)
+    (drive,) = ps.shared_drives
+    share = (
+        f"//{DRIVE_HOST}/{drive['id']}"  # the API's mountPoint \\10.64.0.2\sd..., as SMB wants it
+    )
+    # the part sits after the keys and before ComfyUI; the rest is the lifecycle's script
+    order = [sent.index(f"# >>> comfyvn:{p}\n") for p in ("deadman", "ssh", "cache", "comfyui")]
+    assert order == sorted(order)
+    spec_script = launch_spec(generate_keys("x")).startup_script
+    assert sent.startswith("#!/bin/sh\n# comfyvn-gui start-up script for ")
+    assert spec_script.count("# >>>") + 1 == sent.count("# >>>")
+    cache = machines.script_part(sent, "cache")
+    assert f"mount -t cifs {share} " in cache and f"comfyvn_cred={CRED}" in cache
+    assert '-o "credentials=$comfyvn_cred,uid=0,gid=0"' in cache
+    subprocess.run(["sh", "-n"], input=sent, text=True, check=True, timeout=5)
+
+    # the password is in the script once: the credentials here-document, never a command's word
+    assert sent.count(DRIVE_PASSWORD) == 1 and sent.count(DRIVE_USER) == 1
+    docs = dict(heredoc_bodies(cache))
+    assert docs[MARKER] == [f"username={DRIVE_USER}", f"password={DRIVE_PASSWORD}"]
+    outside = re.sub(rf"<<'{MARKER}'\n.*?\n{MARKER}\n", "", cache, flags=re.S)
+    assert DRIVE_PASSWORD not in outside and DRIVE_USER not in outside
+
+    # the container gets the drive's folders (run with a recording docker)
+    comfyui = machines.script_part(sent, "comfyui")
+    binds = [f"{CACHE_MOUNT_POINT}/{sub}:{path}" for sub, path in CACHE_BINDS]
+    assert binds == [
+        "/mnt/comfyvn-cache/models:/root/ComfyUI/models",
+        "/mnt/comfyvn-cache/hf-hub:/root/.cache/huggingface/hub",
+        "/mnt/comfyvn-cache/torch-hub:/root/.cache/torch/hub",
+    ]
+    assert comfyui.count("docker run ") == 1
+    assert hosts.alive == [machine.id]  # (the machine booted from that script)
+    assert_no_secret(ps, machine.as_json())
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+    assert_gone(ps, hosts, machine)
+
+
+def test_the_container_is_started_with_the_cache_folders(
+    ps: PaperspaceFake, executor: BlockingExecutor, tmp_path: Path
+) -> None:
+    machine, sent = launch_cached(ps, executor)
+    stubs = Stubs.make(tmp_path, "docker")
+    stubs.run(machines.script_part(sent, "comfyui"))
+    ((argv),) = stubs.argvs("docker")
+    assert argv[:2] == ["run", "-d"]
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+    assert pairs == [f"{CACHE_MOUNT_POINT}/{sub}:{path}" for sub, path in CACHE_BINDS]
+    assert argv[argv.index("--name") + 1] == machine.name
+    assert argv[-1] == "yanwk/comfyui-boot:cu126-slim"
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+
+
+def test_with_the_cache_volume_off_nothing_of_it_is_sent(
+    ps: PaperspaceFake, executor: BlockingExecutor
+) -> None:
+    spec = launch_spec(generate_keys("1"))
+    machine = run(ps, executor, lambda ctx: ADAPTER.launch(ctx, spec), cache_volume="off")
+    (body,) = ps.bodies("POST", "/v1/startup-scripts")
+    assert body["script"] == spec.startup_script  # exactly the lifecycle's script
+    assert "comfyvn:cache" not in body["script"] and CACHE_MOUNT_POINT not in body["script"]
+    assert "cifs" not in body["script"]
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+
+
+# The cache part's absolute paths, moved into the test's folder before it runs.
+def sandboxed_cache_part(script: str, root: Path) -> str:
+    part = machines.script_part(script, "cache")
+    for real, fake in ((CRED, "cache.cred"), (CACHE_LOG, "cache.log")):
+        assert part.count(real) == 1
+        part = part.replace(real, str(root / fake))
+    part = part.replace(f"comfyvn_mnt={CACHE_MOUNT_POINT}", f"comfyvn_mnt={root / 'mnt'}")
+    for real in ("/etc/", "/var/", "/mnt/"):
+        assert real not in part.replace(str(root), ""), f"{real} left in the cache part"
+    return part
+
+
+_STUB = """#!{python}
+import json, os, stat, sys
+name = os.path.basename(sys.argv[0])
+doc = {{"argv": sys.argv[1:]}}
+cred = os.environ.get("CACHE_CRED", "")
+if name == "mount" and os.path.exists(cred):  # what mount.cifs would read, at that moment
+    doc["cred"] = open(cred).read()
+    doc["cred_mode"] = stat.S_IMODE(os.stat(cred).st_mode)
+with open(os.path.join(os.environ["RECORD"], name + ".jsonl"), "a") as fh:
+    fh.write(json.dumps(doc) + "\\n")
+sys.exit(int(os.environ.get("RC_" + name.upper().replace(".", "_"), "0")))
+"""
+
+
+class Stubs:
+    """Recording stand-ins first on PATH (sbin is not on it: no real mount.cifs is found)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.bin, self.record = root, root / "bin", root / "record"
+
+    @classmethod
+    def make(cls, root: Path, *names: str) -> Stubs:
+        stubs = cls(root)
+        stubs.bin.mkdir()
+        stubs.record.mkdir()
+        for name in names:
+            (stubs.bin / name).write_text(_STUB.format(python=sys.executable))
+            (stubs.bin / name).chmod(0o755)
+        return stubs
+
+    def run(self, text: str, **env: str) -> subprocess.CompletedProcess[str]:
+        full = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "RECORD": str(self.record),
+            "CACHE_CRED": str(self.root / "cache.cred"),
+            "LC_ALL": "C",
+            **env,
+        }
+        proc = subprocess.run(
+            ["sh", "-c", text],
+            env=full,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def calls(self, name: str) -> list[dict[str, Any]]:
+        path = self.record / f"{name}.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+    def argvs(self, name: str) -> list[list[str]]:
+        return [c["argv"] for c in self.calls(name)]
+
+
+def test_the_cache_part_installs_cifs_utils_and_mounts_the_share(
+    ps: PaperspaceFake, executor: BlockingExecutor, tmp_path: Path
+) -> None:
+    machine, sent = launch_cached(ps, executor)
+    (drive,) = ps.shared_drives
+    stubs = Stubs.make(tmp_path, "mount", "apt-get", "mountpoint")
+    proc = stubs.run(
+        sandboxed_cache_part(sent, tmp_path) + "\necho after the part\n", RC_MOUNTPOINT="1"
+    )
+    assert proc.stdout.strip() == "after the part"
+
+    # no mount.cifs on PATH: cifs-utils is installed first, without questions
+    update, install = stubs.argvs("apt-get")
+    assert update[-2:] == ["update", "-q"] and install[-3:] == ["-y", "-q", "cifs-utils"]
+    assert stubs.argvs("mountpoint") == [["-q", str(tmp_path / "mnt")]]
+    ((call),) = stubs.calls("mount")
+    assert call["argv"] == [
+        "-t",
+        "cifs",
+        f"//{DRIVE_HOST}/{drive['id']}",
+        str(tmp_path / "mnt"),
+        "-o",
+        f"credentials={tmp_path / 'cache.cred'},uid=0,gid=0",
+    ]
+    # the credentials as mount.cifs reads them: root-only, one key=value a line
+    assert call["cred"] == f"username={DRIVE_USER}\npassword={DRIVE_PASSWORD}\n"
+    assert call["cred_mode"] == 0o600
+    assert (tmp_path / "mnt").is_dir()
+    for name in ("mount", "apt-get", "mountpoint"):  # never a command's argument
+        assert DRIVE_PASSWORD not in json.dumps(stubs.argvs(name))
+    assert DRIVE_PASSWORD not in proc.stdout + proc.stderr
+    assert "mounted at" in (tmp_path / "cache.log").read_text()
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+
+
+def test_a_failed_mount_is_logged_and_the_script_goes_on(
+    ps: PaperspaceFake, executor: BlockingExecutor, tmp_path: Path
+) -> None:
+    machine, sent = launch_cached(ps, executor)
+    stubs = Stubs.make(tmp_path, "mount", "apt-get", "mountpoint", "mount.cifs", "docker")
+    text = sandboxed_cache_part(sent, tmp_path) + "\n" + machines.script_part(sent, "comfyui")
+    proc = stubs.run(text, RC_MOUNT="32", RC_MOUNTPOINT="1")
+    assert stubs.argvs("apt-get") == []  # (mount.cifs is there)
+    assert len(stubs.argvs("mount")) == 1
+    assert "NOT mounted" in proc.stderr and DRIVE_PASSWORD not in proc.stderr
+    assert "NOT mounted" in (tmp_path / "cache.log").read_text()
+    assert len(stubs.argvs("docker")) == 1  # ComfyUI still starts (on the machine's own disk)
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+
+
+def test_a_share_already_mounted_is_left_as_it_is(
+    ps: PaperspaceFake, executor: BlockingExecutor, tmp_path: Path
+) -> None:
+    machine, sent = launch_cached(ps, executor)
+    stubs = Stubs.make(tmp_path, "mount", "apt-get", "mountpoint", "mount.cifs")
+    stubs.run(sandboxed_cache_part(sent, tmp_path), RC_MOUNTPOINT="0")  # (a reboot's re-run)
+    assert stubs.argvs("mount") == [] and stubs.argvs("apt-get") == []
+    assert (tmp_path / "cache.cred").stat().st_mode & 0o777 == 0o600
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+
+
+def test_hostile_credentials_and_share_stay_single_words(tmp_path: Path) -> None:
+    canary = "PWNED"
+    user = f"u'$(touch {canary})`touch {canary}`"
+    password = f"p\"\\$x$(touch {canary});touch {canary} '`id`"
+    share = f"s h$(touch {canary})'"
+    part = machines.cache_mount_part("10.64.0.9", share, user, password, "/mnt/a b")
+    part = part.replace(CRED, str(tmp_path / "cache.cred")).replace(
+        CACHE_LOG, str(tmp_path / "cache.log")
+    )
+    part = part.replace("comfyvn_mnt='/mnt/a b'", f"comfyvn_mnt='{tmp_path}/a b'")
+    script = f"# >>> comfyvn:x\ntrue\n# <<< comfyvn:x\n{part}\n"
+    stubs = Stubs.make(tmp_path, "mount", "mountpoint", "mount.cifs")
+    stubs.run(machines.script_part(script, "cache"), RC_MOUNTPOINT="1")
+    ((call),) = stubs.calls("mount")
+    assert call["argv"][2:4] == [f"//10.64.0.9/{share}", f"{tmp_path}/a b"]
+    assert call["cred"] == f"username={user}\npassword={password}\n"
+    assert not (tmp_path / canary).exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "share", "user", "password", "what"),
+    [
+        ("10.64.0.2", "sd1", "u", f"{DRIVE_PASSWORD}\nusername=root", "password"),
+        ("10.64.0.2", "sd1", "u", f"{DRIVE_PASSWORD}\rx", "password"),
+        ("10.64.0.2", "sd1", "u", f"x\n{MARKER}\ntouch /tmp/x", "password"),
+        ("10.64.0.2", "sd1", "u", "", "password"),
+        ("10.64.0.2", "sd1", f"u\n{DRIVE_PASSWORD}", DRIVE_PASSWORD, "user name"),
+        ("10.64.0.2", "a/b", "u", DRIVE_PASSWORD, "share"),
+        ("10.64.0.2", "a\\b", "u", DRIVE_PASSWORD, "share"),
+        ("10.64.0.2", "", "u", DRIVE_PASSWORD, "share"),
+        ("10.64.0.2 x", "sd1", "u", DRIVE_PASSWORD, "host"),
+        ("-o", "sd1", "u", DRIVE_PASSWORD, "host"),
+    ],
+)
+def test_what_cannot_be_mounted_safely_is_refused_without_the_password(
+    host: str, share: str, user: str, password: str, what: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        machines.cache_mount_part(host, share, user, password)
+    assert what in str(info.value) and DRIVE_PASSWORD not in str(info.value)
+
+
+def test_a_listing_without_credentials_reads_the_drive(
+    ps: PaperspaceFake, executor: BlockingExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    first, _ = launch_cached(ps, executor)
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, first))
+    (drive,) = ps.shared_drives
+    ps.list_without_credentials = True
+    ps.requests.clear()
+    second, sent = launch_cached(ps, executor, 2)
+    assert ("GET", f"/v1/shared-drives/{drive['id']}") in calls(ps)
+    assert ps.bodies("POST", "/v1/shared-drives") == []  # (reused)
+    assert f"//{DRIVE_HOST}/{drive['id']}" in machines.script_part(sent, "cache")
+    assert second.refs["cache_volume_id"] == drive["id"]
+    assert_no_secret(ps, second.as_json(), caplog.text)
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, second))
+
+
+def test_a_drive_without_a_mount_point_runs_the_machine_without_it(
+    ps: PaperspaceFake, executor: BlockingExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = launch_cached(ps, executor)
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, first))
+    ps.shared_drives[0]["mountPoint"] = ""  # (not what the API documents: a defensive case)
+    second, sent = launch_cached(ps, executor, 2)
+    assert "comfyvn:cache" not in sent and CACHE_MOUNT_POINT not in sent
+    assert ps.bodies("POST", "/v1/machines")[-1]["networkId"] == ps.private_networks[0]["id"]
+    assert "runs without it" in caplog.text
+    assert_no_secret(ps, second.as_json(), caplog.text)
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, second))
+
+
+def test_a_refused_machine_with_the_cache_on_says_no_secret(
+    ps: PaperspaceFake, hosts: MachineHosts, executor: BlockingExecutor
+) -> None:
+    with pytest.raises(CheckFailure) as info:
+        launch_cached(ps, executor, template_id="tnosuch1")
+    failure = info.value
+    assert_no_secret(ps, str(failure), failure.message, failure.detail, repr(failure))
+    assert ps.startup_scripts == [] and ps.machines == [] and hosts.alive == []
+    assert len(ps.shared_drives) == 1  # (the volume is kept: a standing cost running lists)
+
+
+def test_the_volume_price_is_its_size_at_the_published_rate(
+    ps: PaperspaceFake, executor: BlockingExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert paperspace.SHARED_DRIVE_USD_PER_GB_MONTH is None  # (none published: see the module)
+    assert drive_monthly_usd(250) is None
+    machine, _ = launch_cached(ps, executor, cache_volume_gb="500")
+    run(ps, executor, lambda ctx: ADAPTER.release(ctx, machine))
+    (volume,) = run(ps, executor, lambda ctx: ADAPTER.resources(ctx, HOME))
+    assert (volume.kind, volume.monthly_usd) == ("volume", None)
+    assert volume.status == "kept (500 GB, ny2; price not published)"
+
+    monkeypatch.setattr(paperspace, "SHARED_DRIVE_USD_PER_GB_MONTH", 0.15)
+    assert drive_monthly_usd(250) == 37.5 and drive_monthly_usd(None) is None
+    (priced,) = run(ps, executor, lambda ctx: ADAPTER.resources(ctx, HOME))
+    assert priced.monthly_usd == 75.0 and priced.monthly_usd > 0
+    assert priced.status == "kept (500 GB, ny2)"
+    assert_no_secret(ps, priced.__dict__, volume.__dict__)
+    run(ps, executor, lambda ctx: ADAPTER.stop(ctx, priced))
+    assert ps.shared_drives == []
