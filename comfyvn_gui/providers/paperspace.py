@@ -328,10 +328,13 @@ class PaperspaceAdapter:
             for d in await _items(http, f"{api}/shared-drives", headers, {"name": name}):
                 if d.get("name") == name and d.get("id") and not d.get("dtDeleted"):
                     size = _gb(d.get("size"))
-                    monthly = drive_monthly_usd(size)
+                    monthly = _stated_monthly(ctx) or drive_monthly_usd(size)
                     where = f"{size} GB, {d.get('region')}" if size else str(d.get("region"))
                     if monthly is None:
-                        where += "; price not published"
+                        where += (
+                            "; price not published: enter it as the provider's "
+                            "cache_volume_monthly_usd"
+                        )
                     out.append(
                         Resource(
                             kind="volume",
@@ -377,6 +380,17 @@ class PaperspaceAdapter:
 def cache_volume_name(home_id: str) -> str:
     """The name of this home's cache volume (and of its private network)."""
     return f"comfyvn-{home_id}-cache"
+
+
+def _stated_monthly(ctx: CheckContext) -> float | None:
+    """The drive's monthly price as the user read it on Paperspace's billing page (option
+    ``cache_volume_monthly_usd``): Paperspace publishes none through its API."""
+    text = (ctx.setting("cache_volume_monthly_usd") or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def drive_monthly_usd(size_gb: int | None) -> float | None:
