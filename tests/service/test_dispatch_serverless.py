@@ -136,8 +136,8 @@ def test_from_the_command_line_and_the_api(
     """`jobs dispatch --yes` + `jobs watch`, and the API's dispatch and cancel, on the
     serverless endpoint."""
     from tests.api.helpers import ok
-    from tests.fakes.api_server import api_server
     from tests.cli.test_cli import cli
+    from tests.fakes.api_server import api_server
 
     svc = serverless_service(runpod)
     first, second = svc.import_summary(
