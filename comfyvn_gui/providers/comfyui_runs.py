@@ -41,6 +41,7 @@ __all__ = [
     "RunRecord",
     "check_image",
     "execute",
+    "resumed_report",
     "upload_name",
     "write_manifest",
 ]
@@ -136,6 +137,31 @@ def write_manifest(out_dir: Path, report: ExecutionReport) -> None:
     os.replace(tmp, out_dir / "outputs.json")
 
 
+def resumed_report(
+    plans: Sequence[RunPlan], previous: Sequence[RunRecord], *, billed_s: float | None = None
+) -> ExecutionReport:
+    """The report a job's runs start from: a run that succeeded before is kept as it was (its
+    outputs are on disk); the others are pending, keeping the id of a request the server may
+    still hold (a resumed driver follows it instead of sending it again)."""
+    before = {r.index: r for r in previous}
+    return ExecutionReport(
+        runs=[
+            before[p.index]
+            if p.index in before and before[p.index].status == "succeeded"
+            else RunRecord(
+                p.index,
+                "pending",
+                input=p.input,
+                prompt_id=before[p.index].prompt_id if p.index in before else None,
+            )
+            for p in plans
+        ],
+        inputs={},
+        outcome=None,
+        billed_s=billed_s,
+    )
+
+
 async def execute(
     client: ComfyUIClient,
     *,
@@ -180,22 +206,7 @@ async def execute(
 
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     by_name = dict(zip(names, inputs, strict=True))
-    before = {r.index: r for r in previous}
-    report = ExecutionReport(
-        runs=[
-            before[p.index]
-            if p.index in before and before[p.index].status == "succeeded"
-            else RunRecord(
-                p.index,
-                "pending",
-                input=p.input,
-                prompt_id=before[p.index].prompt_id if p.index in before else None,
-            )
-            for p in plans
-        ],
-        inputs={},
-        outcome=None,
-    )
+    report = resumed_report(plans, previous)
 
     async def changed() -> None:
         if on_change is not None:

@@ -302,7 +302,11 @@ def _ca_failure(
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
+    return retry_after_seconds(resp.headers.get("Retry-After"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's wait in seconds (delta-seconds or an HTTP date), or None."""
     if not value:
         return None
     try:

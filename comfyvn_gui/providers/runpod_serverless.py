@@ -71,7 +71,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import email.utils
 import hashlib
 import json
 import os
@@ -79,7 +78,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -94,9 +92,11 @@ from .comfyui_runs import (
     OutputRecord,
     RunRecord,
     check_image,
+    resumed_report,
     upload_name,
     write_manifest,
 )
+from .http_client import retry_after_seconds
 from .runpod import health_counts
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class _Endpoint:
                 ) as resp:
                     status = resp.status_code
                     body = await _read_capped(resp, MAX_STATUS_BYTES, path)
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             except httpx.TransportError as exc:
                 # A read is asked again; a /run that broke off may have been received, and
                 # sending it again would make a second request.
@@ -351,22 +351,6 @@ async def _read_capped(resp: httpx.Response, limit: int, path: str) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_text(body: bytes) -> str:
@@ -568,23 +552,7 @@ async def execute_serverless(
     )
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     by_name = dict(zip(names, inputs, strict=True))
-    before = {r.index: r for r in previous}
-    report = ExecutionReport(
-        runs=[
-            before[p.index]
-            if p.index in before and before[p.index].status == "succeeded"
-            else RunRecord(
-                p.index,
-                "pending",
-                input=p.input,
-                prompt_id=before[p.index].prompt_id if p.index in before else None,
-            )
-            for p in plans
-        ],
-        inputs={},
-        outcome=None,
-        billed_s=0.0,
-    )
+    report = resumed_report(plans, previous, billed_s=0.0)
     todo = [(p, r) for p, r in zip(plans, report.runs, strict=True) if r.status != "succeeded"]
     encoded: dict[str, str] = {}
     for name in dict.fromkeys(p.input for p, _ in todo):
