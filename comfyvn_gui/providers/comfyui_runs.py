@@ -41,6 +41,7 @@ __all__ = [
     "RunRecord",
     "check_image",
     "execute",
+    "planned",
     "resumed_report",
     "upload_name",
     "write_manifest",
@@ -137,6 +138,29 @@ def write_manifest(out_dir: Path, report: ExecutionReport) -> None:
     os.replace(tmp, out_dir / "outputs.json")
 
 
+def planned(
+    job_id: int,
+    kind: str,
+    items: int,
+    inputs: Sequence[Path],
+    template: WorkflowTemplate | None,
+    workflow: Mapping[str, Any] | None,
+    task: Mapping[str, Any] | None,
+) -> tuple[list[str], list[RunPlan]]:
+    """The inputs' names on the server (:func:`upload_name`) and the job's runs planned with
+    them (``core.runs.plan_runs``)."""
+    names = [upload_name(job_id, i, p) for i, p in enumerate(inputs)]
+    return names, plan_runs(
+        job_id=job_id,
+        kind=kind,
+        items=items,
+        inputs=names,
+        template=template,
+        workflow=workflow,
+        task=task,
+    )
+
+
 def resumed_report(
     plans: Sequence[RunPlan], previous: Sequence[RunRecord], *, billed_s: float | None = None
 ) -> ExecutionReport:
@@ -189,16 +213,7 @@ async def execute(
     prompt queued, a run ended): the caller keeps it, so a later driver can resume.
     ``cancel_remote()`` False: a cancellation leaves the prompt on the server (the job was
     taken over by another driver, which follows it)."""
-    names = [upload_name(job_id, i, p) for i, p in enumerate(inputs)]
-    plans: list[RunPlan] = plan_runs(
-        job_id=job_id,
-        kind=kind,
-        items=items,
-        inputs=names,
-        template=template,
-        workflow=workflow,
-        task=task,
-    )
+    names, plans = planned(job_id, kind, items, inputs, template, workflow, task)
     models = dict(template.models) if template is not None else {}
     problems = await client.preflight([p.graph for p in plans], models)
     if problems:

@@ -111,8 +111,8 @@ def _shorten(text: str, key: str) -> str:
     return text if len(text) <= _MAX_SERVER_TEXT else text[:_MAX_SERVER_TEXT] + "…"
 
 
-async def _myself(ctx: CheckContext, http: HttpClient, key: str) -> dict[str, Any]:
-    """The ``myself`` object of the key's account, or the failure that says why not."""
+def graphql_url(ctx: CheckContext) -> str:
+    """RunPod's GraphQL URL (the ``graphql`` endpoint), or ``misconfigured`` naming it."""
     url = ctx.endpoint("graphql")
     if url is None:
         raise CheckFailure(
@@ -121,6 +121,12 @@ async def _myself(ctx: CheckContext, http: HttpClient, key: str) -> dict[str, An
             "the override",
             fields=["endpoints"],
         )
+    return url
+
+
+async def _myself(ctx: CheckContext, http: HttpClient, key: str) -> dict[str, Any]:
+    """The ``myself`` object of the key's account, or the failure that says why not."""
+    url = graphql_url(ctx)
     # 400 is how GraphQL servers answer a query they reject; its body says why.
     resp = await http.post(url, headers=_bearer(key), json={"query": MYSELF_QUERY}, ok=(200, 400))
     body = http.json(resp)

@@ -51,7 +51,7 @@ from comfyvn_gui.core.machines import parse_resource_name
 from .base import CheckContext, CheckFailure
 from .http_client import HttpClient
 from .machine import LaunchSpec, Machine, MachineStatus, Resource
-from .runpod import _bearer, _graphql_failure, _shorten
+from .runpod import _bearer, _graphql_failure, _shorten, graphql_url
 
 __all__ = [
     "CONSOLE_URL",
@@ -194,7 +194,7 @@ class RunPodPods:
 
     async def launch(self, ctx: CheckContext, spec: LaunchSpec) -> Machine:
         (key,) = ctx.require("api_key")
-        url = _graphql_url(ctx)
+        url = graphql_url(ctx)
         gpu = ctx.setting("gpu_type_id") or DEFAULT_GPU_TYPE_ID
         cloud = (ctx.setting("cloud_type") or DEFAULT_CLOUD_TYPE).upper()
         if cloud not in CLOUD_TYPES:
@@ -314,7 +314,7 @@ class RunPodPods:
 
     async def find(self, ctx: CheckContext, name: str) -> Machine | None:
         pods = await self._pods(ctx)
-        url = _graphql_url(ctx)
+        url = graphql_url(ctx)
         mine = [p for p in pods if p.get("name") == name and p.get("desiredStatus") != "TERMINATED"]
         if not mine:
             return None
@@ -324,7 +324,7 @@ class RunPodPods:
 
     async def describe(self, ctx: CheckContext, machine: Machine) -> Machine:
         (key,) = ctx.require("api_key")
-        url = str(machine.refs.get("graphql") or _graphql_url(ctx))
+        url = str(machine.refs.get("graphql") or graphql_url(ctx))
         pod_id = str(machine.refs.get("pod_id") or machine.id)
         async with ctx.http(auth_fields=["api_key"]) as http:
             try:
@@ -360,7 +360,7 @@ class RunPodPods:
 
     async def release(self, ctx: CheckContext, machine: Machine) -> None:
         (key,) = ctx.require("api_key")
-        url = str(machine.refs.get("graphql") or _graphql_url(ctx))
+        url = str(machine.refs.get("graphql") or graphql_url(ctx))
         pod_id = str(machine.refs.get("pod_id") or machine.id)
         async with ctx.http(auth_fields=["api_key"]) as http:
             await _terminate(ctx, http, url, key, pod_id)
@@ -388,13 +388,13 @@ class RunPodPods:
 
     async def stop(self, ctx: CheckContext, resource: Resource) -> None:
         (key,) = ctx.require("api_key")
-        url = _graphql_url(ctx)
+        url = graphql_url(ctx)
         async with ctx.http(auth_fields=["api_key"]) as http:
             await _terminate(ctx, http, url, key, resource.id)
 
     async def _pods(self, ctx: CheckContext) -> list[dict[str, Any]]:
         (key,) = ctx.require("api_key")
-        url = _graphql_url(ctx)
+        url = graphql_url(ctx)
         async with ctx.http(auth_fields=["api_key"]) as http:
             data = await _call(ctx, http, url, key, PODS_QUERY, {}, "list the account's pods")
         me = data.get("myself")
@@ -408,18 +408,6 @@ class _NoCapacity(Exception):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
-
-
-def _graphql_url(ctx: CheckContext) -> str:
-    url = ctx.endpoint("graphql")
-    if url is None:
-        raise CheckFailure(
-            "misconfigured",
-            "RunPod: the GraphQL address is not set; set config.endpoints.graphql or remove "
-            "the override",
-            fields=["endpoints"],
-        )
-    return url
 
 
 def _data_centres(ctx: CheckContext, zones: tuple[str, ...] | None) -> list[str | None]:

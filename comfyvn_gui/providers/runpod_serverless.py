@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from comfyvn_gui.core.addresses import in_clear
-from comfyvn_gui.core.runs import RunPlan, WorkflowTemplate, job_outcome, plan_runs
+from comfyvn_gui.core.runs import RunPlan, WorkflowTemplate, job_outcome
 
 from .base import CheckContext, CheckFailure
 from .comfyui import MAX_OUTPUT_BYTES, ComfyUIError, safe_name
@@ -92,8 +92,8 @@ from .comfyui_runs import (
     OutputRecord,
     RunRecord,
     check_image,
+    planned,
     resumed_report,
-    upload_name,
     write_manifest,
 )
 from .http_client import retry_after_seconds
@@ -540,16 +540,7 @@ async def execute_serverless(
             "images only; run it on a provider with a ComfyUI server of its own",
         )
     key, endpoint_id, base = _open(ctx)
-    names = [upload_name(job_id, i, p) for i, p in enumerate(inputs)]
-    plans: list[RunPlan] = plan_runs(
-        job_id=job_id,
-        kind=kind,
-        items=items,
-        inputs=names,
-        template=template,
-        workflow=workflow,
-        task=task,
-    )
+    names, plans = planned(job_id, kind, items, inputs, template, workflow, task)
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     by_name = dict(zip(names, inputs, strict=True))
     report = resumed_report(plans, previous, billed_s=0.0)
