@@ -460,15 +460,16 @@ async def retry_release(driver: Any, job_id: int) -> bool:
         return False
     except TimeoutError:
         return False
-    doc["released_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    doc.pop("release_error", None)
-    driver.job_store.write_release(
-        job_id, doc, f"the machine {machine.name} ({machine.id}) was released (retried)"
-    )
+    # (the keys go first: once the job says "released", nothing of it is left)
     store = driver.registry.secrets
     for field_name in ("host_key", "client_key"):
         try:
             await asyncio.to_thread(store.delete, f"{provider}/@job{job_id}", field_name)
         except SecretStoreError as exc:
             log.warning("job %s: a machine key stays in the keyring: %s", job_id, exc)
+    doc["released_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc.pop("release_error", None)
+    driver.job_store.write_release(
+        job_id, doc, f"the machine {machine.name} ({machine.id}) was released (retried)"
+    )
     return True
