@@ -37,8 +37,8 @@ paths 404, wrong methods 405.
 
 The machine (``hosts``: :class:`~tests.fakes.machine_host.MachineHosts`): a launch boots it
 from ``user_data``; terminate stops it. Lambda's instances have an address and SSH on port 22
-(the API names no port): here each live instance gets its own loopback address (127.0.0.1,
-127.0.0.2, ...) whose port :attr:`LambdaFake.ssh_port` (one for the whole fake, known before
+(the API names no port): here each live instance gets its own loopback address (127.0.2.1,
+127.0.2.2, ...) whose port :attr:`LambdaFake.ssh_port` (one for the whole fake, known before
 any launch: the provider's ``ssh_port`` option) forwards to the machine's sshd — so a test sets
 the option once, as a user never has to.
 
@@ -130,7 +130,11 @@ class Gateway:
         self.target = target
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, port))
+        try:
+            self.sock.bind((ip, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.listen(16)
         self.sock.settimeout(0.1)
         self.conns: list[socket.socket] = []
@@ -453,7 +457,9 @@ class LambdaFake(ResettableFake):
             )
         iid = secrets.token_hex(16)
         used = {i["ip"] for i in self.instances.values() if i["status"] != "terminated"}
-        ip = next(f"127.0.0.{n}" for n in range(1, 255) if f"127.0.0.{n}" not in used)
+        # (127.0.2.x: addresses nothing else in the tests binds, so the fake's one port is
+        # free on each of them whatever other tests hold on 127.0.0.1)
+        ip = next(f"127.0.2.{n}" for n in range(1, 255) if f"127.0.2.{n}" not in used)
         inst: dict[str, Any] = {
             "id": iid,
             "name": body.get("name", ""),

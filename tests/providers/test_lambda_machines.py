@@ -267,7 +267,7 @@ def test_describe_finds_it_running_and_its_ssh_is_the_machine_the_app_made(
     try:
         running = run(lam, executor, lambda ctx: ADAPTER.describe(ctx, machine))
         assert (running.status, running.raw_status) == ("running", "active")
-        assert (running.ssh_host, running.ssh_port) == ("127.0.0.1", lam.ssh_port)
+        assert (running.ssh_host, running.ssh_port) == ("127.0.2.1", lam.ssh_port)
         assert running.refs == machine.refs and running.hourly_usd == 1.29
         # A real SSH server, reached at the address Lambda reports: the host key is the one
         # the app generated, and the one-time client key logs in.
@@ -288,7 +288,7 @@ def test_describe_finds_it_running_and_its_ssh_is_the_machine_the_app_made(
     gone = run(lam, executor, lambda ctx: ADAPTER.describe(ctx, machine))
     assert gone.status == "released" and gone.ssh_host is None
     with pytest.raises(OSError):  # its address no longer answers
-        socket.create_connection(("127.0.0.1", lam.ssh_port), 1).close()
+        socket.create_connection(("127.0.2.1", lam.ssh_port), 1).close()
 
 
 def test_a_booting_machine_has_no_address_yet(lam: LambdaFake, executor: BlockingExecutor) -> None:
