@@ -61,6 +61,7 @@ class MachineRun:
             return
         from comfyvn_gui.core import machines
         from comfyvn_gui.providers.comfyui import ComfyUIError
+        from comfyvn_gui.providers.comfyui_target import comfyui_port
         from comfyvn_gui.providers.dispatch_targets import machine_adapter
         from comfyvn_gui.providers.machine import LaunchSpec, Machine
         from comfyvn_gui.providers.machine_lifecycle import boot, open_machine_comfyui
@@ -82,7 +83,7 @@ class MachineRun:
             hourly_usd=ceilings.get("hourly_usd"),
         )
         ssh_user = ctx.setting("ssh_user") or adapter.default_ssh_user
-        port = _comfyui_port(ctx)
+        port = comfyui_port(ctx)  # (as the SSH provider's: the host's loopback port)
         plan = machines.StartupPlan(
             name=name,
             deadline=hard,
@@ -314,17 +315,6 @@ class MachineRun:
                 await asyncio.to_thread(store.delete, self._key_owner(), field_name)
             except SecretStoreError as exc:  # (logged, not a failed release: DESIGN)
                 log.warning("job %s: a machine key stays in the keyring: %s", self.job_id, exc)
-
-
-def _comfyui_port(ctx: Any) -> int:
-    """The ``comfyui_port`` option of a machine provider (default 8188): where ComfyUI
-    listens on the machine's loopback."""
-    text = (ctx.setting("comfyui_port") or "8188").strip()
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ComfyVNError(
-            f"{ctx.name}: the provider option comfyui_port is {text!r}, not a port number"
-        )
-    return int(text)
 
 
 def _deadman_api(ctx: Any, deadman: str) -> str:

@@ -291,7 +291,8 @@ def test_a_missing_model_is_found_before_anything_is_uploaded(tmp_path: Path) ->
         stop_driver(svc)
 
 
-def _driver_pid(svc: Service, job_id: int) -> int:
+def driver_pid_of(svc: Service, job_id: int) -> int:
+    """The pid of the driver that holds the job's lease."""
     lease = svc.job_store.lease(job_id)
     assert lease is not None
     return int(lease[0].split("-", 1)[0])
@@ -301,7 +302,7 @@ def test_a_killed_driver_is_resumed_by_the_next_and_the_job_completes(tmp_path: 
     with running_comfyui(node_delay_s=0.2) as server:
         svc = local_service(server)
         job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
-        os.kill(_driver_pid(svc, running.id), signal.SIGKILL)
+        os.kill(driver_pid_of(svc, running.id), signal.SIGKILL)
         time.sleep(0.3)
         assert svc.resume_dispatch()  # (what the window and `serve` do when they start)
         done = ended(svc, job.id)
@@ -421,7 +422,7 @@ def test_sigterm_leaves_the_job_in_flight_for_the_next_driver(tmp_path: Path) ->
     with running_comfyui(node_delay_s=0.2) as server:
         svc = local_service(server)
         job = running = prompt_in_flight(svc, tmp_path, ("a.png", "b.png", "c.png"))
-        pid = _driver_pid(svc, running.id)
+        pid = driver_pid_of(svc, running.id)
         os.kill(pid, signal.SIGTERM)  # (a logout, a shutdown)
         end = time.monotonic() + 20
         while driver_running(svc.home):

@@ -32,6 +32,7 @@ from tests.fakes.sshd import free_port
 from tests.fakes.vast import VastFake
 from tests.service.test_dispatch import (
     dispatch,
+    driver_pid_of,
     ended,
     posts,
     project,
@@ -381,9 +382,7 @@ def test_a_killed_driver_is_resumed_and_the_machine_still_released(
         job = queued(svc, tmp_path)
         dispatch(svc, job)
         running = wait_for(svc, job.id, lambda j: j.status == "running")
-        lease = svc.job_store.lease(running.id)
-        assert lease is not None
-        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGKILL)  # the app dies mid-run
+        os.kill(driver_pid_of(svc, running.id), signal.SIGKILL)  # the app dies mid-run
         time.sleep(0.3)
         assert kit.held() != []  # (the machine outlives the driver: the next one needs it)
         assert svc.resume_dispatch()
@@ -477,9 +476,7 @@ def test_a_cancel_asked_while_no_driver_runs_releases_the_machine(
         job = queued(svc, tmp_path)
         dispatch(svc, job)
         running = wait_for(svc, job.id, lambda j: j.status == "running")
-        lease = svc.job_store.lease(running.id)
-        assert lease is not None
-        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGKILL)  # the app died
+        os.kill(driver_pid_of(svc, running.id), signal.SIGKILL)  # the app died
         time.sleep(0.3)
         svc.cancel_job(job.id, interface="test")  # (a new driver sees the request first)
         done = ended(svc, job.id)
@@ -503,9 +500,7 @@ def test_sigterm_releases_a_machine_only_the_driver_can_stop(
         job = queued(svc, tmp_path)
         dispatch(svc, job)
         running = wait_for(svc, job.id, lambda j: j.status == "running")
-        lease = svc.job_store.lease(running.id)
-        assert lease is not None
-        os.kill(int(lease[0].split("-", 1)[0]), signal.SIGTERM)  # a logout
+        os.kill(driver_pid_of(svc, running.id), signal.SIGTERM)  # a logout
         done = ended(svc, job.id)
         assert done.status == "failed"
         assert "driver was stopped" in done.meta["dispatch"]["ended_message"]

@@ -16,7 +16,15 @@ import pytest
 from comfyvn_gui.core.errors import ConflictError
 from comfyvn_gui.service import Service
 from tests.fakes.runpod import RunPodFake, health_body
-from tests.service.test_dispatch import dispatch, ended, project, stop_driver, summary, wait_for
+from tests.service.test_dispatch import (
+    dispatch,
+    driver_pid_of,
+    ended,
+    project,
+    stop_driver,
+    summary,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("secret_service")
 
@@ -98,9 +106,7 @@ def test_a_killed_driver_follows_the_request_instead_of_sending_it_again(
     [job] = svc.import_summary(summary(("a.png",)), str(project(tmp_path / "project", ("a.png",))))
     dispatch(svc, job)
     wait_for(svc, job.id, lambda j: j.status == "running")
-    lease = svc.job_store.lease(job.id)
-    assert lease is not None
-    os.kill(int(lease[0].split("-", 1)[0]), signal.SIGKILL)
+    os.kill(driver_pid_of(svc, job.id), signal.SIGKILL)
     time.sleep(0.3)
     assert svc.resume_dispatch()
     done = ended(svc, job.id)
