@@ -114,7 +114,17 @@ class Machine:
 class Resource:
     """One thing a home holds at a provider (``running``)."""
 
-    kind: Literal["machine", "pod", "ssh_key", "startup_script", "volume", "serverless_run"]
+    kind: Literal[
+        "machine",  # a VM, instance, machine or Kubernetes Job
+        "pod",
+        "ssh_key",
+        "startup_script",
+        "volume",
+        "disk",
+        "network",  # a NIC, public IP, security group or virtual network made for a job
+        "schedule",  # an auto-shutdown schedule
+        "serverless_run",
+    ]
     id: str  # the provider's id (``running stop`` takes ``<provider_id>:<id>``)
     name: str
     job_id: int | None  # from the name or tags; None: not one of a job's
