@@ -33,6 +33,43 @@ Written from Google's documentation and what the public SDKs send, not from the 
   bucket does not exist.". Bucket permissions are the project's ``storage.*`` grants plus those
   granted on the bucket itself.
 
+Compute Engine instances (``compute#instance``) and zone operations (``compute#operation``),
+from the Compute Engine v1 REST reference:
+
+* ``POST /compute/v1/projects/{p}/zones/{z}/instances?requestId=<uuid>`` — ``instances.insert``.
+  Accepted only in the documented shape: ``name`` (RFC 1035: ``[a-z]([-a-z0-9]{0,61}[a-z0-9])?``),
+  ``machineType`` (``zones/<z>/machineTypes/<type>`` or its full URL, in this zone), exactly one
+  ``disks[]`` entry with ``boot: true`` and ``initializeParams.sourceImage`` (a
+  ``projects/<p>/global/images/...`` path or URL), ``networkInterfaces[]`` (a ``network`` or
+  ``subnetwork``; ``accessConfigs[].type`` ``ONE_TO_ONE_NAT``), ``metadata.items[]`` of ``{key,
+  value}`` (unique keys, ``[a-zA-Z0-9_-]{1,128}``), ``labels`` (keys ``[a-z][a-z0-9_-]{0,62}``,
+  values ``[a-z0-9_-]{0,63}``), ``guestAccelerators[]`` (``acceleratorType`` offered in the
+  zone, ``acceleratorCount`` >= 1; GPUs need ``scheduling.onHostMaintenance`` ``TERMINATE``),
+  ``scheduling`` (``maxRunDuration.seconds`` 30 s .. 120 days, which needs
+  ``instanceTerminationAction`` ``STOP``/``DELETE``; ``provisioningModel`` ``STANDARD``/
+  ``SPOT``, a Spot VM with ``automaticRestart`` false). Anything else is 400 ``INVALID_ARGUMENT``
+  ("Invalid value for field 'resource.<field>'"). ``requestId`` must be a UUID; the same
+  ``requestId`` again returns the same operation and creates nothing. A name already used in the
+  zone is 409 ``alreadyExists``. Permissions checked as Compute Engine documents them for a
+  create: ``compute.instances.create``, ``compute.disks.create``, ``compute.subnetworks.use``,
+  ``useExternalIp`` with an access config, ``compute.instances.setMetadata`` /
+  ``setLabels`` / ``setServiceAccount`` when those are set (403 "Required '<perm>' permission
+  for '<resource>'"). ``fail_insert`` (``ZONE_RESOURCE_POOL_EXHAUSTED``, ``QUOTA_EXCEEDED``)
+  makes the operation end in that error (``error.errors[].code``, ``httpErrorStatusCode``)
+  and creates nothing, as a stock-out does.
+* ``GET .../zones/{z}/instances/{name}`` (``compute.instances.get``) and ``DELETE`` (``...
+  .delete``; an operation); 404 ``notFound`` for an unknown instance. Creating an instance boots
+  its machine (``hosts.boot(name, <startup-script metadata>)``); deleting it, or its
+  ``maxRunDuration`` running out with ``instanceTerminationAction: DELETE`` (enforced by a
+  timer, scaled by ``run_duration_scale`` so a test need not wait 30 s), ends it
+  (``hosts.stop``). ``status``: ``PROVISIONING`` for ``boot_s``, then ``RUNNING``; the access
+  config's ``natIP`` is a documentation address (203.0.113.N).
+* ``GET .../zones/{z}/operations/{op}`` (``compute.zoneOperations.get``) and ``POST .../wait``:
+  ``RUNNING`` for ``op_delay_s``, then ``DONE``.
+* ``GET /compute/v1/projects/{p}/aggregated/instances?filter=...`` (``compute.instances.list``):
+  ``items`` keyed ``zones/<z>`` (a ``warning`` where a zone has none); the filter accepted is
+  ``labels.<key> = "<value>"`` / ``name = "<value>"`` (quotes optional), anything else 400.
+
 Keys are made at test time (:func:`make_key`): no private key is ever committed.
 """
 
@@ -42,8 +79,11 @@ import base64
 import json
 import re
 import secrets
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -52,6 +92,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .http import FakeServer, Reply, Request, ResettableFake, reply_json
+from .machine_host import MachineHosts
 
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -66,6 +107,8 @@ ALL_PROJECT_PERMISSIONS = frozenset(
         "compute.instances.delete",
         "compute.instances.setMetadata",
         "compute.instances.setServiceAccount",
+        "compute.instances.setLabels",
+        "compute.instances.list",
         "compute.disks.create",
         "compute.subnetworks.use",
         "compute.subnetworks.useExternalIp",
@@ -226,17 +269,41 @@ class GcpFake(ResettableFake):
         }
     )
     clock_offset_s: float = 0.0
+    #: the machines behind the instances (see the module's text)
+    hosts: MachineHosts | None = None
+    #: an error code every insert's operation ends in (nothing is created)
+    fail_insert: str | None = None
+    op_delay_s: float = 0.0  # an operation is RUNNING this long, then DONE
+    boot_s: float = 0.0  # an instance is PROVISIONING this long, then RUNNING
+    run_duration_scale: float = 1.0  # real seconds per maxRunDuration second
     server: FakeServer = field(default_factory=FakeServer)
 
     def __post_init__(self) -> None:
         self._capture_defaults()
         self.tokens: dict[str, str] = {}  # access token -> account
         self.grants: list[dict[str, Any]] = []  # verified assertion claims, in order
+        self._lock = threading.RLock()
+        #: (zone, name) -> the instance resource (plus "_created": monotonic time)
+        self.instances: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (zone, operation name) -> the operation (plus "_started")
+        self.operations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.request_ids: dict[str, tuple[str, str]] = {}  # requestId -> (zone, operation)
+        self.expired: list[str] = []  # instances deleted by their maxRunDuration
+        self._timers: dict[tuple[str, str], threading.Timer] = {}
+        self._serial = 0
         self.server.default = self._dispatch
 
     def _after_reset(self) -> None:
         self.tokens.clear()
         self.grants.clear()
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            self.instances.clear()
+            self.operations.clear()
+            self.request_ids.clear()
+            self.expired.clear()
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -272,6 +339,45 @@ class GcpFake(ResettableFake):
 
     ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         ("POST", re.compile(r"/token"), "_token"),
+        (
+            "POST",
+            re.compile(r"/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)/instances"),
+            "_insert",
+        ),
+        (
+            "GET",
+            re.compile(
+                r"/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)/instances/(?P<name>[^/]+)"
+            ),
+            "_get_instance",
+        ),
+        (
+            "DELETE",
+            re.compile(
+                r"/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)/instances/(?P<name>[^/]+)"
+            ),
+            "_delete_instance",
+        ),
+        (
+            "GET",
+            re.compile(
+                r"/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)/operations/(?P<op>[^/]+)"
+            ),
+            "_get_operation",
+        ),
+        (
+            "POST",
+            re.compile(
+                r"/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)/operations/(?P<op>[^/]+)"
+                r"/wait"
+            ),
+            "_wait_operation",
+        ),
+        (
+            "GET",
+            re.compile(r"/compute/v1/projects/(?P<p>[^/]+)/aggregated/instances"),
+            "_aggregated_instances",
+        ),
         ("POST", re.compile(r"/v1/projects/(?P<p>[^/:]+):testIamPermissions"), "_test_project"),
         (
             "GET",
@@ -289,12 +395,14 @@ class GcpFake(ResettableFake):
     )
 
     def _dispatch(self, req: Request) -> Reply:
+        known = False
         for method, pattern, handler in self.ROUTES:
             m = pattern.fullmatch(req.path)
             if m is None:
                 continue
+            known = True
             if req.method != method:
-                return google_error(405, "Method not allowed", "INVALID_ARGUMENT")
+                continue
             if handler != "_token":
                 account = self.tokens.get(req.bearer or "")
                 if account is None:
@@ -307,6 +415,8 @@ class GcpFake(ResettableFake):
                     )
                 return getattr(self, handler)(req, account, **m.groupdict())  # type: ignore[no-any-return]
             return self._token(req)
+        if known:
+            return google_error(405, "Method not allowed", "INVALID_ARGUMENT")
         return reply_json(404, {"error": {"code": 404, "message": "Not Found"}})
 
     # -- OAuth -----------------------------------------------------------------------------
@@ -523,6 +633,484 @@ class GcpFake(ResettableFake):
                 "selfLink": f"{link}/regions/{r}",
             },
         )
+
+    # -- Compute Engine instances ----------------------------------------------------------
+
+    def _link(self, *parts: str) -> str:
+        return "https://www.googleapis.com/compute/v1/projects/" + "/".join((self.project, *parts))
+
+    @staticmethod
+    def _invalid(field: str, why: str) -> Reply:
+        return google_error(
+            400,
+            f"Invalid value for field 'resource.{field}': {why}",
+            "INVALID_ARGUMENT",
+            reason="invalid",
+        )
+
+    def _denied(self, account: str, permission: str, resource: str) -> Reply | None:
+        if permission in self.granted.get(account, set()):
+            return None
+        return google_error(
+            403,
+            f"Required '{permission}' permission for '{resource}'",
+            "PERMISSION_DENIED",
+            reason="forbidden",
+        )
+
+    def _not_found(self, what: str) -> Reply:
+        return google_error(
+            404, f"The resource '{what}' was not found", "NOT_FOUND", reason="notFound"
+        )
+
+    def _operation(self, zone: str, kind: str, target: str, account: str) -> dict[str, Any]:
+        self._serial += 1
+        name = f"operation-{int(time.time() * 1000)}-{secrets.token_hex(6)}-{self._serial}"
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        op: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": str(7_000_000_000 + self._serial),
+            "name": name,
+            "zone": self._link("zones", zone),
+            "operationType": kind,
+            "targetLink": self._link("zones", zone, "instances", target),
+            "targetId": str(4_000_000_000 + self._serial),
+            "status": "RUNNING",
+            "user": account,
+            "progress": 0,
+            "insertTime": now,
+            "startTime": now,
+            "selfLink": self._link("zones", zone, "operations", name),
+            "_started": time.monotonic(),
+        }
+        self.operations[(zone, name)] = op
+        return op
+
+    def _op_view(self, op: dict[str, Any]) -> dict[str, Any]:
+        done = time.monotonic() - op["_started"] >= self.op_delay_s
+        view = {k: v for k, v in op.items() if not k.startswith("_")}
+        if done:
+            view.update(status="DONE", progress=100, endTime=op["startTime"])
+            if op.get("_error"):
+                view["error"] = {"errors": [op["_error"]]}
+                view["httpErrorStatusCode"] = op["_http"][0]
+                view["httpErrorMessage"] = op["_http"][1]
+        return view
+
+    def _compute_auth(self, account: str, p: str, permission: str, zone: str) -> Reply | None:
+        refused = self._compute_guard(account, p, permission)
+        if refused is not None:
+            return refused
+        if zone not in self.zones:
+            return self._not_found(f"projects/{p}/zones/{zone}")
+        return None
+
+    def _insert(self, req: Request, account: str, p: str, z: str) -> Reply:
+        refused = self._compute_auth(account, p, "compute.instances.create", z)
+        if refused is not None:
+            return refused
+        request_id = (req.query.get("requestId") or [None])[0]
+        if request_id is not None:
+            try:
+                parsed = uuid.UUID(request_id)
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.int == 0 or str(parsed) != request_id.lower():
+                return google_error(
+                    400,
+                    "Invalid value for field 'requestId': '"
+                    + request_id
+                    + "'. The request ID must be a valid UUID with the exception that zero "
+                    "UUID is not supported.",
+                    "INVALID_ARGUMENT",
+                    reason="invalid",
+                )
+            with self._lock:
+                seen = self.request_ids.get(request_id)
+                if seen is not None and seen in self.operations:
+                    return reply_json(200, self._op_view(self.operations[seen]))
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return google_error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
+        checked = self._check_instance(body, z)
+        if isinstance(checked, tuple):
+            return checked
+        resource = f"projects/{p}/zones/{z}/instances/{body['name']}"
+        needed = ["compute.disks.create", "compute.subnetworks.use"]
+        if any(nic.get("accessConfigs") for nic in body["networkInterfaces"]):
+            needed.append("compute.subnetworks.useExternalIp")
+        if body.get("metadata"):
+            needed.append("compute.instances.setMetadata")
+        if body.get("labels"):
+            needed.append("compute.instances.setLabels")
+        if body.get("serviceAccounts"):
+            needed.append("compute.instances.setServiceAccount")
+        for permission in needed:
+            refused = self._denied(account, permission, resource)
+            if refused is not None:
+                return refused
+        with self._lock:
+            if (z, body["name"]) in self.instances:
+                return google_error(
+                    409,
+                    f"The resource '{resource}' already exists",
+                    "ALREADY_EXISTS",
+                    reason="alreadyExists",
+                )
+            op = self._operation(z, "insert", body["name"], account)
+            if request_id is not None:
+                self.request_ids[request_id] = (z, op["name"])
+            if self.fail_insert:
+                op["_error"] = {
+                    "code": self.fail_insert,
+                    "message": (
+                        f"The zone '{resource.rsplit('/instances/', 1)[0]}' does not have "
+                        "enough resources available to fulfill the request.  Try a different "
+                        "zone, or try again later."
+                        if self.fail_insert.startswith("ZONE_RESOURCE_POOL_EXHAUSTED")
+                        else "Quota 'NVIDIA_L4_GPUS' exceeded.  Limit: 0.0 in region "
+                        f"{z.rsplit('-', 1)[0]}."
+                    ),
+                }
+                op["_http"] = (
+                    (503, "SERVICE UNAVAILABLE")
+                    if self.fail_insert.startswith("ZONE_RESOURCE")
+                    else (403, "FORBIDDEN")
+                )
+                return reply_json(200, self._op_view(op))
+            self._create(z, body, checked)
+            return reply_json(200, self._op_view(op))
+
+    def _check_instance(self, body: dict[str, Any], z: str) -> Reply | int:
+        """The documented shape of an insert; the maxRunDuration (s, 0 without) or a 400."""
+        name = body.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            return self._invalid(
+                "name",
+                "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19})'",
+            )
+        mt = body.get("machineType")
+        m = re.fullmatch(
+            r"(?:https://www\.googleapis\.com/compute/v1/projects/[^/]+/)?zones/([^/]+)"
+            r"/machineTypes/([a-z][a-z0-9]*-[a-z]+-\d+[a-z]*)",
+            mt if isinstance(mt, str) else "",
+        )
+        if m is None or m.group(1) != z:
+            return self._invalid("machineType", "Invalid value for field 'machineType'")
+        machine_type = m.group(2)
+        disks = body.get("disks")
+        if not isinstance(disks, list) or len(disks) != 1 or not isinstance(disks[0], dict):
+            return self._invalid("disks", "Exactly one boot disk must be specified")
+        disk = disks[0]
+        params = disk.get("initializeParams")
+        image = params.get("sourceImage") if isinstance(params, dict) else None
+        if disk.get("boot") is not True or not isinstance(image, str):
+            return self._invalid("disks[0]", "The boot disk needs initializeParams.sourceImage")
+        if not re.fullmatch(
+            r"(?:https://www\.googleapis\.com/compute/v1/)?projects/[a-z][-a-z0-9.:]*/global/"
+            r"images/(?:family/)?[a-z][-a-z0-9]*",
+            image,
+        ):
+            return self._invalid("disks[0].initializeParams.sourceImage", "Invalid image")
+        size = params.get("diskSizeGb")
+        if size is not None and not str(size).isdigit():
+            return self._invalid("disks[0].initializeParams.diskSizeGb", "not an int64")
+        nics = body.get("networkInterfaces")
+        if not isinstance(nics, list) or not nics:
+            return self._invalid("networkInterfaces", "At least one network interface")
+        for i, nic in enumerate(nics):
+            if not isinstance(nic, dict) or not (nic.get("network") or nic.get("subnetwork")):
+                return self._invalid(f"networkInterfaces[{i}]", "No network or subnetwork")
+            for j, ac in enumerate(nic.get("accessConfigs") or []):
+                if not isinstance(ac, dict) or ac.get("type", "ONE_TO_ONE_NAT") != "ONE_TO_ONE_NAT":
+                    return self._invalid(
+                        f"networkInterfaces[{i}].accessConfigs[{j}].type", "ONE_TO_ONE_NAT"
+                    )
+        metadata = body.get("metadata")
+        if metadata is not None:
+            items = metadata.get("items") if isinstance(metadata, dict) else None
+            if not isinstance(items, list):
+                return self._invalid("metadata", "metadata.items must be a list")
+            keys: set[str] = set()
+            for i, item in enumerate(items):
+                key = item.get("key") if isinstance(item, dict) else None
+                if not isinstance(key, str) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,128}", key):
+                    return self._invalid(f"metadata.items[{i}].key", "Invalid metadata key")
+                if key in keys:
+                    return self._invalid("metadata", f"Duplicate metadata key '{key}'")
+                if not isinstance(item.get("value"), str):
+                    return self._invalid(f"metadata.items[{i}].value", "must be a string")
+                keys.add(key)
+            if sum(len(i["key"]) + len(i["value"]) for i in items) > 512 * 1024:
+                return self._invalid("metadata", "Metadata is larger than 512 KB")
+        labels = body.get("labels")
+        if labels is not None:
+            if not isinstance(labels, dict) or len(labels) > 64:
+                return self._invalid("labels", "Invalid labels")
+            for k, v in labels.items():
+                if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", k) or not (
+                    isinstance(v, str) and re.fullmatch(r"[a-z0-9_-]{0,63}", v)
+                ):
+                    return self._invalid(f"labels.{k}", "Invalid label")
+        accelerators = body.get("guestAccelerators") or []
+        scheduling = body.get("scheduling") or {}
+        if not isinstance(scheduling, dict):
+            return self._invalid("scheduling", "must be an object")
+        for i, acc in enumerate(accelerators):
+            m2 = re.fullmatch(
+                r"(?:https://www\.googleapis\.com/compute/v1/projects/[^/]+/)?zones/([^/]+)"
+                r"/acceleratorTypes/([a-z0-9-]+)",
+                str(acc.get("acceleratorType", "")) if isinstance(acc, dict) else "",
+            )
+            count = acc.get("acceleratorCount") if isinstance(acc, dict) else None
+            if m2 is None or m2.group(1) != z or m2.group(2) not in self.zones.get(z, []):
+                return self._invalid(
+                    f"guestAccelerators[{i}].acceleratorType", "Accelerator type not in zone"
+                )
+            if not isinstance(count, int) or count < 1:
+                return self._invalid(f"guestAccelerators[{i}].acceleratorCount", "must be >= 1")
+            if not machine_type.startswith("n1-"):
+                return self._invalid(
+                    "guestAccelerators", f"Machine type {machine_type} does not take accelerators"
+                )
+        if accelerators and scheduling.get("onHostMaintenance") != "TERMINATE":
+            return self._invalid(
+                "scheduling.onHostMaintenance",
+                "Instances with guest accelerators do not support live migration.",
+            )
+        model = scheduling.get("provisioningModel", "STANDARD")
+        if model not in ("STANDARD", "SPOT"):
+            return self._invalid("scheduling.provisioningModel", str(model))
+        if model == "SPOT" and scheduling.get("automaticRestart") is not False:
+            return self._invalid("scheduling.automaticRestart", "Spot VMs cannot restart")
+        action = scheduling.get("instanceTerminationAction")
+        if action is not None and action not in ("STOP", "DELETE"):
+            return self._invalid("scheduling.instanceTerminationAction", str(action))
+        seconds = 0
+        run = scheduling.get("maxRunDuration")
+        if run is not None:
+            raw = run.get("seconds") if isinstance(run, dict) else None
+            if not (isinstance(raw, str) and raw.isdigit()) and not isinstance(raw, int):
+                return self._invalid("scheduling.maxRunDuration.seconds", "not an int64")
+            seconds = int(raw)
+            if not 30 <= seconds <= 120 * 86400:
+                return self._invalid(
+                    "scheduling.maxRunDuration",
+                    "The max run duration must be between 30 seconds and 120 days",
+                )
+            if action is None:
+                return self._invalid(
+                    "scheduling.instanceTerminationAction",
+                    "instanceTerminationAction must be set with maxRunDuration",
+                )
+        return seconds
+
+    def _create(self, z: str, body: dict[str, Any], run_s: int) -> None:
+        name = body["name"]
+        self._serial += 1
+        n = len(self.instances) + 1
+        nics = []
+        for i, nic in enumerate(body["networkInterfaces"]):
+            view = {
+                "kind": "compute#networkInterface",
+                "network": self._link("global", "networks", "default"),
+                "subnetwork": self._link("regions", z.rsplit("-", 1)[0], "subnetworks", "default"),
+                "networkIP": f"10.128.0.{n + 1}",
+                "name": f"nic{i}",
+            }
+            if nic.get("accessConfigs"):
+                view["accessConfigs"] = [
+                    {
+                        "kind": "compute#accessConfig",
+                        "type": "ONE_TO_ONE_NAT",
+                        "name": ac.get("name", "External NAT"),
+                        "natIP": f"203.0.113.{(self._serial % 250) + 1}",
+                        "networkTier": "PREMIUM",
+                    }
+                    for ac in nic["accessConfigs"]
+                ]
+            nics.append(view)
+        items = (body.get("metadata") or {}).get("items") or []
+        inst: dict[str, Any] = {
+            "kind": "compute#instance",
+            "id": str(5_000_000_000_000 + self._serial),
+            "creationTimestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "name": name,
+            "machineType": self._link(
+                "zones", z, "machineTypes", body["machineType"].rsplit("/", 1)[1]
+            ),
+            "status": "PROVISIONING",
+            "zone": self._link("zones", z),
+            "canIpForward": False,
+            "networkInterfaces": nics,
+            "disks": [
+                {
+                    "kind": "compute#attachedDisk",
+                    "type": "PERSISTENT",
+                    "mode": "READ_WRITE",
+                    "source": self._link("zones", z, "disks", name),
+                    "deviceName": name,
+                    "index": 0,
+                    "boot": True,
+                    "autoDelete": bool(body["disks"][0].get("autoDelete", False)),
+                }
+            ],
+            "metadata": {"kind": "compute#metadata", "fingerprint": "x1", "items": items},
+            "labels": dict(body.get("labels") or {}),
+            "labelFingerprint": "42WmSpB8rSM=",
+            "scheduling": dict(body.get("scheduling") or {}),
+            "guestAccelerators": [
+                {
+                    "acceleratorType": self._link(
+                        "zones", z, "acceleratorTypes", a["acceleratorType"].rsplit("/", 1)[1]
+                    ),
+                    "acceleratorCount": a["acceleratorCount"],
+                }
+                for a in body.get("guestAccelerators") or []
+            ],
+            "selfLink": self._link("zones", z, "instances", name),
+            "_created": time.monotonic(),
+            "_body": body,
+        }
+        self.instances[(z, name)] = inst
+        script = next((i["value"] for i in items if i["key"] == "startup-script"), None)
+        if self.hosts is not None and script is not None:
+            self.hosts.boot(name, script)
+        action = inst["scheduling"].get("instanceTerminationAction")
+        if run_s and action == "DELETE":
+            timer = threading.Timer(run_s * self.run_duration_scale, self._expire, (z, name, inst))
+            timer.daemon = True
+            self._timers[(z, name)] = timer
+            timer.start()
+
+    def _expire(self, z: str, name: str, inst: dict[str, Any]) -> None:
+        """maxRunDuration ran out: Compute Engine deletes the instance (DELETE action)."""
+        with self._lock:
+            if self.instances.get((z, name)) is not inst:
+                return
+            self.expired.append(name)
+        self._remove(z, name)
+
+    def _remove(self, z: str, name: str) -> None:
+        with self._lock:
+            self.instances.pop((z, name), None)
+            timer = self._timers.pop((z, name), None)
+        if timer is not None:
+            timer.cancel()
+        if self.hosts is not None:
+            self.hosts.stop(name)
+
+    def _instance_view(self, inst: dict[str, Any]) -> dict[str, Any]:
+        view = {k: v for k, v in inst.items() if not k.startswith("_")}
+        if time.monotonic() - inst["_created"] >= self.boot_s:
+            view["status"] = "RUNNING"
+        return view
+
+    def _get_instance(self, req: Request, account: str, p: str, z: str, name: str) -> Reply:
+        refused = self._compute_auth(account, p, "compute.instances.get", z)
+        if refused is not None:
+            return refused
+        with self._lock:
+            inst = self.instances.get((z, name))
+            if inst is None:
+                return self._not_found(f"projects/{p}/zones/{z}/instances/{name}")
+            return reply_json(200, self._instance_view(inst))
+
+    def _delete_instance(self, req: Request, account: str, p: str, z: str, name: str) -> Reply:
+        refused = self._compute_auth(account, p, "compute.instances.delete", z)
+        if refused is not None:
+            return refused
+        with self._lock:
+            if (z, name) not in self.instances:
+                return self._not_found(f"projects/{p}/zones/{z}/instances/{name}")
+            op = self._operation(z, "delete", name, account)
+        self._remove(z, name)
+        return reply_json(200, self._op_view(op))
+
+    def _get_operation(self, req: Request, account: str, p: str, z: str, op: str) -> Reply:
+        refused = self._compute_auth(account, p, "compute.zoneOperations.get", z)
+        if refused is not None:
+            return refused
+        with self._lock:
+            found = self.operations.get((z, op))
+            if found is None:
+                return self._not_found(f"projects/{p}/zones/{z}/operations/{op}")
+            return reply_json(200, self._op_view(found))
+
+    def _wait_operation(self, req: Request, account: str, p: str, z: str, op: str) -> Reply:
+        refused = self._compute_auth(account, p, "compute.zoneOperations.get", z)
+        if refused is not None:
+            return refused
+        with self._lock:
+            found = self.operations.get((z, op))
+        if found is None:
+            return self._not_found(f"projects/{p}/zones/{z}/operations/{op}")
+        left = self.op_delay_s - (time.monotonic() - found["_started"])
+        time.sleep(max(0.0, min(left, 2.0)))
+        return reply_json(200, self._op_view(found))
+
+    _FILTER = re.compile(r'\s*(labels\.[a-z][a-z0-9_-]*|name)\s*=\s*("?)([a-z0-9_-]*)\2\s*')
+
+    def _aggregated_instances(self, req: Request, account: str, p: str) -> Reply:
+        refused = self._compute_guard(account, p, "compute.instances.list")
+        if refused is not None:
+            return refused
+        text = (req.query.get("filter") or [""])[0]
+        field_name = value = None
+        if text:
+            m = self._FILTER.fullmatch(text)
+            if m is None:
+                return google_error(
+                    400,
+                    "Invalid value for field 'filter': '" + text + "'. Invalid list filter "
+                    "expression.",
+                    "INVALID_ARGUMENT",
+                    reason="invalid",
+                )
+            field_name, value = m.group(1), m.group(3)
+
+        def wanted(inst: dict[str, Any]) -> bool:
+            if field_name is None:
+                return True
+            if field_name == "name":
+                return bool(inst["name"] == value)
+            return bool(inst["labels"].get(field_name[len("labels.") :]) == value)
+
+        items: dict[str, Any] = {}
+        with self._lock:
+            for z in sorted(self.zones):
+                found = [
+                    self._instance_view(i)
+                    for (zone, _), i in sorted(self.instances.items())
+                    if zone == z and wanted(i)
+                ]
+                if found:
+                    items[f"zones/{z}"] = {"instances": found}
+                else:
+                    items[f"zones/{z}"] = {
+                        "warning": {
+                            "code": "NO_RESULTS_ON_PAGE",
+                            "message": f"There are no results for scope 'zones/{z}' on this page.",
+                            "data": [{"key": "scope", "value": f"zones/{z}"}],
+                        }
+                    }
+        return reply_json(
+            200,
+            {
+                "kind": "compute#instanceAggregatedList",
+                "id": f"projects/{p}/aggregated/instances",
+                "items": items,
+                "selfLink": self._link("aggregated", "instances"),
+            },
+        )
+
+    def live(self) -> list[str]:
+        """The names of the instances that exist."""
+        with self._lock:
+            return sorted(name for _, name in self.instances)
 
     # -- Cloud Storage ---------------------------------------------------------------------
 
