@@ -4,8 +4,8 @@
   :mod:`.comfyui_target`);
 * ``serverless``: a RunPod serverless endpoint running worker-comfyui (a RunPod provider with
   an ``endpoint_id``: :mod:`.runpod_serverless`);
-* ``machine``: a machine rented for the job (Vast.ai, Lambda, Paperspace, and RunPod pods when
-  no ``endpoint_id`` is set: :mod:`.machine_lifecycle` with the provider's
+* ``machine``: a machine rented for the job (Vast.ai, Lambda, Paperspace, RunPod pods when no
+  ``endpoint_id`` is set, AWS EC2 instances; :mod:`.machine_lifecycle` with the provider's
   :class:`~.machine.MachineAdapter`).
 
 Importing this module loads no provider module: :func:`machine_adapter` imports the one needed.
@@ -13,6 +13,7 @@ Importing this module loads no provider module: :func:`machine_adapter` imports 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -29,8 +30,14 @@ __all__ = [
 
 TargetKind = Literal["comfyui", "serverless", "machine"]
 
+#: The machine side of a provider whose check adapter is another class: module, class.
+_MACHINE_CLASSES: dict[str, tuple[str, str]] = {
+    "runpod": ("comfyvn_gui.providers.runpod_pods", "RunPodPods"),
+    "aws": ("comfyvn_gui.providers.aws.machines", "AwsMachines"),
+}
+
 #: The templates whose providers rent a machine (or run serverless) for a job.
-MACHINE_TEMPLATES: tuple[str, ...] = ("runpod", "vast", "lambda", "paperspace")
+MACHINE_TEMPLATES: tuple[str, ...] = ("runpod", "vast", "lambda", "paperspace", "aws")
 
 
 def dispatch_target(template_id: str, kind: str, config: Mapping[str, Any]) -> TargetKind | None:
@@ -46,17 +53,19 @@ def dispatch_target(template_id: str, kind: str, config: Mapping[str, Any]) -> T
 
 def supported() -> str:
     """The providers this version dispatches to, in words (for a refusal)."""
-    return "local, LAN, SSH and custom ComfyUI servers, RunPod, Vast.ai, Lambda and Paperspace"
+    return (
+        "local, LAN, SSH and custom ComfyUI servers, RunPod, Vast.ai, Lambda, Paperspace and "
+        "AWS EC2"
+    )
 
 
 def machine_adapter(template_id: str) -> MachineAdapter:
     """The machine side of a machine provider (a RunPod provider without an ``endpoint_id``:
     its pods)."""
-    if template_id == "runpod":
-        from .runpod_pods import RunPodPods
-
-        pods: MachineAdapter = RunPodPods()
-        return pods
+    if template_id in _MACHINE_CLASSES:
+        module, name = _MACHINE_CLASSES[template_id]
+        machines: MachineAdapter = getattr(importlib.import_module(module), name)()
+        return machines
     from .registry import adapter_for
 
     adapter = adapter_for(template_id)

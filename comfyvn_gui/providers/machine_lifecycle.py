@@ -15,8 +15,17 @@ and release.
   answered first, "not ready yet") and waits for ComfyUI's ``/system_stats``, retrying both
   until ``ready_by``. After the first successful contact, a changed host key stops the job
   (the tunnel's own rule).
+  An adapter that reaches the machine another way (a Kubernetes Job through the API server's
+  port-forward) has ``open_port(ctx, machine, port)``, an async context manager yielding the
+  local URL of the machine's ``port``: it is used instead of the SSH tunnel, with the same
+  readiness wait.
 * :func:`release` gives the machine back, retrying with back-off (:data:`RELEASE_TRIES`), and
   says whether it worked.
+
+Tests only: ``COMFYVN_GUI_TEST_SSH_ADDRESS_MAP`` (JSON ``{"<machine id, name or address>":
+"127.0.0.1:<port>"}``; the key ``*`` maps every machine), read here alone, points a fake
+provider's made-up machine address (moto's random instance IPs) at the test's real sshd.
+Nothing else differs between tests and production.
 
 Errors are :class:`~.comfyui.ComfyUIError` (``timeout`` for a boot or readiness ceiling,
 ``failed`` for a machine the provider ended), each one line naming the machine.
@@ -26,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -34,7 +45,15 @@ from .base import CheckContext, CheckFailure
 from .comfyui import ComfyUIClient, ComfyUIError
 from .machine import LaunchSpec, Machine, MachineAdapter, MachineKeys
 
-__all__ = ["POLL_S", "RELEASE_TRIES", "boot", "open_machine_comfyui", "release"]
+__all__ = [
+    "ADDRESS_MAP_ENV",
+    "POLL_S",
+    "RELEASE_TRIES",
+    "boot",
+    "open_machine_comfyui",
+    "release",
+    "ssh_address",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +62,33 @@ POLL_S = (1.0, 10.0)
 #: Release attempts, and the pause before each retry (seconds, doubled each time).
 RELEASE_TRIES = 5
 RELEASE_PAUSE_S = 1.0
+#: Test-only (see the module's text).
+ADDRESS_MAP_ENV = "COMFYVN_GUI_TEST_SSH_ADDRESS_MAP"
+
+
+def ssh_address(machine: Machine) -> tuple[str, int] | None:
+    """Where the machine's sshd answers: its address, or the test-only map's entry for it."""
+    text = os.environ.get(ADDRESS_MAP_ENV)
+    if text:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            for key in (machine.id, machine.name, machine.ssh_host, "*"):
+                target = doc.get(key) if key else None
+                if isinstance(target, str) and ":" in target:
+                    host, _, port = target.rpartition(":")
+                    return host, int(port)
+    if machine.ssh_host and machine.ssh_port:
+        return machine.ssh_host, int(machine.ssh_port)
+    return None
+
+
+def _reachable(adapter: MachineAdapter, machine: Machine) -> bool:
+    if machine.status != "running":
+        return False
+    return hasattr(adapter, "open_port") or bool(machine.ssh_host and machine.ssh_port)
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
@@ -77,7 +123,7 @@ async def boot(
     await _maybe(on_machine(machine))
     pause = poll[0]
     while True:
-        if machine.status == "running" and machine.ssh_host and machine.ssh_port:
+        if _reachable(adapter, machine):
             return machine
         if machine.status in ("released", "failed", "stopped"):
             raise ComfyUIError(
@@ -122,18 +168,32 @@ async def open_machine_comfyui(
     comfyui_port: int,
     ready_by: float,
     poll: tuple[float, float] = POLL_S,
+    adapter: MachineAdapter | None = None,
 ) -> AsyncIterator[ComfyUIClient]:
-    """A client of the machine's loopback ComfyUI through the SSH tunnel, once it answers
-    (see the module's text); ``ready_by`` is a ``time.monotonic()`` deadline."""
+    """A client of the machine's loopback ComfyUI through the SSH tunnel (or the adapter's
+    ``open_port``), once it answers (see the module's text); ``ready_by`` is a
+    ``time.monotonic()`` deadline."""
     import httpx
 
     from .http_client import USER_AGENT
     from .ssh import expected_key_policy, machine_target
     from .ssh_tunnel import open_tunnel
 
-    assert machine.ssh_host and machine.ssh_port
-    target = machine_target(machine.ssh_host, int(machine.ssh_port), ssh_user, keys.client_private)
-    policy = expected_key_policy(ctx.name, target, keys.host_public)
+    open_port = getattr(adapter, "open_port", None)
+    if open_port is not None:
+
+        def opener() -> contextlib.AbstractAsyncContextManager[str]:
+            return open_port(ctx, machine, comfyui_port)  # type: ignore[no-any-return]
+
+    else:
+        address = ssh_address(machine)
+        assert address is not None
+        target = machine_target(address[0], address[1], ssh_user, keys.client_private)
+        policy = expected_key_policy(ctx.name, target, keys.host_public)
+
+        def opener() -> contextlib.AbstractAsyncContextManager[str]:
+            return open_tunnel(ctx, comfyui_port, target=target, policy=policy)
+
     pause = poll[0]
     last = "no answer yet"
     while True:
@@ -147,7 +207,7 @@ async def open_machine_comfyui(
         opened = False
         try:
             async with (
-                open_tunnel(ctx, comfyui_port, target=target, policy=policy) as url,
+                opener() as url,
                 httpx.AsyncClient(
                     trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT}
                 ) as http,

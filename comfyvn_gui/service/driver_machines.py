@@ -144,7 +144,13 @@ class MachineRun:
         self._notice("waiting for ComfyUI on the machine")
         try:
             async with open_machine_comfyui(
-                ctx, machine, keys, ssh_user=ssh_user, comfyui_port=port, ready_by=ready_by
+                ctx,
+                machine,
+                keys,
+                ssh_user=ssh_user,
+                comfyui_port=port,
+                ready_by=ready_by,
+                adapter=adapter,
             ) as client:
                 self._notice(None)
                 yield client

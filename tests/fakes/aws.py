@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,14 @@ EC2_ONLY = {
     ],
 }
 
+#: A user who may launch (EC2 and STS) but not touch S3.
+NO_S3 = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "ec2:*"], "Resource": "*"}
+    ],
+}
+
 
 @dataclass
 class Key:
@@ -54,7 +63,8 @@ class Key:
 
 @dataclass
 class MotoAccount:
-    """A reset moto with users ``app`` (everything), ``noec2`` and ``ec2only``, and buckets
+    """A reset moto with users ``app`` (everything), ``noec2``, ``ec2only`` (describe only) and
+    ``nos3`` (EC2 but no S3), Amazon's Deep Learning AMIs (:data:`DLAMIS`), and buckets
     ``assets-use1`` (us-east-1) and ``assets-euw1`` (eu-west-1); auth enforced."""
 
     url: str
@@ -78,7 +88,8 @@ def setup_account(url: str) -> MotoAccount:
     }
     iam = boto3.client("iam", **setup)
     account = MotoAccount(url)
-    for user, policy in (("app", ALL), ("noec2", NO_EC2), ("ec2only", EC2_ONLY)):
+    users = (("app", ALL), ("noec2", NO_EC2), ("ec2only", EC2_ONLY), ("nos3", NO_S3))
+    for user, policy in users:
         iam.create_user(UserName=user)
         iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
         k = iam.create_access_key(UserName=user)["AccessKey"]
@@ -88,8 +99,57 @@ def setup_account(url: str) -> MotoAccount:
     s3.create_bucket(
         Bucket="assets-euw1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
+    for region in DLAMI_REGIONS:
+        for ami_id, name, created in DLAMIS:
+            publish_amazon_ami(account.account_id, region, ami_id, name, created)
     requests.post(f"{url}/moto-api/reset-auth", data="0", timeout=10)  # auth ON from now
     return account
+
+
+#: What Amazon publishes as its Deep Learning Base GPU AMI (Ubuntu 22.04) in each region: an
+#: older and a newer release, and the ARM64 one (never the default on x86 GPU types).
+DLAMIS = (
+    (
+        "ami-0d1a000000000a001",
+        "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261006",
+        "2026-10-06T10:00:00.000Z",
+    ),
+    (
+        "ami-0d1a000000000a002",
+        "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261120",
+        "2026-11-20T10:00:00.000Z",
+    ),
+    (
+        "ami-0d1a000000000a003",
+        "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20261125",
+        "2026-11-25T10:00:00.000Z",
+    ),
+)
+NEWEST_DLAMI = "ami-0d1a000000000a002"
+DLAMI_REGIONS = ("us-east-1", "eu-west-1")
+
+
+def publish_amazon_ami(account_id: str, region: str, ami_id: str, name: str, created: str) -> None:
+    """An AMI owned by Amazon (as moto's bundled ones are) in moto's in-process backend: AWS
+    publishes images under its own account, which no API call of a test's account can do."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.amis import Ami
+
+    backend = ec2_backends[account_id][region]
+    arch = "arm64" if "ARM64" in name else "x86_64"
+    backend.amis[ami_id] = Ami(
+        backend,
+        ami_id=ami_id,
+        name=name,
+        owner_id="898082745236",
+        owner_alias="amazon",
+        public=True,
+        architecture=arch,
+        virtualization_type="hvm",
+        creation_date=datetime.fromisoformat(created.replace("Z", "+00:00")),
+        root_device_type="ebs",
+        region_name=region,
+    )
 
 
 def auth_off(url: str) -> None:

@@ -25,7 +25,15 @@ from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.providers import aws as aws_adapter
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import resolve_home
-from tests.fakes.aws import Key, MotoAccount, QuotaFront, auth_off, moto_server, setup_account
+from tests.fakes.aws import (
+    NEWEST_DLAMI,
+    Key,
+    MotoAccount,
+    QuotaFront,
+    auth_off,
+    moto_server,
+    setup_account,
+)
 from tests.fakes.http import FakeServer, Route, SilentServer, arun, closed_by_peer, closed_port_url
 
 pytestmark = pytest.mark.usefixtures("secret_service")
@@ -174,7 +182,7 @@ def test_key_unknown_only_in_its_region_names_region(svc: Service, moto: MotoAcc
         ("app", "assets-use1", "valid", [], "bucket assets-use1 is in us-east-1"),
         ("app", "assets-euw1", "misconfigured", ["bucket"], "is in eu-west-1 but instances"),
         ("app", "assets-none", "misconfigured", ["bucket"], "no S3 bucket named 'assets-none'"),
-        ("ec2only", "assets-use1", "permission_denied", ["bucket"], "s3:GetBucketLocation"),
+        ("nos3", "assets-use1", "permission_denied", ["bucket"], "s3:GetBucketLocation"),
     ],
 )
 def test_bucket_option(
@@ -190,6 +198,64 @@ def test_bucket_option(
     result = check(svc, "validate")
     assert (result.status, result.fields) == (status, fields), result.message
     assert text in result.message
+
+
+# --------------------------------------------------------------------------- launch permission
+
+
+def test_validate_proves_the_launch_with_a_dry_run_of_the_newest_deep_learning_ami(
+    svc: Service, moto: MotoAccount
+) -> None:
+    add_aws(svc, moto.url, moto.keys["app"].secrets)
+    result = check(svc, "validate")
+    assert result.status == "valid", result.message
+    assert result.detail["launch"] == {"dry_run": "allowed", "ami_id": NEWEST_DLAMI}
+    assert "DryRun launch" in result.message
+    assert_no_instance(moto)
+
+
+def test_a_key_that_may_only_describe_is_refused_at_the_dry_run(
+    svc: Service, moto: MotoAccount
+) -> None:
+    """ec2:Describe* passes the type check; the DryRun launch is what tells the truth (moto
+    answers AccessDenied where EC2 says UnauthorizedOperation: both are mapped)."""
+    add_aws(svc, moto.url, moto.keys["ec2only"].secrets)
+    result = check(svc, "validate")
+    assert result.status == "permission_denied", result.message
+    assert "ec2:RunInstances" in result.message
+    assert moto.arn("ec2only") in result.message  # whose policy to change
+    assert result.detail["aws_error"] in ("AccessDenied", "UnauthorizedOperation")
+    assert_no_instance(moto)
+
+
+def test_the_ami_option_is_used_for_the_dry_run(svc: Service, moto: MotoAccount) -> None:
+    add_aws(svc, moto.url, moto.keys["app"].secrets, ami_id="ami-03cf127a")
+    result = check(svc, "validate")
+    assert result.status == "valid", result.message
+    assert result.detail["launch"]["ami_id"] == "ami-03cf127a"
+
+
+def test_a_region_without_the_default_ami_names_ami_id(svc: Service, moto: MotoAccount) -> None:
+    """Amazon's images are published here in us-east-1 and eu-west-1 only (DLAMI_REGIONS)."""
+    add_aws(svc, moto.url, moto.keys["app"].secrets, region="us-west-2")
+    result = check(svc, "validate")
+    assert (result.status, result.fields) == ("misconfigured", ["ami_id"]), result.message
+    assert "us-west-2" in result.message
+
+
+def assert_no_instance(moto: MotoAccount) -> None:
+    import boto3
+
+    key = moto.keys["app"]
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=moto.url,
+        region_name="us-east-1",
+        aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret_key,
+    )
+    reply = ec2.describe_instances()
+    assert [i for r in reply["Reservations"] for i in r["Instances"]] == []
 
 
 def sts_error(status: int, code: str, message: str) -> Route:

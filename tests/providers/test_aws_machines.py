@@ -33,7 +33,7 @@ from comfyvn_gui.core.machines import (
     startup_script,
 )
 from comfyvn_gui.core.models import ProviderEntry
-from comfyvn_gui.providers.aws.machines import ADDRESS_MAP_ENV, AwsMachines
+from comfyvn_gui.providers.aws.machines import AwsMachines
 from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, CheckFailure
 from comfyvn_gui.providers.machine import (
     LaunchSpec,
@@ -42,7 +42,8 @@ from comfyvn_gui.providers.machine import (
     generate_keys,
     is_machine_adapter,
 )
-from tests.fakes.aws import Key, MotoAccount, auth_off, moto_server, setup_account
+from comfyvn_gui.providers.machine_lifecycle import ADDRESS_MAP_ENV, ssh_address
+from tests.fakes.aws import NEWEST_DLAMI, Key, MotoAccount, auth_off, moto_server, setup_account
 from tests.fakes.http import arun
 from tests.fakes.machine_host import MachineHosts
 
@@ -226,6 +227,64 @@ def test_run_instances_sends_the_script_tags_shutdown_behaviour_and_network(
     assert state(moto, machine.id) == "terminated"
 
 
+def test_without_ami_id_the_newest_deep_learning_ami_of_the_region_is_launched(
+    moto: MotoAccount, executor: BlockingExecutor
+) -> None:
+    spec, _keys, _ = spec_for()
+    machine = call(moto, executor, "launch", spec, ami_id="")
+    [instance] = ec2(moto).describe_instances(InstanceIds=[machine.id])["Reservations"][0][
+        "Instances"
+    ]
+    assert instance["ImageId"] == NEWEST_DLAMI  # not the older one, not the ARM64 one
+    call(moto, executor, "release", machine)
+
+
+def test_no_default_ami_in_the_region_refuses_naming_ami_id_and_launches_nothing(
+    moto: MotoAccount, executor: BlockingExecutor
+) -> None:
+    spec, _keys, _ = spec_for()
+    with pytest.raises(CheckFailure) as caught:
+        call(moto, executor, "launch", spec, ami_id="", region="us-west-2")
+    assert (caught.value.code, caught.value.fields) == ("misconfigured", ["ami_id"])
+    assert "us-west-2" in caught.value.message
+    reply = ec2(moto).describe_instances()
+    assert [i for r in reply["Reservations"] for i in r["Instances"]] == []
+
+
+def test_spot_when_the_provider_says_so_with_the_price_ceiling_as_max_price(
+    moto: MotoAccount, executor: BlockingExecutor
+) -> None:
+    spec, _keys, _ = spec_for()
+    machine = call(moto, executor, "launch", spec, meta={"spot": True})
+    assert machine.refs["spot"] is True
+    [instance] = ec2(moto).describe_instances(InstanceIds=[machine.id])["Reservations"][0][
+        "Instances"
+    ]
+    assert instance.get("InstanceLifecycle") == "spot"
+    call(moto, executor, "release", machine)
+    assert state(moto, machine.id) == "terminated"
+
+
+def test_the_spot_request_carries_the_ceiling_and_terminates_on_interruption() -> None:
+    from comfyvn_gui.providers.aws.machines import run_request
+    from comfyvn_gui.providers.aws.session import _Job
+
+    job = _Job("aws", "k", "s", "us-east-1", "g5.xlarge", None, None, [], None, 0.0)
+    request = run_request(
+        job, "ami-1", {"spot": True}, name="n", tags={}, user_data="x", max_hourly_usd=0.8
+    )
+    assert request["InstanceMarketOptions"] == {
+        "MarketType": "spot",
+        "SpotOptions": {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+            "MaxPrice": "0.8000",
+        },
+    }
+    on_demand = run_request(job, "ami-1", {}, name="n", tags={}, user_data="x")
+    assert "InstanceMarketOptions" not in on_demand
+
+
 def test_another_instance_type_sends_the_script_without_a_price(
     moto: MotoAccount, executor: BlockingExecutor
 ) -> None:
@@ -306,18 +365,6 @@ def test_resources_list_an_orphan_and_stop_terminates_it(
     assert call(moto, executor, "resources", HOME) == []
     assert state(moto, other_id) == "running"  # not the home's: untouched
     ec2(moto).terminate_instances(InstanceIds=[other_id])
-
-
-def test_no_ami_is_misconfigured_and_nothing_is_launched(
-    moto: MotoAccount, executor: BlockingExecutor
-) -> None:
-    spec, _keys, _ = spec_for()
-    with pytest.raises(CheckFailure) as caught:
-        call(moto, executor, "launch", spec, ami_id="")
-    assert (caught.value.code, caught.value.fields) == ("misconfigured", ["ami_id"])
-    assert "ami_id is not set" in caught.value.message
-    reply = ec2(moto).describe_instances()
-    assert [i for r in reply["Reservations"] for i in r["Instances"]] == []
 
 
 @pytest.mark.parametrize(
@@ -401,7 +448,7 @@ def test_the_deadman_part_shuts_down_at_the_deadline(tmp_path: Path) -> None:
             pass
 
 
-def test_the_address_map_leads_describe_to_the_sshd_of_the_user_data(
+def test_the_lifecycles_address_map_leads_to_the_sshd_of_the_user_data(
     moto: MotoAccount, executor: BlockingExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec, keys, _ = spec_for()
@@ -417,7 +464,8 @@ def test_the_address_map_leads_describe_to_the_sshd_of_the_user_data(
         while (running := call(moto, executor, "describe", machine)).status != "running":
             assert time.monotonic() < until
             time.sleep(0.05)
-        assert (running.ssh_host, running.ssh_port) == ("127.0.0.1", port)
+        assert running.ssh_port == 22 and running.ssh_host != "127.0.0.1"  # moto's own
+        assert ssh_address(running) == ("127.0.0.1", port)
 
         transport = paramiko.Transport(("127.0.0.1", port))
         try:

@@ -8,9 +8,11 @@ runs, the one-time keys are gone from the keyring)."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -143,6 +145,100 @@ def paperspace_kit(hosts: MachineHosts) -> Iterator[Kit]:
         machine_host.free_port = real_free_port
 
 
+class MotoMachines:
+    """moto's EC2 instances booted as real machines: a new instance's user data starts a real
+    sshd (tests/fakes/machine_host.py), and its sshd stops when moto terminates it. moto's
+    addresses are made up: the lifecycle's test-only address map points every machine at the
+    one port these sshd's listen on (one machine at a time)."""
+
+    def __init__(self, account: Any, hosts: MachineHosts) -> None:
+        import boto3
+
+        key = account.keys["app"]
+        self.ec2 = boto3.client(
+            "ec2",
+            endpoint_url=account.url,
+            region_name="us-east-1",
+            aws_access_key_id=key.access_key,
+            aws_secret_access_key=key.secret_key,
+        )
+        self.hosts = hosts
+        self.booted: set[str] = set()
+        self.scripts: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def instances(self) -> list[dict[str, Any]]:
+        reply = self.ec2.describe_instances()
+        return [i for r in reply["Reservations"] for i in r["Instances"]]
+
+    def held(self) -> list[str]:
+        """The instances moto still runs (their sshd's brought up to date first)."""
+        self._step()
+        gone = ("shutting-down", "terminated")
+        return sorted(i["InstanceId"] for i in self.instances() if i["State"]["Name"] not in gone)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self._step()
+
+    def _step(self) -> None:
+        import base64
+
+        with self._lock:
+            for i in self.instances():
+                iid, state = i["InstanceId"], i["State"]["Name"]
+                if state in ("pending", "running") and iid not in self.booted:
+                    attr = self.ec2.describe_instance_attribute(
+                        InstanceId=iid, Attribute="userData"
+                    )
+                    script = base64.b64decode(attr["UserData"]["Value"]).decode()
+                    self.booted.add(iid)
+                    self.scripts.append(script)
+                    self.hosts.boot(iid, script)
+                elif state in ("shutting-down", "terminated") and iid in self.hosts.alive:
+                    self.hosts.stop(iid)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def aws_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    from comfyvn_gui.providers.machine_lifecycle import ADDRESS_MAP_ENV
+    from tests.fakes.aws import auth_off, moto_server, setup_account
+
+    port = free_port()
+    real_free_port = machine_host.free_port
+    machine_host.free_port = lambda: port
+    saved = os.environ.get(ADDRESS_MAP_ENV)
+    os.environ[ADDRESS_MAP_ENV] = json.dumps({"*": f"127.0.0.1:{port}"})
+    servers = moto_server()
+    url = next(servers)
+    account = setup_account(url)
+    watcher = MotoMachines(account, hosts)
+    try:
+        yield Kit(
+            template="aws",
+            config={"endpoints": {"aws": url}, "ssh_user": getpass.getuser()},
+            secrets=account.keys["app"].secrets,
+            held=watcher.held,
+            fake=account,
+            sent_script=lambda: watcher.scripts[0],
+        )
+    finally:
+        watcher.close()
+        auth_off(url)
+        servers.close()
+        machine_host.free_port = real_free_port
+        if saved is None:
+            os.environ.pop(ADDRESS_MAP_ENV, None)
+        else:
+            os.environ[ADDRESS_MAP_ENV] = saved
+
+
 def pod_script(fake: RunPodPodsFake) -> str:
     import base64
 
@@ -156,6 +252,7 @@ def pod_script(fake: RunPodPodsFake) -> str:
 
 
 KITS = {
+    "aws": aws_kit,
     "lambda": lambda_kit,
     "paperspace": paperspace_kit,
     "runpod_pods": runpod_pods_kit,
@@ -270,7 +367,11 @@ def test_a_machine_that_never_boots_is_released_and_the_job_fails(
         dispatch(svc, job)
         done = ended(svc, job.id)
         assert done.status == "failed"
-        assert "did not finish booting" in done.meta["dispatch"]["ended_message"]
+        said = done.meta["dispatch"]["ended_message"]
+        if kit.template == "aws":  # EC2 says "running" once placed, before the OS is up
+            assert "did not become ready in time" in said and "cannot connect" in said, said
+        else:
+            assert "did not finish booting" in said
         assert comfyui.requests == []
         assert_released(svc, kit, hosts, done)
         stop_driver(svc, wait_idle=True)

@@ -20,7 +20,12 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html):
      and ``region``. ``UnauthorizedOperation`` (AWS) / ``AccessDenied`` (moto) are
      ``permission_denied`` saying which action is missing; EC2's ``AuthFailure`` names
      ``access_key``.
-  3. With the ``bucket`` option: ``s3:GetBucketLocation``. A bucket in another region than the
+  3. ``ec2:RunInstances`` with ``DryRun=True`` (:func:`.machines.dry_run`): the launch a job
+     would send, with the ``ami_id`` option or the default AMI (``ec2:DescribeImages``), the
+     network settings and tags from the provider. ``DryRunOperation`` proves the permission
+     (users of launchers complain of "check passed but launch failed"); ``UnauthorizedOperation``
+     (AWS) / ``AccessDenied`` (moto) is ``permission_denied``; no AMI found names ``ami_id``.
+  4. With the ``bucket`` option: ``s3:GetBucketLocation``. A bucket in another region than the
      instances is ``misconfigured`` naming ``bucket`` (cross-region transfer is charged);
      ``NoSuchBucket`` too; ``AccessDenied`` is ``permission_denied`` naming ``bucket``.
 
@@ -102,11 +107,14 @@ __all__ = [
 ]
 
 
-def _validate_blocking(job: _Job) -> Outcome:
+def _validate_blocking(job: _Job, ami_option: str | None, meta: dict[str, Any]) -> Outcome:
+    from .machines import dry_run
+
     detail = _identity(job)
     try:
         type_detail, latency = _instance_type(job)
         detail.update(type_detail, region=job.region, latency_ms=round(latency, 1))
+        detail["launch"] = {"dry_run": "allowed", "ami_id": dry_run(job, ami_option, meta)}
         if job.bucket:
             detail.update(_bucket(job))
     except CheckFailure as failure:
@@ -118,6 +126,7 @@ def _validate_blocking(job: _Job) -> Outcome:
     message = (
         f"AWS accepted the access key ({detail['identity']}); {job.instance_type} "
         f"({_gpu_text(type_detail)}, {type_detail.get('vcpus')} vCPUs) is offered in {job.region}"
+        f"; a DryRun launch of it from {detail['launch']['ami_id']} was allowed"
     )
     if job.bucket:
         message += f"; bucket {job.bucket} is in {job.region}"
@@ -165,7 +174,9 @@ class AwsAdapter:
 
     async def validate(self, ctx: CheckContext) -> Outcome:
         job = _job(ctx)
-        return await ctx.run_blocking(_validate_blocking, job)
+        return await ctx.run_blocking(
+            _validate_blocking, job, ctx.value("ami_id"), dict(ctx.provider.meta or {})
+        )
 
     async def health(self, ctx: CheckContext) -> Outcome:
         job = _job(ctx)

@@ -1,18 +1,31 @@
-"""AWS EC2 instances for dispatch: one On-Demand instance per job (not wired into dispatch yet).
+"""AWS EC2 instances for dispatch: one instance per job (On-Demand, or Spot when the provider's
+meta says ``spot: true``).
 
 What is sent (EC2 Query API through botocore, signed with the stored keys, in the configured
 region, to the ``aws`` endpoint override when there is one; every call in the executor with
 the timeouts of :mod:`.calls`):
 
-* launch — ``ec2:RunInstances`` with ``ImageId`` (the provider option ``ami_id``, required for
-  now: unset is ``misconfigured`` naming ``ami_id``), ``InstanceType`` (``instance_type``,
-  default ``g5.xlarge``), ``MinCount``/``MaxCount`` 1, ``UserData`` = the start-up script
-  (plain text; botocore base64-encodes it) at the catalog's price when the type is the
-  catalog's reference type, ``InstanceInitiatedShutdownBehavior`` ``terminate``,
+* the AMI — the provider option ``ami_id``; when it is empty, ``ec2:DescribeImages`` with
+  ``Owners=amazon`` and the filters ``name`` = :data:`DEFAULT_AMI_NAME` (AWS's Deep Learning Base
+  OSS Nvidia Driver GPU AMI, Ubuntu 22.04: the NVIDIA driver, Docker and the NVIDIA Container
+  Toolkit the start-up script's ``docker run --gpus all`` needs), ``architecture`` x86_64 and
+  ``state`` available; the newest ``CreationDate`` wins. None found is ``misconfigured`` naming
+  ``ami_id``.
+* validate (:func:`dry_run`, called by the adapter's validate) — the launch request below with
+  ``DryRun=True``: ``DryRunOperation`` proves ``ec2:RunInstances`` (and ``ec2:CreateTags`` for
+  the tag specifications) without launching; ``UnauthorizedOperation`` (AWS) / ``AccessDenied``
+  (moto) is ``permission_denied`` saying so.
+* launch — ``ec2:RunInstances`` with ``ImageId`` (the AMI above), ``InstanceType``
+  (``instance_type``, default ``g5.xlarge``), ``MinCount``/``MaxCount`` 1, ``UserData`` = the
+  start-up script (plain text; botocore base64-encodes it) at the catalog's price when the
+  type is the catalog's reference type, ``InstanceInitiatedShutdownBehavior`` ``terminate``,
   ``ClientToken`` = the resource name (a retried launch does not rent a second instance),
   ``TagSpecifications`` for the instance and its volumes (``Name`` = the resource name, and
   ``comfyvn-gui-home`` / ``comfyvn-gui-job``), and ``SecurityGroupIds`` / ``SubnetId`` from
-  the provider's meta (``security_group_id``, ``subnet_id``) when set.
+  the provider's meta (``security_group_id``, ``subnet_id``) when set. With ``spot: true`` in
+  the meta: ``InstanceMarketOptions`` ``spot``, one-time, interruption ``terminate``, and
+  ``MaxPrice`` = the job's price ceiling when it has one (an interrupted instance is gone:
+  the job fails and says so; nothing is left to release).
   ``InsufficientInstanceCapacity`` is ``quota_exhausted``; ``UnauthorizedOperation`` (AWS) /
   ``AccessDenied`` (moto) ``permission_denied``; ``InvalidAMIID.*`` ``misconfigured`` naming
   ``ami_id``.
@@ -30,15 +43,12 @@ absolute deadline the instance shuts itself down, and ``InstanceInitiatedShutdow
 ``terminate`` makes that a termination (the root EBS volume goes with it,
 ``DeleteOnTermination`` being the AMI's default for the root volume).
 
-Tests only: ``COMFYVN_GUI_TEST_SSH_ADDRESS_MAP`` (JSON ``{"<instance id or ip>":
-"127.0.0.1:<port>"}``), read by describe alone, maps moto's made-up addresses to a test sshd.
-Nothing else differs in tests.
+moto's instance addresses are made up: the lifecycle's test-only address map
+(``machine_lifecycle.ADDRESS_MAP_ENV``) points them at a test sshd; nothing here differs in tests.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +66,18 @@ if TYPE_CHECKING:
 else:
     botocore = LazyImport("botocore")
 
-__all__ = ["ADDRESS_MAP_ENV", "AwsMachines", "console_url"]
+__all__ = [
+    "DEFAULT_AMI_NAME",
+    "AwsMachines",
+    "console_url",
+    "default_ami",
+    "dry_run",
+    "resolve_ami",
+    "run_request",
+]
 
-#: Test-only (see the module's text).
-ADDRESS_MAP_ENV = "COMFYVN_GUI_TEST_SSH_ADDRESS_MAP"
+#: The name (a DescribeImages filter, ``*`` any) of the default AMI, owned by Amazon.
+DEFAULT_AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
 _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 _STATUS: dict[str, MachineStatus] = {
     "pending": "booting",
@@ -124,27 +142,11 @@ def _tags(instance: dict[str, Any]) -> dict[str, str]:
     return {str(t.get("Key")): str(t.get("Value")) for t in instance.get("Tags") or []}
 
 
-def _address_map() -> dict[str, str]:
-    text = os.environ.get(ADDRESS_MAP_ENV)
-    if not text:
-        return {}
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
-
-
 def _machine(instance: dict[str, Any], name: str, refs: dict[str, Any]) -> Machine:
     raw = str((instance.get("State") or {}).get("Name") or "")
     status = _STATUS.get(raw, "booting")
     host = instance.get("PublicIpAddress") or instance.get("PrivateIpAddress")
     port: int | None = 22 if host else None
-    mapped = _address_map()
-    target = mapped.get(str(instance.get("InstanceId"))) or (mapped.get(host) if host else None)
-    if target:
-        host, _, port_text = target.rpartition(":")
-        port = int(port_text)
     running = status == "running"
     launched = instance.get("LaunchTime")
     return Machine(
@@ -188,6 +190,115 @@ def _terminate(job: _Job, instance_id: str) -> None:
         return
 
 
+def default_ami(job: _Job, pattern: str = DEFAULT_AMI_NAME) -> tuple[str, str] | None:
+    """The newest Amazon-owned x86_64 AMI named like ``pattern`` in the region: (id, name)."""
+    reply = _ec2(
+        job,
+        "ec2:DescribeImages",
+        "describe_images",
+        Owners=["amazon"],
+        Filters=[
+            {"Name": "name", "Values": [pattern]},
+            {"Name": "architecture", "Values": ["x86_64"]},
+            {"Name": "state", "Values": ["available"]},
+        ],
+    )
+    images = [i for i in reply.get("Images") or [] if i.get("ImageId")]
+    if not images:
+        return None
+    newest = max(images, key=lambda i: str(i.get("CreationDate") or ""))
+    return str(newest["ImageId"]), str(newest.get("Name") or "")
+
+
+def resolve_ami(job: _Job, option: str | None) -> str:
+    """The ``ami_id`` option, else the default AMI of the region (blocking)."""
+    if option and option.strip():
+        return option.strip()
+    found = default_ami(job)
+    if found is None:
+        raise CheckFailure(
+            "misconfigured",
+            f"{job.name}: no AWS Deep Learning GPU AMI (Ubuntu 22.04) was found in {job.region}; "
+            "enter the ID of an AMI with Docker and the NVIDIA drivers in ami_id",
+            fields=["ami_id"],
+        )
+    return found[0]
+
+
+def run_request(
+    job: _Job,
+    ami: str,
+    meta: dict[str, Any],
+    *,
+    name: str,
+    tags: dict[str, str],
+    user_data: str,
+    max_hourly_usd: float | None = None,
+) -> dict[str, Any]:
+    """The RunInstances request of one job's instance (see the module's text)."""
+    tag_list = [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": v} for k, v in tags.items()]
+    request: dict[str, Any] = {
+        "ImageId": ami,
+        "InstanceType": job.instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "UserData": user_data,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "ClientToken": name,
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tag_list},
+            {"ResourceType": "volume", "Tags": tag_list},
+        ],
+    }
+    if meta.get("security_group_id"):
+        request["SecurityGroupIds"] = [str(meta["security_group_id"])]
+    if meta.get("subnet_id"):
+        request["SubnetId"] = str(meta["subnet_id"])
+    if meta.get("spot") is True:
+        spot: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if max_hourly_usd:
+            spot["MaxPrice"] = f"{max_hourly_usd:.4f}"
+        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot}
+    return request
+
+
+def dry_run(job: _Job, ami_option: str | None, meta: dict[str, Any]) -> str:
+    """Prove ``ec2:RunInstances`` (with its tags) by a DryRun launch; returns the AMI used
+    (blocking; see the module's text)."""
+    ami = resolve_ami(job, ami_option)
+    request = run_request(
+        job, ami, meta, name="comfyvn-validate", tags={}, user_data="#!/bin/sh\ntrue\n"
+    )
+    request.pop("ClientToken")
+    ec2 = _client(job, "ec2")
+    try:
+        ec2.run_instances(DryRun=True, **request)
+    except botocore.exceptions.ClientError as exc:
+        code = _error(exc)[0]
+        if code == "DryRunOperation":
+            return ami
+        if code in ("UnauthorizedOperation", "AccessDenied"):
+            raise CheckFailure(
+                "permission_denied",
+                f"{job.name}: the key may not launch instances (ec2:RunInstances with "
+                f"ec2:CreateTags, {code} on a DryRun launch of {job.instance_type}); add them "
+                "to the IAM user's policy",
+                fields=["access_key"],
+                detail={"aws_error": code, "action": "ec2:RunInstances"},
+            ) from None
+        raise _launch_failure(job, exc, code, "ec2:RunInstances") from None
+    except Exception as exc:
+        mapped = _transport_failure(job, exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+    # (a DryRun that launched would be a bug at AWS; never seen, never kept)
+    raise CheckFailure("error", f"{job.name}: the DryRun launch did not answer DryRunOperation")
+
+
 class AwsMachines:
     """The dispatch side of AWS EC2 (see the module's text)."""
 
@@ -202,41 +313,22 @@ class AwsMachines:
 
     async def launch(self, ctx: CheckContext, spec: LaunchSpec) -> Machine:
         job = _job(ctx)
-        ami = (ctx.value("ami_id") or "").strip()
-        if not ami:
-            raise CheckFailure(
-                "misconfigured",
-                f"{ctx.name}: ami_id is not set; enter the ID of an AMI (with Docker and the "
-                f"NVIDIA drivers) of region {job.region} in the provider's settings",
-                fields=["ami_id"],
-            )
+        ami = await ctx.run_blocking(resolve_ami, job, ctx.value("ami_id"))
         price = None  # the catalog's price is that of its default type only
         try:
             if job.instance_type == ctx.profile.field("instance_type").default:
                 price = ctx.profile.pricing.hourly_usd
         except KeyError:
             pass
-        tags = [{"Key": "Name", "Value": spec.name}] + [
-            {"Key": k, "Value": v} for k, v in spec.tags.items()
-        ]
-        request: dict[str, Any] = {
-            "ImageId": ami,
-            "InstanceType": job.instance_type,
-            "MinCount": 1,
-            "MaxCount": 1,
-            "UserData": spec.script_at(price),
-            "InstanceInitiatedShutdownBehavior": "terminate",
-            "ClientToken": spec.name,
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": tags},
-                {"ResourceType": "volume", "Tags": tags},
-            ],
-        }
-        meta = ctx.provider.meta or {}
-        if meta.get("security_group_id"):
-            request["SecurityGroupIds"] = [str(meta["security_group_id"])]
-        if meta.get("subnet_id"):
-            request["SubnetId"] = str(meta["subnet_id"])
+        request = run_request(
+            job,
+            ami,
+            ctx.provider.meta or {},
+            name=spec.name,
+            tags=spec.tags,
+            user_data=spec.script_at(price),
+            max_hourly_usd=spec.max_hourly_usd,
+        )
         reply = await ctx.run_blocking(
             lambda: _ec2(job, "ec2:RunInstances", "run_instances", **request)
         )
@@ -246,7 +338,10 @@ class AwsMachines:
                 "error", f"{ctx.name}: RunInstances returned no instance; try again later"
             )
         instance = instances[0]
-        machine = _machine(instance, spec.name, _refs(job, str(instance["InstanceId"])))
+        refs = _refs(job, str(instance["InstanceId"]))
+        if "InstanceMarketOptions" in request:
+            refs["spot"] = True
+        machine = _machine(instance, spec.name, refs)
         if machine.created_at is None:
             machine.created_at = datetime.now(UTC)
         return machine
