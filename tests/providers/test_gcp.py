@@ -393,16 +393,44 @@ def test_missing_permissions_are_listed_by_name(
     assert check(svc, "validate").status == "valid"
 
 
-def test_act_as_missing_on_the_project_is_only_a_warning(
+def test_the_permission_test_asks_for_what_a_launch_and_release_send(
     svc: Service, fake: GcpFake, keys: dict[str, ServiceAccountKey]
 ) -> None:
     key = keys["good"]
-    fake.register(key, ALL_PROJECT_PERMISSIONS - {"iam.serviceAccounts.actAs"})
+    # No service account goes on the VM: neither of these is needed, nor asked about.
+    fake.register(
+        key,
+        ALL_PROJECT_PERMISSIONS
+        - {"iam.serviceAccounts.actAs", "compute.instances.setServiceAccount"},
+    )
     create(svc, fake, key.json())
     result = check(svc, "validate")
     assert result.status == "valid", result.message
-    assert result.detail["unverified_permissions"] == ["iam.serviceAccounts.actAs"]
-    assert any("Service Account User" in w for w in result.detail["warnings"])
+    assert "unverified_permissions" not in result.detail and "warnings" not in result.detail
+    asked = fake.requests[1].json()["permissions"]
+    assert {
+        "compute.instances.create",
+        "compute.instances.get",
+        "compute.instances.list",
+        "compute.instances.delete",
+        "compute.instances.setMetadata",
+        "compute.instances.setLabels",
+        "compute.disks.create",
+        "compute.subnetworks.use",
+        "compute.subnetworks.useExternalIp",
+        "compute.zoneOperations.get",
+    } <= set(asked)
+    assert "compute.instances.setServiceAccount" not in asked
+    assert "iam.serviceAccounts.actAs" not in asked
+
+    # Without the right to label or list VMs, a launch (labels) or `running` (list) fails:
+    fake.granted[key.email] -= {"compute.instances.setLabels", "compute.instances.list"}
+    result = check(svc, "validate")
+    assert result.status == "permission_denied"
+    assert result.detail["missing_permissions"] == [
+        "compute.instances.list",
+        "compute.instances.setLabels",
+    ]
 
 
 def test_no_access_to_the_project(

@@ -23,6 +23,7 @@ import paramiko
 import pytest
 
 from comfyvn_gui.core.catalog import load_catalog
+from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.core.machines import (
     StartupPlan,
     resource_name,
@@ -31,7 +32,8 @@ from comfyvn_gui.core.machines import (
     startup_script,
 )
 from comfyvn_gui.core.models import ProviderEntry
-from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, CheckFailure
+from comfyvn_gui.providers.base import BlockingExecutor, CheckContext, CheckFailure, run_check
+from comfyvn_gui.providers.gcp import GcpAdapter
 from comfyvn_gui.providers.gcp import machines as gcp_machines
 from comfyvn_gui.providers.gcp.machines import (
     DEFAULT_IMAGE,
@@ -532,3 +534,27 @@ def test_a_machine_from_json_is_described_at_its_launch_time_zone(
     assert described.status == "running"
     call(gcp, key, executor, "release", stored, zone="us-central1-b")
     assert_all_gone(gcp, hosts)
+
+
+# -- Validate proves launch permission ------------------------------------------------------------
+
+
+def test_validate_names_a_missing_instances_create_and_passes_with_it(
+    gcp: GcpFake, key: ServiceAccountKey, executor: BlockingExecutor
+) -> None:
+    async def validate() -> CheckResult:
+        return await run_check(GcpAdapter(), context(gcp, key, executor), "validate")
+
+    gcp.register(key, ALL_PROJECT_PERMISSIONS - {"compute.instances.create"})
+    result = arun(validate())
+    assert result.status == "permission_denied"
+    assert result.detail["missing_permissions"] == ["compute.instances.create"]
+    assert "compute.instances.create" in result.message
+    # What the launch itself would then meet: the same permission named.
+    spec, _keys, _ = spec_for()
+    with pytest.raises(CheckFailure) as caught:
+        call(gcp, key, executor, "launch", spec)
+    assert caught.value.detail["missing_permissions"] == ["compute.instances.create"]
+
+    gcp.register(key)
+    assert arun(validate()).status == "valid"

@@ -42,19 +42,18 @@ What is sent (endpoints from the profile: ``token_uri``, ``resourcemanager``, ``
    hold the region's GPU quota (``NVIDIA_L4_GPUS`` ...: ``limit`` and ``usage``), the capacity
    this account can actually launch; a new project's is often 0.
 
-The permissions a launch needs (:data:`PROJECT_PERMISSIONS`, tested on the project):
-create, read and delete the VM (``compute.instances.create/get/delete``), its boot disk
-(``compute.disks.create``), its startup script (``compute.instances.setMetadata``), the default
-network with an external address to fetch models (``compute.subnetworks.use`` and
-``useExternalIp``), a service account on the VM so it can reach the bucket
-(``compute.instances.setServiceAccount``), waiting for zone operations
+The permissions a launch and its release need (:data:`PROJECT_PERMISSIONS`, tested on the
+project; what :mod:`.machines` sends): create, read, list and delete the VM
+(``compute.instances.create/get/list/delete``), its boot disk (``compute.disks.create``), its
+start-up script and SSH key metadata (``compute.instances.setMetadata``), its labels
+(``compute.instances.setLabels``), the default network with an external address to fetch
+models (``compute.subnetworks.use`` and ``useExternalIp``), waiting for zone operations
 (``compute.zoneOperations.get``), and what these checks read (``compute.acceleratorTypes.list``,
-``compute.regions.get``). All are in the Compute Instance Admin (v1) role. With a bucket,
-:data:`BUCKET_PERMISSIONS` are tested on the bucket: read its metadata, stage inputs and read
-results (``storage.buckets.get``, ``storage.objects.create/get/list``).
-``iam.serviceAccounts.actAs`` (:data:`SOFT_PERMISSIONS`) is tested on the project too, but it can
-also be granted on the VM's service account itself, which a project-level test cannot see (as
-SkyPilot found), so its absence is a warning, not a failure.
+``compute.regions.get``). All are in the Compute Instance Admin (v1) role. The VM runs without
+a service account (no Google credentials on it), so ``compute.instances.setServiceAccount`` and
+``iam.serviceAccounts.actAs`` are not asked for (:data:`SOFT_PERMISSIONS`, warnings only, is
+empty). With a bucket, :data:`BUCKET_PERMISSIONS` are tested on the bucket: read its metadata,
+stage inputs and read results (``storage.buckets.get``, ``storage.objects.create/get/list``).
 
 Statuses: a key that is not JSON, not a service-account key, lacks fields, or names a token
 address that is not Google's -> ``misconfigured`` naming ``service_account_json``; a private

@@ -14,12 +14,17 @@ from .settings import KEY_FIELD, _Session, _Settings
 if TYPE_CHECKING:
     import httpx
 
+#: What dispatch's instances.insert / get / delete / aggregated list and the operation waits
+#: need (providers/gcp/machines.py), as Compute Engine documents a create's permissions, plus
+#: what these checks read. No service account is put on the VM, so neither
+#: ``compute.instances.setServiceAccount`` nor ``iam.serviceAccounts.actAs`` is needed.
 PROJECT_PERMISSIONS: tuple[str, ...] = (
     "compute.instances.create",
     "compute.instances.get",
+    "compute.instances.list",
     "compute.instances.delete",
     "compute.instances.setMetadata",
-    "compute.instances.setServiceAccount",
+    "compute.instances.setLabels",
     "compute.disks.create",
     "compute.subnetworks.use",
     "compute.subnetworks.useExternalIp",
@@ -27,7 +32,9 @@ PROJECT_PERMISSIONS: tuple[str, ...] = (
     "compute.acceleratorTypes.list",
     "compute.regions.get",
 )
-SOFT_PERMISSIONS: tuple[str, ...] = ("iam.serviceAccounts.actAs",)
+#: Permissions tested whose absence is only a warning (none since no VM runs as a service
+#: account; ``iam.serviceAccounts.actAs`` was one: it can be granted on the account itself).
+SOFT_PERMISSIONS: tuple[str, ...] = ()
 BUCKET_PERMISSIONS: tuple[str, ...] = (
     "storage.buckets.get",
     "storage.objects.create",
