@@ -24,7 +24,7 @@ from comfyvn_gui.core.checks import CheckResult
 from comfyvn_gui.providers.azure import family_of, vcpus_of
 from comfyvn_gui.service import Service
 from comfyvn_gui.store.paths import resolve_home
-from tests.fakes.azure import SCOPE, AzureFake
+from tests.fakes.azure import RESOURCE_GROUP, SCOPE, AzureFake
 from tests.fakes.http import FakeServer, SilentServer, arun, closed_port_url, reply_json
 
 pytestmark = pytest.mark.usefixtures("secret_service")
@@ -529,3 +529,96 @@ def test_importing_the_adapter_imports_no_azure_package() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(out.stdout.replace("'", '"')) == []
+
+
+# -- launch permission (the permissions API) ---------------------------------------------
+
+
+def test_validate_without_a_resource_group_says_dispatch_needs_one(
+    svc: Service, az: AzureFake
+) -> None:
+    add(svc, az)
+    r = check(svc)
+    assert r.status == "valid", r.message
+    assert "dispatch needs resource_group" in r.message
+    assert not any("permissions" in q.path for q in az.arm.requests)
+
+
+def test_validate_proves_the_role_may_create_vms_in_the_resource_group(
+    svc: Service, az: AzureFake
+) -> None:
+    add(svc, az, resource_group=RESOURCE_GROUP)
+    r = check(svc)
+    assert r.status == "valid", r.message
+    assert f"may create and delete VMs in resource group {RESOURCE_GROUP}" in r.message
+    (perm,) = [q for q in az.arm.requests if q.path.endswith("/permissions")]
+    assert perm.path == (
+        f"/subscriptions/{az.subscription_id}/resourceGroups/{RESOURCE_GROUP}/providers/"
+        "Microsoft.Authorization/permissions"
+    )
+    assert perm.query == {"api-version": ["2022-04-01"]} and perm.bearer in az.tokens
+    h = check(svc, "health")  # (health does not ask)
+    assert h.status == "healthy"
+    assert len([q for q in az.arm.requests if q.path.endswith("/permissions")]) == 1
+
+
+def test_validate_lists_exactly_the_actions_the_role_lacks(svc: Service, az: AzureFake) -> None:
+    # Virtual Machine Contributor alone: no virtual networks or security groups of its own.
+    az.permissions = [
+        {
+            "actions": [
+                "Microsoft.Compute/virtualMachines/*",
+                "Microsoft.Compute/disks/*",
+                "Microsoft.DevTestLab/schedules/*",
+                "Microsoft.Network/networkInterfaces/*",
+                "Microsoft.Network/publicIPAddresses/*",
+                "Microsoft.Network/networkSecurityGroups/join/action",
+                "Microsoft.Network/networkSecurityGroups/read",
+                "Microsoft.Network/virtualNetworks/read",
+                "Microsoft.Network/virtualNetworks/subnets/join/action",
+            ],
+            "notActions": ["Microsoft.Network/publicIPAddresses/delete"],
+            "dataActions": [],
+            "notDataActions": [],
+        }
+    ]
+    add(svc, az, resource_group=RESOURCE_GROUP)
+    r = check(svc)
+    assert (r.status, r.fields) == ("permission_denied", ["resource_group"]), r.message
+    missing = [
+        "Microsoft.Network/publicIPAddresses/delete",
+        "Microsoft.Network/networkSecurityGroups/write",
+        "Microsoft.Network/networkSecurityGroups/delete",
+        "Microsoft.Network/virtualNetworks/write",
+        "Microsoft.Network/virtualNetworks/delete",
+    ]
+    assert r.detail["missing_actions"] == missing
+    assert f"does not allow {', '.join(missing)}, which" in r.message
+    assert RESOURCE_GROUP in r.message and "Contributor" in r.message
+    assert svc.get_provider("az").active is False
+
+
+def test_validate_with_a_resource_group_that_does_not_exist_is_misconfigured(
+    svc: Service, az: AzureFake
+) -> None:
+    add(svc, az, resource_group="no-such-group")
+    r = check(svc)
+    assert (r.status, r.fields) == ("misconfigured", ["resource_group"]), r.message
+    assert "no-such-group does not exist" in r.message and "ResourceGroupNotFound" in r.message
+
+
+def test_the_permission_reading_follows_azures_rules() -> None:
+    from comfyvn_gui.providers.azure.permissions import REQUIRED_ACTIONS, allowed, missing_actions
+
+    contributor = [{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Write"]}]
+    assert missing_actions(contributor) == []
+    assert not allowed(contributor, "Microsoft.Authorization/roleAssignments/write")
+    reader = [{"actions": ["*/read"], "notActions": []}]
+    assert missing_actions(reader) == list(REQUIRED_ACTIONS)
+    # notActions subtract within their own role only; another role may still grant it.
+    two = [
+        {"actions": ["Microsoft.Compute/*"], "notActions": ["microsoft.compute/*/delete"]},
+        {"actions": ["Microsoft.Compute/virtualMachines/delete"], "notActions": []},
+    ]
+    assert allowed(two, "Microsoft.Compute/virtualMachines/delete")
+    assert not allowed(two, "Microsoft.Compute/disks/delete")

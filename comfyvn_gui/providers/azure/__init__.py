@@ -55,9 +55,19 @@ metadata (IMDS) region discovery nor authority instance discovery can redirect o
 request (``disable_instance_discovery`` therefore has nothing to disable). The environment
 credential, managed identity, the Azure CLI and the default credential chain are never used.
 
+* launch permission (validate only, when the ``resource_group`` option is set) — ``GET
+  {management}/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/
+  Microsoft.Authorization/permissions?api-version=2022-04-01``: the app's role must allow
+  writing and deleting VMs, NICs, public IPs, security groups, virtual networks and DevTestLab
+  schedules there (and joining subnets, IPs and security groups, deleting disks) — what a
+  dispatch does (:mod:`.permissions`); missing actions -> ``permission_denied`` listing them,
+  naming ``resource_group``; a resource group that does not exist -> ``misconfigured`` naming
+  ``resource_group``. Without ``resource_group`` validation passes and says dispatch needs it.
+
 Layout: :mod:`.token` (the Entra ID token, through the check's HTTP client),
 :mod:`.subscription` (Azure Resource Manager addresses, errors and the subscription's state),
-:mod:`.quota` (the usage lists, read as room for one VM); this module holds the adapter.
+:mod:`.quota` (the usage lists, read as room for one VM), :mod:`.permissions` (the launch
+permission), :mod:`.machines` (dispatch: one VM per job); this module holds the adapter.
 """
 
 from __future__ import annotations
@@ -68,6 +78,7 @@ from typing import Any
 from comfyvn_gui.providers.base import CheckContext, Outcome
 from comfyvn_gui.providers.registry import register
 
+from .permissions import _launch_permissions
 from .quota import FAMILIES, REGIONAL_VCPUS, _Quota, _quota, family_of, vcpus_of
 from .subscription import _check_state, _state_warning, _subscription
 from .token import SCOPE, _token
@@ -83,7 +94,7 @@ class AzureAdapter:
     """Validation and health of an Azure app registration and its subscription."""
 
     async def validate(self, ctx: CheckContext) -> Outcome:
-        detail, quota = await _check(ctx)
+        detail, quota = await _check(ctx, launch=True)
         sub = detail["subscription_name"] or detail["subscription_id"]
         msg = f"Azure accepted the app registration: subscription {sub} is {detail['state']}"
         warning = _state_warning(detail)
@@ -93,6 +104,11 @@ class AzureAdapter:
             msg += f"; but {quota.problem}"
         elif quota.summary:
             msg += f"; {quota.summary}"
+        rg = detail.get("launch", {}).get("resource_group")
+        if rg:
+            msg += f"; its role may create and delete VMs in resource group {rg}"
+        else:
+            msg += "; dispatch needs resource_group (the resource group VMs are created in)"
         return Outcome(msg, detail=detail)
 
     async def health(self, ctx: CheckContext) -> Outcome:
@@ -119,7 +135,7 @@ class AzureAdapter:
         return Outcome(msg, detail=detail)
 
 
-async def _check(ctx: CheckContext) -> tuple[dict[str, Any], _Quota]:
+async def _check(ctx: CheckContext, *, launch: bool = False) -> tuple[dict[str, Any], _Quota]:
     tenant_id, client_id, secret, sub_id = ctx.require(
         "tenant_id", "client_id", "client_secret", "subscription_id"
     )
@@ -135,5 +151,10 @@ async def _check(ctx: CheckContext) -> tuple[dict[str, Any], _Quota]:
         detail = await _subscription(ctx, arm, token, sub_id, client_id)
         _check_state(detail)
         quota = await _quota(ctx, arm, token, detail["subscription_id"])
+        rg = (ctx.value("resource_group") or "").strip()
+        if launch and rg:
+            detail["launch"] = await _launch_permissions(
+                ctx, arm, token, detail["subscription_id"], rg
+            )
     detail["quota"] = quota.detail
     return detail, quota
