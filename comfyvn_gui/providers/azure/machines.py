@@ -415,8 +415,8 @@ class _Arm:
             action = actions[-1] if actions else None
             return CheckFailure(
                 "permission_denied",
-                f"{name}: the app may not {what} in resource group {self.rg}"
-                + (f": it lacks {action}" if action else f" ({code or '403'})")
+                f"{name}: Azure did not allow {what} in resource group {self.rg}: "
+                + (f"the app's role lacks {action}" if action else f"{code or '403'}")
                 + "; give it the Contributor role on the resource group (Azure portal → "
                 "Resource groups → the group → Access control (IAM))",
                 fields=["resource_group"],
@@ -477,7 +477,7 @@ class _Arm:
                 "again later",
                 detail=detail,
             )
-        return CheckFailure("error", f"{name}: Azure refused {what} ({said})", detail=detail)
+        return CheckFailure("error", f"{name}: Azure did not allow {what} ({said})", detail=detail)
 
 
 def _async_url(resp: httpx.Response) -> str | None:
