@@ -5,8 +5,14 @@ What is sent (docs/providers.md; the official ``kubernetes`` Python client):
 * validate — ``GET {kubernetes}/api/v1/namespaces/{ns}/pods?limit=1`` with
   ``Authorization: Bearer TOKEN`` (``CoreV1Api.list_namespaced_pod``): a real, authorized list
   in the namespace jobs will run in, stronger than ``/version`` (which clusters may serve to
-  anonymous callers). Then, for the identity, ``POST /apis/authentication.k8s.io/v1/
-  selfsubjectreviews`` (who the token is); a cluster that refuses it is not an error.
+  anonymous callers). Then what dispatch needs: ``POST /apis/authorization.k8s.io/v1/
+  selfsubjectaccessreviews`` (``AuthorizationV1Api.create_self_subject_access_review``) for
+  ``create`` and ``delete`` on ``jobs`` (group ``batch``) and ``create`` on ``pods`` subresource
+  ``portforward`` in the namespace: a denied one is ``permission_denied`` naming the missing
+  RBAC verb and resource; a cluster that refuses access reviews is noted in the result
+  (``dispatch_permissions`` false), not failed. Then, for the identity, ``POST
+  /apis/authentication.k8s.io/v1/selfsubjectreviews`` (who the token is); a cluster that
+  refuses it is not an error.
 * health — the same list, plus ``GET /api/v1/nodes`` for the cluster's GPU capacity
   (``nvidia.com/gpu``) where the token may read nodes; a namespace-scoped token (what CoreWeave
   recommends) may not: that is skipped with a note and the check stays healthy.
@@ -54,16 +60,28 @@ class CoreWeaveAdapter:
         api = _api_client(ctx, host, token)
         try:
             await _list_pods(ctx, api, host, ns)
+            reviewed = await _may_dispatch(ctx, api, host, ns)
             username = await _whoami(ctx, api, host)
         finally:
             api.close()
         identity = f"{username} in namespace {ns}" if username else f"namespace {ns}"
-        detail = {"identity": identity, "namespace": ns, "username": username, "cluster": host}
-        return Outcome(
-            f"{NAME} accepted the API access token: it can list pods in namespace {ns}"
-            + (f" (as {username})" if username else ""),
-            detail=detail,
-        )
+        detail: dict[str, Any] = {
+            "identity": identity,
+            "namespace": ns,
+            "username": username,
+            "cluster": host,
+            "dispatch_permissions": reviewed,
+        }
+        msg = f"{NAME} accepted the API access token; it can list pods in namespace {ns}"
+        if reviewed:
+            msg += ", create and delete Jobs and port-forward to pods"
+        else:
+            detail["note"] = (
+                "the cluster did not answer access reviews, so the rights to create Jobs and "
+                "port-forward were not checked"
+            )
+            msg += "; its rights to run jobs could not be checked (no access reviews)"
+        return Outcome(msg + (f" (as {username})" if username else ""), detail=detail)
 
     async def health(self, ctx: CheckContext) -> Outcome:
         host, token, ns = _settings(ctx)
@@ -293,6 +311,63 @@ def _api_failure(exc: Any, host: str, ns: str) -> CheckFailure:
     return CheckFailure(
         "error", f"{NAME}'s cluster answered {code} unexpectedly{said}; try again later"
     )
+
+
+#: What dispatch does in the namespace: (verb, API group, resource, subresource).
+DISPATCH_RIGHTS = (
+    ("create", "batch", "jobs", ""),
+    ("delete", "batch", "jobs", ""),
+    ("create", "", "pods", "portforward"),
+)
+
+
+def _rbac_name(group: str, resource: str, subresource: str) -> str:
+    name = f"{resource}.{group}" if group else resource
+    return f"{name}/{subresource}" if subresource else name
+
+
+async def _may_dispatch(ctx: CheckContext, api: Any, host: str, ns: str) -> bool:
+    """Whether the token may create and delete Jobs and port-forward in ``ns``
+    (``SelfSubjectAccessReview`` for each of :data:`DISPATCH_RIGHTS`). A denied one is
+    ``permission_denied`` naming the RBAC verb and resource; False where the cluster refuses
+    access reviews (noted, not a failure)."""
+    client = kubernetes.client
+    authz = client.AuthorizationV1Api(api)
+    for verb, group, resource, sub in DISPATCH_RIGHTS:
+        review = client.V1SelfSubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SelfSubjectAccessReview",
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=ns,
+                    verb=verb,
+                    group=group,
+                    resource=resource,
+                    subresource=sub or None,
+                )
+            ),
+        )
+        try:
+            answer = await _call(ctx, host, authz.create_self_subject_access_review, review)
+        except client.exceptions.ApiException as exc:
+            if exc.status == 401:
+                raise _api_failure(exc, host, ns) from None
+            return False
+        status = getattr(answer, "status", None)
+        if status is None:
+            return False
+        if not status.allowed:
+            what = _rbac_name(group, resource, sub)
+            why = f" ({_short(Exception(status.reason))})" if status.reason else ""
+            raise CheckFailure(
+                "permission_denied",
+                f"{NAME}: the API access token may list pods in namespace {ns} but may not "
+                f"{verb} {what}{why}, which jobs need; grant its role the RBAC verb {verb!r} "
+                f"on {what} in namespace {ns}, or use a token that has it",
+                fields=["api_key", "namespace"],
+                detail={"namespace": ns, "missing": f"{verb} {what}"},
+            )
+    return True
 
 
 async def _whoami(ctx: CheckContext, api: Any, host: str) -> str | None:

@@ -394,7 +394,7 @@ class KubernetesFake(ResettableFake):
             verb, resource = str(attrs["verb"]), str(attrs["resource"])
         except (ValueError, KeyError, TypeError):
             return status(400, "BadRequest", "the body is not a SelfSubjectAccessReview")
-        if body.get("kind") != "SelfSubjectAccessReview":
+        if body.get("kind", "SelfSubjectAccessReview") != "SelfSubjectAccessReview":
             return status(400, "BadRequest", "the body is not a SelfSubjectAccessReview")
         sub = attrs.get("subresource") or ""
         name = f"{resource}/{sub}" if sub else resource

@@ -94,6 +94,59 @@ def test_good_token_is_valid_with_identity_and_default_namespace(
     assert_clean(svc, r, k8s.token)
 
 
+def test_validate_reviews_the_rights_dispatch_needs(svc: Service, k8s: KubernetesFake) -> None:
+    create(svc, token=k8s.token, base_url=k8s.base)
+    r = check(svc, "validate")
+    assert r.status == "valid", r.message
+    assert r.detail["dispatch_permissions"] is True
+    assert "create and delete Jobs and port-forward" in r.message
+    assert "; it can list pods" in r.message  # (not masked as "token: <value>")
+    reviews = [
+        q.json()["spec"]["resourceAttributes"]
+        for q in k8s.requests
+        if q.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    ]
+    asked = {(a["verb"], a.get("group", ""), a["resource"], a.get("subresource")) for a in reviews}
+    assert asked == {
+        ("create", "batch", "jobs", None),
+        ("delete", "batch", "jobs", None),
+        ("create", "", "pods", "portforward"),
+    }
+    assert all(a["namespace"] == f"tenant-{ORG}" for a in reviews)
+
+
+@pytest.mark.parametrize(
+    ("denied", "named"),
+    [
+        ("create pods/portforward", "may not create pods/portforward"),
+        ("create jobs", "may not create jobs.batch"),
+        ("delete jobs", "may not delete jobs.batch"),
+    ],
+)
+def test_a_missing_dispatch_right_is_permission_denied_naming_it(
+    svc: Service, k8s: KubernetesFake, denied: str, named: str
+) -> None:
+    k8s.reset(denied=[denied])
+    create(svc, token=k8s.token, base_url=k8s.base)
+    r = check(svc, "validate")
+    assert r.status == "permission_denied", r.message
+    assert r.fields == ["api_key", "namespace"]
+    assert named in r.message and "RBAC verb" in r.message
+    assert_clean(svc, r, k8s.token)
+
+
+def test_a_cluster_without_access_reviews_is_noted_not_failed(
+    svc: Service, k8s: KubernetesFake
+) -> None:
+    k8s.reset(access_review_missing=True)
+    create(svc, token=k8s.token, base_url=k8s.base)
+    r = check(svc, "validate")
+    assert r.status == "valid", r.message
+    assert r.detail["dispatch_permissions"] is False
+    assert "access reviews" in r.detail["note"]
+    assert "could not be checked" in r.message
+
+
 def test_wrong_token_is_invalid_credentials_naming_api_key(
     svc: Service, k8s: KubernetesFake
 ) -> None:
