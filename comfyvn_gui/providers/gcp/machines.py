@@ -38,8 +38,10 @@ to 45 minutes of its hour, and a 401 signs in again once):
   - ``labels`` = the job's tags (keys and values checked against Google's label rule);
   - ``scheduling``: ``onHostMaintenance`` TERMINATE (GPUs cannot live-migrate),
     ``automaticRestart`` false, ``maxRunDuration.seconds`` = seconds until the hard deadline
-    (at least 30, Google's minimum), ``instanceTerminationAction`` DELETE — Compute Engine
-    itself deletes the VM when that runs out, whatever the VM is doing — and
+    less :data:`DELETE_LEAD_S` (so Google deletes the VM before the script's own shutdown could
+    leave it stopped with a billing disk; at least 30, Google's minimum),
+    ``instanceTerminationAction`` DELETE — Compute Engine itself deletes the VM when that runs
+    out, whatever the VM is doing — and
     ``provisioningModel`` SPOT when the provider's meta says ``spot: true``;
   - no ``serviceAccounts``: the VM gets no Google credentials at all.
 
@@ -108,6 +110,11 @@ MIN_DISK_GB = 100
 #: Google's bounds on scheduling.maxRunDuration (seconds).
 MIN_RUN_S = 30
 MAX_RUN_S = 120 * 86400
+#: Google's DELETE comes this long before the start-up script's own shutdown: a VM the script
+#: shut down first would be TERMINATED, not deleted (its boot disk would still bill, and a
+#: stopped VM's run time no longer counts toward maxRunDuration). Google may act up to 30 s
+#: late.
+DELETE_LEAD_S = 120
 #: How long a zone operation is waited for (seconds), and the pauses between reads.
 OP_WAIT_S = 180.0
 OP_POLL_S = (0.2, 2.0)
@@ -339,7 +346,7 @@ def _labels(tags: dict[str, str]) -> dict[str, str]:
 
 
 def _run_seconds(deadline: datetime) -> int:
-    left = int((deadline - datetime.now(UTC)).total_seconds())
+    left = int((deadline - datetime.now(UTC)).total_seconds()) - DELETE_LEAD_S
     return max(MIN_RUN_S, min(MAX_RUN_S, left))
 
 
@@ -419,10 +426,11 @@ class GcpMachines:
     default_ssh_user = DEFAULT_SSH_USER
     default_image = "yanwk/comfyui-boot:cu128-slim"  # the ComfyUI container (comfyui_image)
     deadman_words = (
-        "Two guards end a Google Cloud VM without the app: the start-up script shuts the "
-        "system down at the deadline (the GPU stops billing; the boot disk bills until the VM "
-        "is deleted), and Google's own maxRunDuration with the DELETE action deletes the VM "
-        "and its disk at the deadline, which acts even if the VM hangs or the app is gone"
+        "Two guards end a Google Cloud VM without the app: Google's own maxRunDuration with "
+        "the DELETE action deletes the VM and its disk two minutes before the deadline, even "
+        "if the VM hangs or the app is gone; should that fail, the start-up script shuts the "
+        "system down at the deadline (the GPU stops billing; the boot disk bills until the "
+        "VM is deleted)"
     )
 
     async def launch(self, ctx: CheckContext, spec: LaunchSpec) -> Machine:
