@@ -5,8 +5,8 @@
 * ``serverless``: a RunPod serverless endpoint running worker-comfyui (a RunPod provider with
   an ``endpoint_id``: :mod:`.runpod_serverless`);
 * ``machine``: a machine rented for the job (Vast.ai, Lambda, Paperspace, RunPod pods when no
-  ``endpoint_id`` is set, AWS EC2 instances; :mod:`.machine_lifecycle` with the provider's
-  :class:`~.machine.MachineAdapter`).
+  ``endpoint_id`` is set, AWS EC2 instances, Azure and Google Cloud VMs, CoreWeave Kubernetes
+  Jobs; :mod:`.machine_lifecycle` with the provider's :class:`~.machine.MachineAdapter`).
 
 Importing this module loads no provider module: :func:`machine_adapter` imports the one needed.
 """
@@ -34,10 +34,22 @@ TargetKind = Literal["comfyui", "serverless", "machine"]
 _MACHINE_CLASSES: dict[str, tuple[str, str]] = {
     "runpod": ("comfyvn_gui.providers.runpod_pods", "RunPodPods"),
     "aws": ("comfyvn_gui.providers.aws.machines", "AwsMachines"),
+    "azure": ("comfyvn_gui.providers.azure.machines", "AzureMachines"),
+    "gcp": ("comfyvn_gui.providers.gcp.machines", "GcpMachines"),
+    "coreweave": ("comfyvn_gui.providers.coreweave_jobs", "CoreWeaveJobs"),
 }
 
 #: The templates whose providers rent a machine (or run serverless) for a job.
-MACHINE_TEMPLATES: tuple[str, ...] = ("runpod", "vast", "lambda", "paperspace", "aws")
+MACHINE_TEMPLATES: tuple[str, ...] = (
+    "runpod",
+    "vast",
+    "lambda",
+    "paperspace",
+    "aws",
+    "azure",
+    "gcp",
+    "coreweave",
+)
 
 
 def dispatch_target(template_id: str, kind: str, config: Mapping[str, Any]) -> TargetKind | None:
@@ -54,8 +66,8 @@ def dispatch_target(template_id: str, kind: str, config: Mapping[str, Any]) -> T
 def supported() -> str:
     """The providers this version dispatches to, in words (for a refusal)."""
     return (
-        "local, LAN, SSH and custom ComfyUI servers, RunPod, Vast.ai, Lambda, Paperspace and "
-        "AWS EC2"
+        "local, LAN, SSH and custom ComfyUI servers, RunPod, Vast.ai, Lambda, Paperspace, "
+        "AWS EC2, Azure, Google Cloud and CoreWeave"
     )
 
 

@@ -182,7 +182,8 @@ class MachineRun:
         job over finds it, and release can use the refs as they were at launch."""
         doc = dict(self.record.get("machine") or {})
         doc.update(machine.as_json())
-        doc.setdefault("launched_at", datetime.now(UTC).isoformat(timespec="seconds"))
+        # (to the millisecond: a rental shorter than a second still bills its minimum)
+        doc.setdefault("launched_at", datetime.now(UTC).isoformat(timespec="milliseconds"))
         self.record["machine"] = doc
         self.machine = machine
         if machine.hourly_usd:  # the live price (an offer's dph_total, the instance's price)
@@ -255,7 +256,7 @@ class MachineRun:
         self.machine = None
         why = await release(ctx, self.adapter, machine, tries=self.driver.release_tries)
         doc = self.record.setdefault("machine", {})
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         if why is None:
             doc["released_at"] = now
             doc.pop("release_error", None)
@@ -463,7 +464,7 @@ async def retry_release(driver: Any, job_id: int) -> bool:
             await asyncio.to_thread(store.delete, f"{provider}/@job{job_id}", field_name)
         except SecretStoreError as exc:
             log.warning("job %s: a machine key stays in the keyring: %s", job_id, exc)
-    doc["released_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc["released_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     doc.pop("release_error", None)
     driver.job_store.write_release(
         job_id, doc, f"the machine {machine.name} ({machine.id}) was released (retried)"

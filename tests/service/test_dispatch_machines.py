@@ -7,6 +7,7 @@ runs, the one-time keys are gone from the keyring)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -58,6 +59,9 @@ class Kit:
     set_price: Callable[[float], None] | None = None  # the live price the provider reports
     meta: dict[str, Any] | None = None  # the provider's meta (a marketplace's price ceiling)
     sent_script: Callable[[], str] | None = None  # the start-up script the provider received
+    settings: dict[str, Any] | None = None  # app settings the provider needs (a CA bundle)
+    base_url: str | None = None  # the provider's base URL (an authority, an API server)
+    attach: Callable[[int], None] | None = None  # the ComfyUI fake's port, for a fake to reach
 
 
 def runpod_pods_kit(hosts: MachineHosts) -> Iterator[Kit]:
@@ -207,36 +211,113 @@ class MotoMachines:
 
 
 def aws_kit(hosts: MachineHosts) -> Iterator[Kit]:
-    from comfyvn_gui.providers.machine_lifecycle import ADDRESS_MAP_ENV
     from tests.fakes.aws import auth_off, moto_server, setup_account
+
+    with one_sshd_port():
+        servers = moto_server()
+        url = next(servers)
+        account = setup_account(url)
+        watcher = MotoMachines(account, hosts)
+        try:
+            yield Kit(
+                template="aws",
+                config={"endpoints": {"aws": url}, "ssh_user": getpass.getuser()},
+                secrets=account.keys["app"].secrets,
+                held=watcher.held,
+                fake=account,
+                sent_script=lambda: watcher.scripts[0],
+            )
+        finally:
+            watcher.close()
+            auth_off(url)
+            servers.close()
+
+
+@contextlib.contextmanager
+def one_sshd_port() -> Iterator[None]:
+    """Every machine's sshd on one port, and the lifecycle's test-only address map pointing
+    every machine there (the fakes report made-up addresses on port 22)."""
+    from comfyvn_gui.providers.machine_lifecycle import ADDRESS_MAP_ENV
 
     port = free_port()
     real_free_port = machine_host.free_port
     machine_host.free_port = lambda: port
     saved = os.environ.get(ADDRESS_MAP_ENV)
     os.environ[ADDRESS_MAP_ENV] = json.dumps({"*": f"127.0.0.1:{port}"})
-    servers = moto_server()
-    url = next(servers)
-    account = setup_account(url)
-    watcher = MotoMachines(account, hosts)
     try:
-        yield Kit(
-            template="aws",
-            config={"endpoints": {"aws": url}, "ssh_user": getpass.getuser()},
-            secrets=account.keys["app"].secrets,
-            held=watcher.held,
-            fake=account,
-            sent_script=lambda: watcher.scripts[0],
-        )
+        yield
     finally:
-        watcher.close()
-        auth_off(url)
-        servers.close()
         machine_host.free_port = real_free_port
         if saved is None:
             os.environ.pop(ADDRESS_MAP_ENV, None)
         else:
             os.environ[ADDRESS_MAP_ENV] = saved
+
+
+def gcp_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    from tests.fakes.gcp import PROJECT, GcpFake, make_key
+
+    key = make_key(f"comfyvn-render@{PROJECT}.iam.gserviceaccount.com")
+    with one_sshd_port(), GcpFake() as server:
+        fake = server.reset(hosts=hosts)
+        fake.register(key)
+        yield Kit(
+            template="gcp",
+            config={
+                "project_id": PROJECT,
+                "region": "us-central1",
+                "zone": "us-central1-a",
+                "endpoints": fake.endpoints(),
+                "ssh_user": getpass.getuser(),
+            },
+            secrets={"service_account_json": key.json()},
+            held=lambda: sorted(name for _zone, name in fake.instances),
+            fake=fake,
+        )
+        fake.reset()  # (timers of what a failing test left)
+
+
+def azure_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    import tempfile
+
+    from tests.fakes.azure import RESOURCE_GROUP, AzureFake
+
+    with one_sshd_port(), AzureFake(Path(tempfile.mkdtemp(prefix="azure-pki-"))) as server:
+        fake = server.reset()
+        fake.hosts = hosts
+        yield Kit(
+            template="azure",
+            config={
+                "tenant_id": fake.tenant_id,
+                "client_id": fake.client_id,
+                "subscription_id": fake.subscription_id,
+                "resource_group": RESOURCE_GROUP,
+                "endpoints": {"management": fake.management},
+                "ssh_user": getpass.getuser(),
+            },
+            secrets={"client_secret": fake.secret},
+            held=lambda: [f"{kind} {name}" for kind, name in fake.held()],
+            fake=fake,
+            settings={"network.ca_bundle": str(fake.ca_file)},
+            base_url=fake.authority,
+        )
+
+
+def coreweave_kit(hosts: MachineHosts) -> Iterator[Kit]:
+    from tests.fakes.kubernetes import KubernetesFake
+
+    with KubernetesFake() as server:
+        fake = server.reset()
+        yield Kit(
+            template="coreweave",
+            config={"organization_id": "cw1a2b"},
+            secrets={"api_key": fake.token},
+            held=fake.held,
+            fake=fake,
+            base_url=fake.base,
+            attach=lambda port: setattr(fake, "backend", port),
+        )
+        server.reset()
 
 
 def pod_script(fake: RunPodPodsFake) -> str:
@@ -258,6 +339,11 @@ KITS = {
     "runpod_pods": runpod_pods_kit,
     "vast": vast_kit,
 }
+#: Providers run through the end-to-end paths that matter most to a user (a job's run and
+#: release, an orphan found and stopped, a cancel), not the whole matrix: their failure paths
+#: are each adapter's own tests (CI time).
+CLOUD_KITS = {"azure": azure_kit, "coreweave": coreweave_kit, "gcp": gcp_kit}
+EVERY_KIT = sorted({**KITS, **CLOUD_KITS})
 
 
 @pytest.fixture
@@ -268,7 +354,7 @@ def hosts() -> Iterator[MachineHosts]:
 
 @pytest.fixture(params=sorted(KITS))
 def kit(request: pytest.FixtureRequest, hosts: MachineHosts) -> Iterator[Kit]:
-    yield from KITS[request.param](hosts)
+    yield from {**KITS, **CLOUD_KITS}[request.param](hosts)
 
 
 @pytest.fixture
@@ -294,15 +380,19 @@ def machine_service(
     kit: Kit, comfyui_port: int, meta: dict[str, Any] | None = None, **settings: Any
 ) -> Service:
     svc = Service()
-    svc.create_provider(
-        kit.template,
-        {
-            "id": "rented",
-            "config": {**kit.config, "comfyui_port": str(comfyui_port)},
-            "secrets": kit.secrets,
-            "meta": {**(kit.meta or {}), **(meta or {})},
-        },
-    )
+    for key, value in (kit.settings or {}).items():
+        svc.set_setting(key, value)
+    payload: dict[str, Any] = {
+        "id": "rented",
+        "config": {**kit.config, "comfyui_port": str(comfyui_port)},
+        "secrets": kit.secrets,
+        "meta": {**(kit.meta or {}), **(meta or {})},
+    }
+    if kit.base_url:
+        payload["base_url"] = kit.base_url
+    svc.create_provider(kit.template, payload)
+    if kit.attach is not None:
+        kit.attach(comfyui_port)
     [valid] = svc.run_checks("validate", ["rented"], timeout_s=30)
     assert valid.status == "valid", valid
     for key, value in settings.items():
@@ -329,6 +419,7 @@ def assert_released(svc: Service, kit: Kit, hosts: MachineHosts, job: Job) -> No
     assert machine["released_at"] and "release_error" not in machine
 
 
+@pytest.mark.parametrize("kit", EVERY_KIT, indirect=True)
 def test_a_job_runs_on_a_rented_machine_and_the_machine_is_released(
     kit: Kit, hosts: MachineHosts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -407,6 +498,7 @@ def test_a_failed_run_still_releases_the_machine(
         stop_driver(svc, wait_idle=True)
 
 
+@pytest.mark.parametrize("kit", EVERY_KIT, indirect=True)
 @pytest.mark.parametrize("when", ["booting", "running"])
 def test_cancel_releases_the_machine(
     kit: Kit, hosts: MachineHosts, tmp_path: Path, when: str
@@ -495,6 +587,7 @@ def test_a_killed_driver_is_resumed_and_the_machine_still_released(
         stop_driver(svc, wait_idle=True)
 
 
+@pytest.mark.parametrize("kit", EVERY_KIT, indirect=True)
 def test_running_finds_an_orphan_and_stops_it(
     kit: Kit, hosts: MachineHosts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,18 +23,18 @@ to 45 minutes of its hour, and a 401 signs in again once):
     disk, :data:`MIN_DISK_GB`), ``autoDelete`` true (the disk goes with the VM), the labels;
   - ``networkInterfaces`` ``[{network: global/networks/default, accessConfigs: [{type:
     ONE_TO_ONE_NAT, name: "External NAT"}]}]`` (an ephemeral external IP);
-  - ``metadata.items``: ``startup-script`` = the start-up script (the guest agent runs it at
-    every boot), ``ssh-keys`` ``ubuntu:<the one-time client key>``, ``block-project-ssh-keys``
-    TRUE (no project-wide key reaches this VM), ``enable-oslogin`` FALSE (so the ``ssh-keys``
-    entry counts), and ``user-data`` — a cloud-config whose ``write_files`` appends
-    ``[InstanceSetup] set_host_keys = false`` to ``/etc/default/instance_configs.cfg``. Google's
-    guest agent generates new SSH host keys at a VM's first boot (and publishes them as the
+  - ``metadata.items``: ``startup-script`` = the start-up script (the guest agent runs it at every
+    boot), ``ssh-keys`` ``<ssh_user>:<the one-time client key>`` (default ``ubuntu``),
+    ``block-project-ssh-keys`` TRUE (no project-wide key reaches this VM), ``enable-oslogin`` FALSE
+    (so the ``ssh-keys`` entry counts), and ``user-data`` — a cloud-config whose ``write_files``
+    appends ``[InstanceSetup] set_host_keys = false`` to ``/etc/default/instance_configs.cfg``.
+    Google's guest agent generates new SSH host keys at a VM's first boot (and publishes them as the
     guest attributes ``hostkeys/``); ``set_host_keys`` in that file is the documented switch
-    (github.com/GoogleCloudPlatform/guest-agent, Configuration; there is no metadata key for
-    it), and cloud-init writes the file before the agent starts (cloud-init's first stage runs
-    before ``network-online.target``, the agent after it). The start-up script then installs
-    the app's host key itself. On an image without cloud-init the agent's keys may be written
-    first; the script replaces them, and the boot wait treats any other key as "not ready";
+    (github.com/GoogleCloudPlatform/guest-agent, Configuration; there is no metadata key for it),
+    and cloud-init writes the file before the agent starts (cloud-init's first stage runs before
+    ``network-online.target``, the agent after it). The start-up script then installs the app's host
+    key itself. On an image without cloud-init the agent's keys may be written first; the script
+    replaces them, and the boot wait treats any other key as "not ready";
   - ``labels`` = the job's tags (keys and values checked against Google's label rule);
   - ``scheduling``: ``onHostMaintenance`` TERMINATE (GPUs cannot live-migrate),
     ``automaticRestart`` false, ``maxRunDuration.seconds`` = seconds until the hard deadline
@@ -440,6 +440,7 @@ class GcpMachines:
             )
         labels = _labels(spec.tags)
         meta = ctx.provider.meta or {}
+        user = (ctx.setting("ssh_user") or DEFAULT_SSH_USER).strip()
         async with ctx.http(auth_fields=[KEY_FIELD]) as http:
             api = _Compute(ctx, http)
             s = api.settings
@@ -494,7 +495,7 @@ class GcpMachines:
                         {"key": "user-data", "value": GUEST_AGENT_CONFIG},
                         {
                             "key": "ssh-keys",
-                            "value": f"{DEFAULT_SSH_USER}:{spec.client_public_key.strip()}",
+                            "value": f"{user}:{spec.client_public_key.strip()}",
                         },
                         {"key": "block-project-ssh-keys", "value": "TRUE"},
                         {"key": "enable-oslogin", "value": "FALSE"},
