@@ -577,9 +577,10 @@ def _job_routes(app: FastAPI, svc: Service) -> None:
         listed in `errors`."""
         return (await svc.running()).as_json()
 
-    @app.post("/api/running/{ref}/stop", tags=tags, response_model=RunningStopped)
+    @app.post("/api/running/{ref:path}/stop", tags=tags, response_model=RunningStopped)
     async def stop_running(ref: Annotated[str, Path(max_length=300)]) -> Any:
-        """Release one listed resource (`ref` = provider:id); `orphans` as the ref releases
+        """Release one listed resource (`ref` = provider:id, which may hold `/`: an Azure
+        resource's `Microsoft.Compute/virtualMachines/<name>`); `orphans` as the ref releases
         every orphan and leaked one. 409 for a resource a job in flight uses (cancel the job),
         404 for one not listed, 503 when the provider refused the release."""
         if ref == "orphans":
