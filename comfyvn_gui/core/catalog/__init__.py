@@ -42,7 +42,7 @@ from __future__ import annotations
 from .base import CatalogError
 from .gpus import GpuSpec
 from .loader import Catalog, catalog_dir, load_catalog, resources_dir
-from .profiles import AuthField, Billing, Legal, Pricing, ProviderProfile, Region
+from .profiles import AuthField, Billing, Legal, MetaField, Pricing, ProviderProfile, Region
 from .vocabulary import (
     AUTH_FIELD_KINDS,
     CUSTOM_TERM_FIELDS,
@@ -54,6 +54,7 @@ from .vocabulary import (
     RESIDENCY_ZONES,
     WORKLOAD_KINDS,
     AuthFieldKind,
+    MetaFieldKind,
     ProviderKind,
     WorkloadKind,
 )
@@ -75,6 +76,8 @@ __all__ = [
     "CatalogError",
     "GpuSpec",
     "Legal",
+    "MetaField",
+    "MetaFieldKind",
     "Pricing",
     "ProviderKind",
     "ProviderProfile",

@@ -23,11 +23,20 @@ from .vocabulary import (
     RESERVED_IDS,
     RESIDENCY_ZONES,
     AuthFieldKind,
+    MetaFieldKind,
     ProviderKind,
     WorkloadKind,
 )
 
-__all__ = ["AuthField", "Billing", "Legal", "Pricing", "ProviderProfile", "Region"]
+__all__ = [
+    "AuthField",
+    "Billing",
+    "Legal",
+    "MetaField",
+    "Pricing",
+    "ProviderProfile",
+    "Region",
+]
 
 _ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -209,6 +218,143 @@ class AuthField(BaseModel):
         return None
 
 
+class MetaField(BaseModel):
+    """One registry metadata value a provider's onboarding notes ask for (a security group, a
+    price ceiling, a runbook link): kept, typed, in the provider entry's ``meta`` (plain
+    text: never a credential), read by the provider's adapter. Declared once here, the form is
+    generated from it and :meth:`parse` is the one check of a typed value.
+
+    Kinds and what ``meta`` holds: ``text`` a string (``pattern`` must fullmatch), ``url`` an
+    http(s) address, ``number`` a float and ``integer`` an int (within ``minimum`` /
+    ``maximum``), ``boolean`` ``true`` (absent = false), ``list`` a list of strings (typed
+    separated by commas or spaces; each item must fullmatch ``pattern``)."""
+
+    model_config = STRICT
+
+    name: str = Field(description="The key in a provider entry's meta")
+    label: str = Field(min_length=1, description="What the GUI shows next to the input")
+    kind: MetaFieldKind
+    pattern: str | None = Field(
+        None, description="text: the value, list: each item, must fullmatch it"
+    )
+    help: str = Field("", description="What it is for and where to find it")
+    placeholder: str = ""
+    minimum: float | None = Field(None, description="number / integer: the least value")
+    maximum: float | None = Field(None, description="number / integer: the largest value")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _FIELD_NAME_RE.fullmatch(value):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind_settings(self) -> MetaField:
+        numeric = self.kind in ("number", "integer")
+        if (self.minimum is not None or self.maximum is not None) and not numeric:
+            raise PathError("minimum", f"only a number or integer has bounds, not {self.kind!r}")
+        if self.pattern is not None and self.kind not in ("text", "list"):
+            raise PathError("pattern", f"a {self.kind!r} value is checked by its kind")
+        for name in ("minimum", "maximum"):
+            bound = getattr(self, name)
+            if bound is not None and not math.isfinite(bound):
+                raise PathError(name, "must be a finite number")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise PathError("maximum", "is below the minimum")
+        return self
+
+    def _example(self) -> str:
+        return f" (e.g. {self.placeholder})" if self.placeholder else ""
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (typed, or the text a user typed) as ``meta`` stores it; ``None`` for an
+        empty one (= no value). ``ValueError`` naming the field's label says what is wrong."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if self.kind == "boolean":
+            return self._boolean(value)
+        if self.kind in ("number", "integer"):
+            return self._number(value)
+        if self.kind == "list":
+            return self._list(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{self.label} must be text")
+        text = value.strip()
+        if self.kind == "url":
+            if not _URL_RE.fullmatch(text):
+                raise ValueError(
+                    f"{self.label} must be an http:// or https:// address{self._example()}"
+                )
+        elif self.pattern is not None and not re.fullmatch(self.pattern, text):
+            raise ValueError(f"{self.label} does not have the expected form{self._example()}")
+        return text
+
+    def _boolean(self, value: Any) -> bool | None:
+        if isinstance(value, bool):
+            return True if value else None
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0"):
+            return None
+        raise ValueError(f"{self.label} must be yes or no")
+
+    def _number(self, value: Any) -> float | int:
+        word = "a whole number" if self.kind == "integer" else "a number"
+        problem = f"{self.label} must be {word}{self._example()}"
+        if isinstance(value, bool):
+            raise ValueError(problem)
+        try:
+            number = float(value.strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(problem) from None
+        if not math.isfinite(number) or (self.kind == "integer" and not number.is_integer()):
+            raise ValueError(problem)
+        if self.minimum is not None and number < self.minimum:
+            raise ValueError(f"{self.label} must be {self.minimum:g} or more")
+        if self.maximum is not None and number > self.maximum:
+            raise ValueError(f"{self.label} must be at most {self.maximum:g}")
+        return int(number) if self.kind == "integer" else number
+
+    def _list(self, value: Any) -> list[str] | None:
+        if isinstance(value, str):
+            items = [i for i in _ITEM_SEPARATOR_RE.split(value.strip()) if i]
+        elif isinstance(value, list | tuple) and all(isinstance(i, str) for i in value):
+            items = [i.strip() for i in value if i.strip()]
+        else:
+            raise ValueError(f"{self.label} must be a list of names")
+        items = list(dict.fromkeys(items))
+        for item in items:
+            if self.pattern is not None and not re.fullmatch(self.pattern, item):
+                shown = item if len(item) <= 30 else item[:30] + "…"
+                raise ValueError(
+                    f"{self.label}: {shown!r} does not have the expected form{self._example()}"
+                )
+        return items or None
+
+    def text(self, value: Any) -> str:
+        """A stored ``meta`` value as the form shows it ('' for none)."""
+        if value is None or value is False:
+            return ""
+        if value is True:
+            return "true"
+        if isinstance(value, list | tuple):
+            return ", ".join(str(v) for v in value)
+        if isinstance(value, float) and value.is_integer() and self.kind == "integer":
+            return str(int(value))
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class Region(BaseModel):
     """A provider region and the residency zone its data stays in."""
 
@@ -306,6 +452,11 @@ class ProviderProfile(BaseModel):
     )
     auth_fields: list[AuthField] = Field(description="The seed's auth fields, in its order")
     options: list[AuthField] = Field(default_factory=list)
+    meta_fields: list[MetaField] = Field(
+        default_factory=list,
+        description="The registry metadata the onboarding notes ask for (kept in the entry's "
+        "meta, never a credential)",
+    )
     default_gpu: str = Field(description="A GPU catalog name, or 'local' / 'custom'")
     seed_gpu_label: str = Field(min_length=1, description="The seed table's 'Default GPU' text")
     vram_floor_gb: float = Field(gt=0, description="The seed's 'Min VRAM'")
@@ -405,6 +556,11 @@ class ProviderProfile(BaseModel):
                 seen[f.name] = where
                 if group == "options" and f.required:
                     raise PathError(f"{where}.required", "options are never required")
+        meta_names: set[str] = set()
+        for i, m in enumerate(self.meta_fields):
+            if m.name in meta_names:
+                raise PathError(f"meta_fields[{i}].name", f"duplicate meta field {m.name!r}")
+            meta_names.add(m.name)
         region_ids = [r.id for r in self.regions]
         for i, r in enumerate(self.regions):
             if region_ids.index(r.id) != i:
@@ -470,6 +626,26 @@ class ProviderProfile(BaseModel):
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def meta_field(self, name: str) -> MetaField:
+        """The metadata field called ``name`` (``KeyError`` if the profile declares none)."""
+        for m in self.meta_fields:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def check_meta(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``meta`` with each declared field's value parsed (:meth:`MetaField.parse`; a value
+        parsed to nothing is None, which removes the key); other keys are left as they are.
+        ``PathError`` (path ``meta.<name>``) names the first field that is wrong."""
+        out = dict(meta)
+        for m in self.meta_fields:
+            if m.name in out and out[m.name] is not None:
+                try:
+                    out[m.name] = m.parse(out[m.name])
+                except ValueError as exc:
+                    raise PathError(f"meta.{m.name}", str(exc)) from None
+        return out
 
     @property
     def zones(self) -> tuple[str, ...]:

@@ -17,11 +17,14 @@ __all__ = [
     "RESIDENCY_ZONES",
     "WORKLOAD_KINDS",
     "AuthFieldKind",
+    "MetaFieldKind",
     "ProviderKind",
     "WorkloadKind",
 ]
 
 AuthFieldKind = Literal["text", "secret", "path", "json_file", "choice", "number", "multi_choice"]
+#: The kinds of a provider's registry metadata (``meta``), typed as JSON (profiles.MetaField).
+MetaFieldKind = Literal["text", "url", "number", "integer", "boolean", "list"]
 #: ``custom``: a ComfyUI endpoint the user registers with their own price, billing, VRAM and
 #: residency zones (the entry says where it runs, not the profile).
 ProviderKind = Literal["cloud", "marketplace", "kubernetes", "lan", "ssh", "local", "custom"]
