@@ -756,3 +756,38 @@ def test_local_panel_keyring_line_and_warning(panel: LocalPanel) -> None:
     assert badge_colors("degraded", False)[1] in panel.keyring.styleSheet()
     panel.setPalette(_palette("#1e1f22", "#e8eaed"))
     assert badge_colors("degraded", True)[1] in panel.keyring.styleSheet()
+
+
+# -- Min VRAM and link metadata ----------------------------------------------------------------
+
+
+def test_a_card_shows_min_vram_beside_the_gpu_and_the_ssh_runbook_link(qtbot: QtBot) -> None:
+    runpod = card_info(CATALOG.profile("runpod"), CATALOG, entry("rp", "runpod", gpu="A100 80GB"))
+    card = ProviderCard(runpod)
+    qtbot.addWidget(card)
+    # The configured GPU's VRAM, then the profile's (the seed's) "Min VRAM" floor.
+    floor = CATALOG.profile("runpod").vram_floor_gb
+    assert card.gpu.text() == f"GPU: A100 80GB · 80 GB · Min VRAM {floor:g} GB"
+    assert not card.links.isVisibleTo(card)
+
+    ssh = entry(
+        "gpu01",
+        "ssh",
+        "GPU server",
+        meta={
+            "runbook_url": "https://wiki.example.com/runbook?a=1&b=<2>",
+            "compliance_url": "javascript:alert(1)",  # set by hand: not a link, left out
+            "note": "kept",
+        },
+    )
+    info = card_info(CATALOG.profile("ssh"), CATALOG, ssh)
+    assert info.links == (("Runbook", "https://wiki.example.com/runbook?a=1&b=<2>"),)
+    card.update_info(info)
+    card.show()
+    qtbot.waitExposed(card)
+    assert card.gpu.text() == "GPU: reported by the node · Min VRAM 8 GB"
+    assert card.links.isVisible() and card.links.openExternalLinks()
+    assert card.links.text() == (
+        '<a href="https://wiki.example.com/runbook?a=1&amp;b=&lt;2&gt;">Runbook</a>'
+    )
+    assert "Runbook: https://wiki.example.com/runbook" in card.accessibleDescription()

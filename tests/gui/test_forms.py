@@ -33,6 +33,7 @@ from comfyvn_gui.core.catalog import ProviderProfile, load_catalog
 from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.gui.remote_gpu.fields import (
     MAX_KEY_FILE_BYTES,
+    META_WIDGETS,
     WIDGETS,
     ChoiceField,
     JsonFileField,
@@ -40,7 +41,7 @@ from comfyvn_gui.gui.remote_gpu.fields import (
 )
 from comfyvn_gui.gui.remote_gpu.forms import CredentialForm
 
-from .test_window import assert_nothing_left
+from .test_window import assert_nothing_left, qloop  # noqa: F401 - fixture
 
 CATALOG = load_catalog()
 PROFILES = list(CATALOG.profiles.values())
@@ -125,6 +126,12 @@ def test_every_profile_builds_its_form_from_the_mapping(
         assert gpu.currentText() == profile.default_gpu
     assert (form.findChild(QWidget, "options") is not None) == bool(profile.options)
     assert (form.findChild(QWidget, "endpoints") is not None) == bool(profile.endpoints)
+    assert (form.findChild(QWidget, "meta") is not None) == bool(profile.meta_fields)
+    assert list(form.meta_inputs) == [m.name for m in profile.meta_fields]
+    for m in profile.meta_fields:  # generated from the profile's [[meta_fields]]
+        widget = form.meta_inputs[m.name]
+        assert type(widget) is META_WIDGETS[m.kind]
+        assert widget.editor.objectName() == f"meta-{m.name}" and widget.editor.toolTip() == m.help
     # every input has a name for screen readers; every field label has a buddy
     checked = 0
     for widget in form.findChildren(QWidget):
@@ -555,3 +562,79 @@ def test_browse_opens_a_non_blocking_dialog(qtbot: QtBot, tmp_path: Path) -> Non
     qtbot.waitUntil(lambda: form.findChild(QFileDialog) is None, timeout=2000)
     assert edit.text() == str(key)
     assert form.fields["ssh_key_path"].touched
+
+
+# -- registry metadata -------------------------------------------------------------------------
+
+AWS_ACCESS_KEY = "AKIA0123456789ABCDEF"
+AWS_SECRET_KEY = "abcdefghijABCDEFGHIJ0123456789/+abcdefgh"
+
+
+@pytest.mark.usefixtures("qloop", "secret_service")
+def test_aws_metadata_is_generated_from_the_profile_and_saved_in_meta(
+    qtbot: QtBot, app_home: Path
+) -> None:
+    """The security group and subnet the AWS onboarding notes ask for: inputs generated from
+    the profile, saved (through the page and the service) into the entry's meta; a bad value
+    is refused naming the field, and nothing is saved."""
+    from comfyvn_gui.gui.bridge import ServiceBridge
+    from comfyvn_gui.gui.remote_gpu.page import RemoteGpuPage
+    from comfyvn_gui.service import Service
+    from comfyvn_gui.store.paths import resolve_home
+
+    page = RemoteGpuPage(ServiceBridge(Service(resolve_home())))
+    qtbot.addWidget(page)
+    page.show()
+    with qtbot.waitSignal(page.loaded, timeout=15000):
+        page.start()
+    page.cards.select("template:aws")
+    qtbot.waitUntil(lambda: page.form is not None and page.current_key == "template:aws")
+    form = page.form
+    assert form is not None
+    labels = {m.name: m.label for m in CATALOG.profile("aws").meta_fields}
+    assert labels == {
+        "security_group_id": "Security group",
+        "subnet_id": "Subnet",
+        "spot": "Use Spot instances",
+    }
+    for name, label in labels.items():
+        [row_label] = [
+            lb for lb in form.findChildren(QLabel) if lb.buddy() is form.meta_inputs[name].editor
+        ]
+        assert row_label.text().replace("&", "") == label
+    qtbot.keyClicks(form.field_widget("access_key").editor, AWS_ACCESS_KEY)
+    qtbot.keyClicks(form.field_widget("secret_key").editor, AWS_SECRET_KEY)
+    qtbot.keyClicks(form.meta_inputs["security_group_id"].editor, "sg-0123456789abcdef0")
+    qtbot.keyClicks(form.meta_inputs["subnet_id"].editor, "subnet-12")  # too short
+
+    # A bad value: the field says why (its label), Save says which, nothing is written.
+    problem = form.problems()["meta.subnet_id"]
+    assert problem == "Subnet does not have the expected form (e.g. subnet-0123456789abcdef0)"
+    assert child(form, QLabel, "meta-subnet_id-error").text() == problem
+    page.save_button.click()
+    qtbot.waitUntil(lambda: page.banner.isVisible())
+    assert page.banner.label.text() == f"Not saved: fix meta.subnet_id: {problem}"
+    assert not (app_home / "config" / "providers.json").exists() or all(
+        p["template_id"] != "aws"
+        for p in json.loads((app_home / "config" / "providers.json").read_text())["providers"]
+    )
+
+    qtbot.keyClicks(form.meta_inputs["subnet_id"].editor, "3456789abcdef0")
+    form.meta_inputs["spot"].editor.click()
+    assert form.is_valid()
+    with qtbot.waitSignal(page.saved, timeout=10000) as saved:
+        page.save_button.click()
+    pid = saved.args[0]
+    page.bridge.close()
+    qtbot.waitUntil(lambda: not page.bridge._tasks, timeout=10000)
+    page.close()
+
+    svc = Service(resolve_home())  # read back as another process would
+    try:
+        assert svc.get_provider(pid).meta == {
+            "security_group_id": "sg-0123456789abcdef0",
+            "subnet_id": "subnet-123456789abcdef0",
+            "spot": True,
+        }
+    finally:
+        svc.close()

@@ -41,6 +41,9 @@ __all__ = [
 _ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+#: A link a user keeps in a provider's meta (a wiki page may have a query and a fragment).
+_LINK_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
+_LINK_MAX_CHARS = 2000
 _PRICE_IN_HINT_RE = re.compile(r"\$(\d+(?:\.\d+)?)")
 _ITEM_SEPARATOR_RE = re.compile(r"[,\s]+")
 
@@ -292,7 +295,7 @@ class MetaField(BaseModel):
             raise ValueError(f"{self.label} must be text")
         text = value.strip()
         if self.kind == "url":
-            if not _URL_RE.fullmatch(text):
+            if len(text) > _LINK_MAX_CHARS or not _LINK_RE.fullmatch(text):
                 raise ValueError(
                     f"{self.label} must be an http:// or https:// address{self._example()}"
                 )

@@ -1,5 +1,8 @@
 """Provider cards for the Remote GPU page: the card, the card list, the local GPU panel.
 
+A card's GPU line carries the profile's "Min VRAM" floor; a provider's link metadata (an SSH
+server's runbook and compliance pages) shows as links that open in the browser.
+
 The widgets only render what :mod:`.provider_info` works out (no logic of their own):
 :class:`ProviderCard`, :class:`ProviderList` (a filter above "Your providers" and "Add a
 provider"; cards reused by key, filtered by hiding) and :class:`LocalPanel` (this computer's
@@ -8,6 +11,7 @@ GPUs, or plainly why there are none, and the keyring).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import TypeVar, cast
 
@@ -100,6 +104,14 @@ class ProviderCard(QFrame):
         self.subtitle = _label("", "subtitle", self)
         self.gpu = _label("", "gpu", self)
         self.cost = _label("", "cost", self)
+        self.links = QLabel(self)
+        self.links.setObjectName("links")
+        self.links.setAccessibleName("Links")
+        self.links.setTextFormat(Qt.TextFormat.RichText)
+        self.links.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.links.setOpenExternalLinks(True)
+        self.links.setWordWrap(True)
+        self.links.hide()
         self.policy = ElidedLabel("", self)
         self.policy.setObjectName("policy")
         self._chips = QWidget(self)
@@ -115,7 +127,14 @@ class ProviderCard(QFrame):
         self.policy.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         head = _fill(QHBoxLayout(), self.title, 0, self.add_hint, self.badge)
         box = _fill(
-            QVBoxLayout(self), head, self.subtitle, self.gpu, self.cost, self.policy, self._chips
+            QVBoxLayout(self),
+            head,
+            self.subtitle,
+            self.gpu,
+            self.cost,
+            self.links,
+            self.policy,
+            self._chips,
         )
         box.setContentsMargins(10, 8, 10, 8)
         box.setSpacing(3)
@@ -132,8 +151,18 @@ class ProviderCard(QFrame):
         self._info = info
         self.title.setText(info.title)
         self.subtitle.setText(info.subtitle)
-        self.gpu.setText(f"GPU: {info.gpu}")
+        self.gpu.setText(
+            f"GPU: {info.gpu} · {info.min_vram}" if info.min_vram else f"GPU: {info.gpu}"
+        )
         self.cost.setText(info.cost)
+        self.links.setText(
+            " · ".join(
+                f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+                for label, url in info.links
+            )
+        )
+        self.links.setToolTip("\n".join(f"{label}: {url}" for label, url in info.links))
+        self.links.setVisible(bool(info.links))
         self.policy.setText(info.policy)
         self.policy.setToolTip(info.policy)
         self.add_hint.setVisible(not info.registered)
@@ -146,7 +175,10 @@ class ProviderCard(QFrame):
         self._apply_colors()
         zones = ", ".join(zone_words(z) for z in info.zones)
         self.setAccessibleName(f"{info.title}, {info.badge.text}")
-        self.setAccessibleDescription(f"GPU: {info.gpu}. Cost: {info.cost}. Regions: {zones}.")
+        links = "".join(f" {label}: {url}." for label, url in info.links)
+        self.setAccessibleDescription(
+            f"{self.gpu.text()}. Cost: {info.cost}. Regions: {zones}.{links}"
+        )
         self.setToolTip(info.badge.tooltip)
 
     def _set_chips(self, zones: tuple[str, ...]) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -40,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QSearchableComboBox
 
-from comfyvn_gui.core.catalog import AuthField, AuthFieldKind
+from comfyvn_gui.core.catalog import AuthField, AuthFieldKind, MetaFieldKind
 from comfyvn_gui.gui.palette import error_color
 
 from .form_helpers import Validator, service_account_problem, service_account_summary
@@ -48,8 +49,10 @@ from .form_helpers import Validator, service_account_problem, service_account_su
 __all__ = [
     "CHOOSE",
     "MAX_KEY_FILE_BYTES",
+    "META_WIDGETS",
     "REVEAL_SHORTCUT",
     "WIDGETS",
+    "BoolField",
     "ChoiceField",
     "FieldWidget",
     "JsonFileField",
@@ -521,6 +524,24 @@ class ChoiceField(FieldWidget):
         pass  # always "— choose —"
 
 
+class BoolField(FieldWidget):
+    """A yes / no metadata value (``boolean``): a check box; its value is ``"true"`` when
+    ticked and ``None`` (= absent, no) when not."""
+
+    def _build(self) -> QWidget:
+        box = QCheckBox(self)  # the row's label says what it is
+        box.toggled.connect(self._on_edit)
+        return box
+
+    def _text(self) -> str:
+        assert isinstance(self.editor, QCheckBox)
+        return "true" if self.editor.isChecked() else ""
+
+    def _set_text(self, text: str) -> None:
+        assert isinstance(self.editor, QCheckBox)
+        self.editor.setChecked(text.strip().lower() == "true")
+
+
 #: The one mapping from a field's kind to its widget class.
 WIDGETS: dict[AuthFieldKind, type[FieldWidget]] = {
     "text": TextField,
@@ -530,4 +551,14 @@ WIDGETS: dict[AuthFieldKind, type[FieldWidget]] = {
     "choice": ChoiceField,
     "number": NumberField,
     "multi_choice": MultiChoiceField,
+}
+
+#: The widget class of each kind of registry metadata (``MetaField.kind``).
+META_WIDGETS: dict[MetaFieldKind, type[FieldWidget]] = {
+    "text": TextField,
+    "url": TextField,
+    "number": NumberField,
+    "integer": NumberField,
+    "boolean": BoolField,
+    "list": TextField,
 }

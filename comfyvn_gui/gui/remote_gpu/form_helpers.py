@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from comfyvn_gui.core.catalog import AuthField, ProviderProfile
+from comfyvn_gui.core.catalog import AuthField, MetaField, ProviderProfile
 from comfyvn_gui.core.errors import InputError
 from comfyvn_gui.core.provider_rules import check_id
 
@@ -24,6 +24,8 @@ __all__ = [
     "check_url",
     "in_list",
     "legal_text",
+    "meta_spec",
+    "meta_validator",
     "mnemonic",
     "service_account_problem",
     "service_account_summary",
@@ -40,6 +42,24 @@ _URL_PREFIXES = ("http://", "https://")
 def spec(name: str, label: str, help_text: str, **more: Any) -> AuthField:
     """An AuthField for the form's own inputs (name, id, base URL, GPU, endpoints)."""
     return AuthField(name=name, label=label, kind=more.pop("kind", "text"), help=help_text, **more)
+
+
+def meta_spec(field: MetaField) -> AuthField:
+    """The input spec of a registry metadata field (never required, never secret)."""
+    return spec(field.name, field.label, field.help, required=False, placeholder=field.placeholder)
+
+
+def meta_validator(field: MetaField) -> Validator:
+    """The profile's own check of a typed metadata value (:meth:`MetaField.parse`)."""
+
+    def problem(text: str) -> str | None:
+        try:
+            field.parse(text)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return problem
 
 
 def mnemonic(text: str, used: set[str]) -> str:

@@ -2,7 +2,9 @@
 
 :class:`CredentialForm` shows and collects the values of ONE provider: its name (and id when
 new), the profile's auth fields, base URL and GPU, the options and endpoint overrides (in
-collapsed sections) and the onboarding and legal notes. It never touches the keyring or the
+collapsed sections), the registry metadata the onboarding notes ask for (the profile's
+``meta_fields``: a security group, a price ceiling, a runbook link; kept in the entry's
+``meta``) and the onboarding and legal notes. It never touches the keyring or the
 network: the page around it hands :meth:`CredentialForm.payload` (the one provider input the
 service saves) to the service off the GUI thread (docs/architecture.md, "GUI").
 
@@ -25,13 +27,15 @@ from comfyvn_gui.core.catalog import AuthField, ProviderProfile, load_catalog
 from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.gui.palette import error_color
 
-from .fields import WIDGETS, ChoiceField, FieldWidget, TextField
+from .fields import META_WIDGETS, WIDGETS, ChoiceField, FieldWidget, TextField
 from .form_helpers import (
     check_id_text,
     check_name,
     check_url,
     in_list,
     legal_text,
+    meta_spec,
+    meta_validator,
     mnemonic,
     spec,
 )
@@ -76,7 +80,8 @@ class CredentialForm(QWidget):
 
     Signals: ``changed()`` on every edit, ``validity_changed(bool)`` when :meth:`is_valid`
     flips. Problem keys (:meth:`problems`, :meth:`highlight`): ``name``, ``id``, ``base_url``,
-    ``gpu``, each field's name and ``endpoints.<name>`` (``endpoints`` = all of them).
+    ``gpu``, each field's name, ``endpoints.<name>`` (``endpoints`` = all of them) and
+    ``meta.<name>`` (a metadata field).
     """
 
     changed = Signal()
@@ -98,6 +103,8 @@ class CredentialForm(QWidget):
         self._backend = keyring_backend
         self._inputs: dict[str, FieldWidget] = {}
         self.fields: dict[str, FieldWidget] = {}
+        #: The registry metadata inputs, by meta key (the profile's ``meta_fields``).
+        self.meta_inputs: dict[str, FieldWidget] = {}
         self._sections: dict[str, _Section] = {}
         self._highlights: dict[str, str] = {}
         self._show_all = False
@@ -127,6 +134,8 @@ class CredentialForm(QWidget):
                 self._add_field(section.rows, f, section)
         if profile.endpoints:
             self._build_endpoints(layout)
+        if profile.meta_fields:
+            self._build_meta(layout)
         self._build_notes(layout)
         layout.addStretch(1)
         self._fill()
@@ -225,6 +234,14 @@ class CredentialForm(QWidget):
             widget = TextField(field, self, key=f"endpoint-{name}", validator=check_url)
             self._add(section.rows, widget, f"endpoints.{name}", section)
 
+    def _build_meta(self, layout: QVBoxLayout) -> None:
+        section = self._section("Registry metadata", "meta", layout)
+        for m in self.profile.meta_fields:
+            widget = META_WIDGETS[m.kind](
+                meta_spec(m), self, key=f"meta-{m.name}", validator=meta_validator(m)
+            )
+            self.meta_inputs[m.name] = self._add(section.rows, widget, f"meta.{m.name}", section)
+
     def _build_notes(self, layout: QVBoxLayout) -> None:
         notes = QLabel(self.profile.onboarding_notes, self)
         notes.setObjectName("notes")
@@ -262,6 +279,9 @@ class CredentialForm(QWidget):
         for name in self.profile.endpoints:
             if isinstance(overrides.get(name), str):
                 self._inputs[f"endpoints.{name}"].set_value(overrides[name])
+        meta: dict[str, Any] = entry.meta if entry is not None else {}
+        for m in self.profile.meta_fields:
+            self.meta_inputs[m.name].set_value(m.text(meta.get(m.name)) or None)
 
     # -- state and validation ----------------------------------------------------------------
 
@@ -334,11 +354,13 @@ class CredentialForm(QWidget):
         options (stripped) and ``endpoints`` overrides; for an existing entry a field (or
         endpoint) that was set when the form was built (or last saved) and is now empty is sent
         as ``None`` (= remove it: the registry merges ``config`` over the stored one, so
-        leaving it out would keep it). ``secrets`` holds the typed secrets (replace) and
-        ``None`` for a stored secret marked by Clear (delete); an untouched stored secret is
-        left out (keep), and so is ``secrets`` when empty. ``id`` is the entry's, or the typed
-        one for a new provider (left out when empty: the registry makes one from the template
-        id).
+        leaving it out would keep it). ``meta`` holds the metadata fields' typed values
+        (:meth:`MetaField.parse`) and ``None`` for one emptied (the registry merges ``meta``
+        too; its other keys are kept); left out when empty. ``secrets`` holds the typed
+        secrets (replace) and ``None`` for a stored secret marked by Clear (delete); an
+        untouched stored secret is left out (keep), and so is ``secrets`` when empty. ``id`` is
+        the entry's, or the typed one for a new provider (left out when empty: the registry
+        makes one from the template id).
         """
         entry, p = self.entry, self.profile
         out: dict[str, Any] = {}
@@ -380,6 +402,17 @@ class CredentialForm(QWidget):
         out["config"] = config
         if secrets:
             out["secrets"] = secrets
+        meta: dict[str, Any] = {}
+        for m in p.meta_fields:
+            text = self.meta_inputs[m.name].value()
+            try:
+                value = m.parse(text)
+            except ValueError:
+                value = text  # the form is invalid: the service refuses it naming the field
+            if value is not None or was_set(f"meta.{m.name}"):
+                meta[m.name] = value
+        if meta:
+            out["meta"] = meta
         return out
 
     def reset(self) -> None:
@@ -404,6 +437,8 @@ class CredentialForm(QWidget):
                 keys += [k for k in self._inputs if k.startswith("endpoints.")]
             elif name in self._inputs:
                 keys.append(name)
+            elif f"meta.{name}" in self._inputs:  # the registry names a meta key bare
+                keys.append(f"meta.{name}")
         for key in keys:
             self._highlights[key] = message
         if not keys:

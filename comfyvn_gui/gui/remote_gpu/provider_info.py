@@ -32,6 +32,7 @@ __all__ = [
     "card_info",
     "cost_text",
     "gb_text",
+    "links_of",
     "matches",
     "zone_words",
 ]
@@ -278,6 +279,10 @@ class CardInfo:
     badge: Badge
     registered: bool
     template_id: str
+    #: The profile's "Min VRAM" floor (the seed's), shown beside the GPU: "Min VRAM 24 GB".
+    min_vram: str = ""
+    #: The entry's link metadata (the profile's ``url`` meta fields): (label, http(s) URL).
+    links: tuple[tuple[str, str], ...] = ()
 
 
 def card_info(
@@ -313,7 +318,27 @@ def card_info(
         badge=badge,
         registered=entry is not None,
         template_id=profile.id,
+        min_vram=f"Min VRAM {gb_text(profile.vram_floor_gb)} GB",
+        links=links_of(profile, entry),
     )
+
+
+def links_of(profile: ProviderProfile, entry: ProviderEntry | None) -> tuple[tuple[str, str], ...]:
+    """The entry's ``url`` metadata (a runbook, a compliance page) that the profile declares,
+    as (label, URL); a value the profile's check refuses (set by hand) is left out."""
+    if entry is None:
+        return ()
+    out: list[tuple[str, str]] = []
+    for m in profile.meta_fields:
+        if m.kind != "url" or entry.meta.get(m.name) is None:
+            continue
+        try:
+            url = m.parse(entry.meta[m.name])
+        except ValueError:
+            continue
+        if isinstance(url, str):
+            out.append((m.label, url))
+    return tuple(out)
 
 
 def _zones(profile: ProviderProfile, entry: ProviderEntry | None) -> tuple[str, ...]:
