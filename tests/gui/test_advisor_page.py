@@ -16,11 +16,15 @@ from pytestqt.qtbot import QtBot
 from comfyvn_gui.core.catalog import RESIDENCY_ZONES
 from comfyvn_gui.core.settings import SETTINGS
 from comfyvn_gui.gui.advisor.page import (
+    BOOT_TIMEOUT_KEY,
     BUDGET_KEY,
+    COST_FACTOR_KEY,
+    DISPATCH_FIELDS,
     INTERVAL_KEY,
     INTERVAL_RANGE,
     LATENCY_KEY,
     RESIDENCY_KEY,
+    RUNTIME_FACTOR_KEY,
     ZONE_NAMES,
     AdvisorPage,
 )
@@ -436,3 +440,55 @@ def test_closing_while_saving_leaves_nothing_running(qtbot: QtBot, app_home: Pat
     assert task is not None and not page.apply_button.isEnabled()
     close_page(qtbot, page)  # the no_leaks fixture checks threads, timers and tasks
     assert task.done()
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_the_dispatch_section_edits_every_dispatch_setting_within_its_spec(
+    page: AdvisorPage,
+) -> None:
+    assert set(DISPATCH_FIELDS) == {k for k in SETTINGS if k.startswith("dispatch.")}
+    for key, how in DISPATCH_FIELDS.items():
+        spec, box = SETTINGS[key], page.dispatch[key]
+        assert (box.minimum(), box.maximum()) == (how.low, how.high)
+        assert spec.parse(how.low) == how.low and spec.parse(how.high) == how.high
+        for bad in (how.low - 0.01 if how.decimals else how.low - 1, how.high + 1):
+            with pytest.raises(ValueError):
+                spec.parse(bad)
+        assert box.value() == spec.default  # nothing set: the defaults
+        assert box.toolTip() == spec.help and box.accessibleName()
+
+
+def test_dispatch_saves_a_factor_and_refuses_an_out_of_range_one(
+    qtbot: QtBot, page: AdvisorPage
+) -> None:
+    cost = page.dispatch[COST_FACTOR_KEY]
+    page.scroll_area.ensureWidgetVisible(cost)
+    cost.setFocus()
+    cost.selectAll()
+    qtbot.keyClicks(cost, "4.5")
+    cost.interpretText()
+    assert page.changes() == {COST_FACTOR_KEY: 4.5}
+    outcome = apply(qtbot, page)
+    assert outcome == {"saved": {COST_FACTOR_KEY: 4.5}, "changed": None, "error": None}
+    assert banner(page) == "Saved."
+    assert fresh(COST_FACTOR_KEY) == 4.5
+
+    # Out of range: the spin box does not take it as typed ...
+    runtime = page.dispatch[RUNTIME_FACTOR_KEY]
+    runtime.selectAll()
+    qtbot.keyClicks(runtime, "99")
+    runtime.interpretText()
+    assert runtime.value() <= 50
+    runtime.setValue(3.0)
+    # ... and what reaches the settings store anyway is refused with the store's words.
+    task = page.bridge.spawn(page._apply({BOOT_TIMEOUT_KEY: 0.01}))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert task.result()["saved"] == {}
+    assert banner(page) == (
+        "Not saved: dispatch.boot_timeout_min must be a number of minutes between 0.1 and "
+        "120, got 0.01"
+    )
+    assert fresh(BOOT_TIMEOUT_KEY) == SETTINGS[BOOT_TIMEOUT_KEY].default
+    assert fresh(COST_FACTOR_KEY) == 4.5

@@ -1,5 +1,7 @@
-"""Settings → Advisor: the advisor's defaults (budget per job, latency, residency zones) and the
-health-check interval, with Apply and Revert.
+"""Settings → Advisor: the advisor's defaults (budget per job, latency, residency zones), the
+health-check interval and the **Dispatch** section (the guards of dispatched jobs: the cost and
+runtime factors, the boot timeout, RunPod's parallel runs: every ``dispatch.*`` setting), with
+Apply and Revert.
 
 The form is generated from nothing but the setting specs' help text and ranges; every read and
 write goes through :class:`~comfyvn_gui.gui.bridge.ServiceBridge` (off the GUI thread). Saving
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -49,9 +52,43 @@ BUDGET_KEY = "advisor.budget_usd"
 LATENCY_KEY = "advisor.latency"
 RESIDENCY_KEY = "advisor.residency"
 INTERVAL_KEY = "health.interval_s"
-#: The settings this page edits, in the order Apply saves them (the interval first: it does
-#: not re-advise, so the advisor keys' re-advice sees the final values sooner).
-KEYS: tuple[str, ...] = (INTERVAL_KEY, BUDGET_KEY, LATENCY_KEY, RESIDENCY_KEY)
+COST_FACTOR_KEY = "dispatch.max_cost_factor"
+RUNTIME_FACTOR_KEY = "dispatch.max_runtime_factor"
+BOOT_TIMEOUT_KEY = "dispatch.boot_timeout_min"
+RUNPOD_PARALLEL_KEY = "dispatch.runpod_parallel"
+
+
+@dataclass(frozen=True)
+class DispatchField:
+    """How the Dispatch section edits one ``dispatch.*`` setting: its label, the spin box's
+    bounds (the spec's parser's; a test checks they agree), step, decimals and suffix."""
+
+    label: str
+    low: float
+    high: float
+    step: float
+    decimals: int  # 0: a whole number (a QSpinBox)
+    suffix: str
+
+
+#: The Dispatch section, in its order (the help text is the spec's).
+DISPATCH_FIELDS: dict[str, DispatchField] = {
+    COST_FACTOR_KEY: DispatchField("Stop at &cost ×", 1, 20, 0.5, 1, " × estimate"),
+    RUNTIME_FACTOR_KEY: DispatchField("Stop at run&time ×", 1, 50, 0.5, 1, " × estimate"),
+    BOOT_TIMEOUT_KEY: DispatchField("&Boot timeout", 0.1, 120, 1, 1, " min"),
+    RUNPOD_PARALLEL_KEY: DispatchField("RunPod &parallel runs", 1, 16, 1, 0, ""),
+}
+
+#: The settings this page edits, in the order Apply saves them (the interval and the dispatch
+#: guards first: they do not re-advise, so the advisor keys' re-advice sees the final values
+#: sooner).
+KEYS: tuple[str, ...] = (
+    INTERVAL_KEY,
+    *DISPATCH_FIELDS,
+    BUDGET_KEY,
+    LATENCY_KEY,
+    RESIDENCY_KEY,
+)
 
 BUDGET_RANGE = (0.0, 100_000.0)
 BUDGET_STEP = 0.5
@@ -116,8 +153,9 @@ class AdvisorPage(QWidget):
         font.setWeight(QFont.Weight.DemiBold)
         self.heading.setFont(font)
         self.summary = QLabel(
-            "The defaults the compute advisor applies to every job that does not set its own. "
-            "Queued jobs are re-advised as soon as you apply a change.",
+            "The defaults the compute advisor applies to every job that does not set its own, "
+            "and the guards of dispatched jobs. Queued jobs are re-advised as soon as you "
+            "apply a change to the advisor's defaults.",
             self,
         )
         self.summary.setObjectName("page-advisor-summary")
@@ -254,6 +292,52 @@ class AdvisorPage(QWidget):
         interval_label.setToolTip(interval_help)
         form.addRow(interval_label, self.interval)
 
+        # -- dispatch ----------------------------------------------------------------------
+        self.dispatch_heading = QLabel("Dispatch", self.form_widget)
+        self.dispatch_heading.setObjectName("dispatch-heading")
+        self.dispatch_heading.setAccessibleName("Dispatch")
+        bold = QFont(self.dispatch_heading.font())
+        bold.setWeight(QFont.Weight.DemiBold)
+        self.dispatch_heading.setFont(bold)
+        self.dispatch_note = QLabel(
+            "The guards of a job sent to a provider: it is stopped once it could cost, or has "
+            "run, this many times its estimate; a rented machine must boot in time.",
+            self.form_widget,
+        )
+        self.dispatch_note.setObjectName("dispatch-note")
+        self.dispatch_note.setWordWrap(True)
+        form.addRow(self.dispatch_heading)
+        form.addRow(self.dispatch_note)
+        #: The Dispatch section's spin boxes, by setting key.
+        self.dispatch: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        for key, how in DISPATCH_FIELDS.items():
+            help_text = SETTINGS[key].help
+            box: QSpinBox | QDoubleSpinBox
+            if how.decimals:
+                box = QDoubleSpinBox(self.form_widget)
+                box.setDecimals(how.decimals)
+                box.setRange(how.low, how.high)
+                box.setSingleStep(how.step)
+                box.setValue(float(SETTINGS[key].default))
+            else:
+                box = QSpinBox(self.form_widget)
+                box.setRange(int(how.low), int(how.high))
+                box.setSingleStep(int(how.step))
+                box.setValue(int(SETTINGS[key].default))
+            box.setObjectName(key.replace(".", "-").replace("_", "-"))
+            words = how.label.replace("&", "").removesuffix(" ×")
+            box.setAccessibleName(words)
+            box.setAccessibleDescription(help_text)
+            box.setToolTip(help_text)
+            box.setSuffix(how.suffix)
+            box.setMaximumWidth(200)
+            box.valueChanged.connect(self._changed)
+            label = QLabel(how.label + ":", self.form_widget)
+            label.setBuddy(box)
+            label.setToolTip(help_text)
+            form.addRow(label, box)
+            self.dispatch[key] = box
+
         # -- preview and buttons -----------------------------------------------------------
         self.preview = QLabel("Counting the queued jobs…", self)
         self.preview.setObjectName("advisor-preview")
@@ -315,10 +399,17 @@ class AdvisorPage(QWidget):
         """What the form holds now, as the settings' typed values."""
         return {
             INTERVAL_KEY: self.interval.value(),
+            **{key: self._dispatch_value(key) for key in DISPATCH_FIELDS},
             BUDGET_KEY: round(self.budget.value(), 2) if self.budget_limit.isChecked() else None,
             LATENCY_KEY: "interactive" if self.latency_interactive.isChecked() else "batch",
             RESIDENCY_KEY: self._residency(),
         }
+
+    def _dispatch_value(self, key: str) -> float | int:
+        box = self.dispatch[key]
+        if isinstance(box, QDoubleSpinBox):
+            return round(box.value(), DISPATCH_FIELDS[key].decimals)
+        return box.value()
 
     def _residency(self) -> list[str]:
         if self.any_zone.isChecked():
@@ -359,6 +450,9 @@ class AdvisorPage(QWidget):
         try:
             if INTERVAL_KEY in keys:
                 self.interval.setValue(int(values[INTERVAL_KEY]))
+            for key, box in self.dispatch.items():
+                if key in keys:
+                    box.setValue(values[key])  # (a QSpinBox's are whole numbers)
             if BUDGET_KEY in keys:
                 budget = values[BUDGET_KEY]
                 self.budget_limit.setChecked(budget is not None)
