@@ -1,15 +1,21 @@
 """The Jobs page's Review panel: everything about one job — the decision and who made it,
-the reason, every warning, the requirements, the alternatives (with "Use this provider") and
-the audit trail. What it says is worked out in :mod:`.review_text` (docs/architecture.md, "GUI").
+Dispatch… and Cancel job, how it ended (the driver's words: what failed, what to do), its
+lifecycle, what it cost against the estimate, its outputs as thumbnails (before / after for
+super-resolution and remix) with "Open folder", the reason, every warning, the requirements, the
+alternatives' costs as a bar chart above their list (with "Use this provider") and the audit
+trail. What it says is worked out in :mod:`.review_text` (docs/architecture.md, "GUI"); the
+output images are decoded off the GUI thread (:mod:`comfyvn_gui.gui.widgets.thumbnails`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -26,15 +32,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfyvn_gui.core.jobs import Job, JobEvent
+from comfyvn_gui.core.errors import ComfyVNError
+from comfyvn_gui.core.jobs import IN_FLIGHT, Job, JobEvent
 from comfyvn_gui.gui.widgets.banner import Banner
+from comfyvn_gui.gui.widgets.cost_chart import CostChart
+from comfyvn_gui.gui.widgets.thumbnails import Thumb, ThumbnailGrid
 
 from .model import AlternativesModel, EventsModel
 from .review_text import (
+    PAIRED_KINDS,
     assumption_lines,
+    cost_bars,
     decided_line,
     decision_line,
+    lifecycle_lines,
+    outcome,
+    output_files,
+    output_tiles,
     requirements_line,
+    spend_line,
     status_line,
     warning_lines,
 )
@@ -162,12 +178,37 @@ class WarningList(QWidget):
         return list(self._labels)
 
 
+def read_tiles(job: Job) -> list[Thumb]:
+    """The output tiles of ``job`` (blocking: run off the GUI thread). A super-resolution or
+    remix job's input files are looked up (``service.inputs.job_inputs``, as the driver did,
+    in the project folder it used) to show each beside its output; when they cannot be found
+    the outputs are shown alone."""
+    inputs: list[Path] | None = None
+    if job.kind in PAIRED_KINDS:
+        from comfyvn_gui.service.inputs import job_inputs  # (lazy: the service's own read)
+
+        record = job.meta.get("dispatch") or {}
+        try:
+            inputs = job_inputs(job.id, job.source, record.get("project_dir"))
+        except (ComfyVNError, OSError):
+            inputs = None
+    return [
+        Thumb(paths, caption, tip, opens=paths[-1])
+        for paths, caption, tip in output_tiles(job, inputs)
+    ]
+
+
 class ReviewPanel(QScrollArea):
-    """Everything about one job: the decision and who made it, the reason, every warning, the
-    requirements, the alternatives (with "Use this provider"), and the audit trail."""
+    """Everything about one job: the decision and who made it, Dispatch… / Cancel job, how it
+    ended, its lifecycle, cost and outputs, the reason, every warning, the requirements, the
+    alternatives (a cost chart, the list, "Use this provider"), and the audit trail."""
 
     pick_requested = Signal(str)
     advisor_requested = Signal()
+    #: "Dispatch…" (a queued job): the page opens the dispatch dialog.
+    dispatch_requested = Signal()
+    #: "Cancel job" (a job in flight): the page confirms and cancels.
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -181,6 +222,8 @@ class ReviewPanel(QScrollArea):
         self.verticalScrollBar().setAccessibleName("Scroll the review")
         self.job: Job | None = None
         self._busy = False
+        self._events: list[JobEvent] = []
+        self._outputs_key: tuple[Any, ...] | None = None
 
         body = QWidget(self)
         body.setObjectName("review-body")
@@ -212,6 +255,58 @@ class ReviewPanel(QScrollArea):
         self.banner.setObjectName("review-banner")
         self.banner.setAccessibleName("Result of your choice")
 
+        self.dispatch_button = QPushButton("&Dispatch…", d)
+        self.dispatch_button.setObjectName("review-dispatch")
+        self.dispatch_button.setAccessibleName("Dispatch")
+        self.dispatch_button.setToolTip(
+            "Review the warnings and the estimate, then upload the job and run it"
+        )
+        self.dispatch_button.clicked.connect(self.dispatch_requested)
+        self.cancel_button = QPushButton("&Cancel job", d)
+        self.cancel_button.setObjectName("review-cancel")
+        self.cancel_button.setAccessibleName("Cancel job")
+        self.cancel_button.setToolTip("Stop this job; what finished is kept")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.dispatch_button)
+        run_buttons.addWidget(self.cancel_button)
+        run_buttons.addStretch(1)
+
+        # How it ended: the driver's message, which says what failed and what to do.
+        self.outcome = Banner(d)
+        self.outcome.setObjectName("review-outcome")
+        self.outcome.setAccessibleName("How the job ended")
+
+        self.dispatch_box = QWidget(d)
+        self.dispatch_box.setObjectName("review-dispatch-box")
+        self.dispatch_box.setAccessibleName("The job's run")
+        box = self.dispatch_box
+        self.lifecycle = _text("review-lifecycle", "Lifecycle", box)
+        self.spend = _text("review-spend", "What it cost", box)
+        self.outputs_heading = _heading("Outputs", "review-outputs-heading", box)
+        self.outputs_note = _text("review-outputs-note", "About the outputs", box)
+        self.thumbnails = ThumbnailGrid(box)
+        self.thumbnails.setObjectName("review-thumbnails")
+        self.thumbnails.all_loaded.connect(self._outputs_loaded)
+        self.thumbnails.failed.connect(self._outputs_failed)
+        self.open_folder_button = QPushButton("Open &folder", box)
+        self.open_folder_button.setObjectName("review-open-folder")
+        self.open_folder_button.setAccessibleName("Open the outputs folder")
+        self.open_folder_button.clicked.connect(self.open_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.outputs_note, 1)
+        folder_row.addWidget(self.open_folder_button)
+        blay = QVBoxLayout(box)
+        blay.setContentsMargins(0, 0, 0, 0)
+        blay.setSpacing(6)
+        blay.addWidget(_heading("Lifecycle", "review-lifecycle-heading", box))
+        blay.addWidget(self.lifecycle)
+        blay.addWidget(self.spend)
+        blay.addSpacing(6)
+        blay.addWidget(self.outputs_heading)
+        blay.addWidget(self.thumbnails)
+        blay.addLayout(folder_row)
+
         self.reason = _text("review-reason", "Why", d)
         self.hint = _text("review-hint", "Tip", d)
         self.warnings_heading = _heading("Warnings", "review-warnings-heading", d)
@@ -229,6 +324,9 @@ class ReviewPanel(QScrollArea):
         self.assumptions = _text("review-assumptions", "The estimate's assumptions", d)
         self.assumptions.hide()
 
+        self.cost_chart = CostChart(d)
+        self.cost_chart.setObjectName("review-cost-chart")
+        self.cost_chart.bar_activated.connect(self.select_alternative)
         self.alternatives_model = AlternativesModel(self)
         self.alternatives = _FitTable(
             "review-alternatives", "Alternatives", self.alternatives_model, d
@@ -271,6 +369,9 @@ class ReviewPanel(QScrollArea):
         lay.setSpacing(6)
         for w in (self.title, self.status, self.decision, self.decided, self.banner):
             lay.addWidget(w)
+        lay.addLayout(run_buttons)
+        lay.addWidget(self.outcome)
+        lay.addWidget(self.dispatch_box)
         lay.addSpacing(6)
         lay.addWidget(_heading("Why", "review-reason-heading", d))
         lay.addWidget(self.reason)
@@ -285,6 +386,7 @@ class ReviewPanel(QScrollArea):
         lay.addWidget(self.assumptions)
         lay.addSpacing(6)
         lay.addWidget(_heading("Alternatives", "review-alternatives-heading", d))
+        lay.addWidget(self.cost_chart)
         lay.addWidget(self.alternatives)
         lay.addLayout(buttons)
         lay.addSpacing(6)
@@ -307,10 +409,12 @@ class ReviewPanel(QScrollArea):
         if job is None or self.job is None or job.id != self.job.id:
             self.banner.clear()
             self.events_model.set_events([])
+            self._events = []
             self.assumptions_toggle.setChecked(False)
         self.job = job
         self.placeholder.setVisible(job is None)
         self.details.setVisible(job is not None)
+        self._show_run(job)
         if job is None:
             self.setAccessibleDescription("No job selected")
             self._update_buttons()
@@ -341,6 +445,7 @@ class ReviewPanel(QScrollArea):
         self.assumptions_toggle.setText(f"Assumptions ({len(assumptions)})")
         self.assumptions_toggle.setVisible(bool(assumptions))
 
+        self.cost_chart.set_bars(cost_bars(advice))
         self.alternatives_model.set_alternatives(advice.get("alternatives") or [])
         self.back_button.setVisible(by_user)
         self._update_buttons()
@@ -350,8 +455,33 @@ class ReviewPanel(QScrollArea):
 
     def set_events(self, events: Sequence[JobEvent]) -> None:
         self.events_model.set_events(events)
+        self._events = list(events)
+        if self.job is not None:
+            self._show_lifecycle(self.job)
         if events:
             self.events.scrollToBottom()
+
+    def stop(self) -> None:
+        """Leave nothing running (the thumbnails' decoders): the page calls it as it closes."""
+        self.thumbnails.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.stop()
+        super().closeEvent(event)
+
+    def outputs_folder(self) -> Path | None:
+        """Where the shown job's outputs go (the folder the service recorded at dispatch)."""
+        record = (self.job.meta.get("dispatch") or {}) if self.job is not None else {}
+        folder = record.get("outputs_dir") if isinstance(record, dict) else None
+        return Path(folder) if folder else None
+
+    @Slot()
+    def open_folder(self) -> bool:
+        """Open the outputs folder in the desktop's file manager."""
+        folder = self.outputs_folder()
+        if folder is None:
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -375,6 +505,59 @@ class ReviewPanel(QScrollArea):
     def _queued(self) -> bool:
         return self.job is not None and self.job.status == "queued"
 
+    def _show_run(self, job: Job | None) -> None:
+        """How the job ended, its lifecycle, cost and outputs (a job never dispatched has
+        none of these)."""
+        record = (job.meta.get("dispatch") or {}) if job is not None else {}
+        if job is None or not record:
+            self.dispatch_box.hide()
+            self.outcome.clear()
+            if self._outputs_key is not None:
+                self._outputs_key = None
+                self.thumbnails.clear()
+            return
+        ended = outcome(job)
+        if ended is None:
+            self.outcome.clear()
+        elif self.outcome.label.text() != ended[1] or self.outcome.kind != ended[0]:
+            self.outcome.show_message(*ended)
+        self._show_lifecycle(job)
+        self.spend.setText(spend_line(job))
+        files = output_files(job)
+        n = len(files)
+        self.outputs_heading.setText(f"Outputs ({n})")
+        self.outputs_heading.setAccessibleName(f"Outputs ({n})")
+        self.open_folder_button.setEnabled(self.outputs_folder() is not None)
+        self.open_folder_button.setToolTip(str(self.outputs_folder() or ""))
+        self.thumbnails.setVisible(n > 0)
+        key = (job.id, tuple(files))
+        if key != self._outputs_key:
+            self._outputs_key = key
+            if n:
+                self.outputs_note.setText(f"Loading {n} image{'s' if n != 1 else ''}…")
+                self.thumbnails.load(functools.partial(read_tiles, job))
+            else:
+                self.thumbnails.clear()
+                self.outputs_note.setText(
+                    "No output files yet." if job.status in IN_FLIGHT else "No output files."
+                )
+        self.dispatch_box.show()
+
+    def _show_lifecycle(self, job: Job) -> None:
+        lines = lifecycle_lines(job, self._events)
+        self.lifecycle.setText("\n".join(lines))
+        self.lifecycle.setAccessibleDescription("; ".join(lines))
+
+    @Slot()
+    def _outputs_loaded(self) -> None:
+        count = self.thumbnails.thumbs.rowCount()
+        if count:
+            self.outputs_note.setText("Double-click an image to open it.")
+
+    @Slot(object)
+    def _outputs_failed(self, exc: object) -> None:
+        self.outputs_note.setText(f"The outputs cannot be shown: {exc}")
+
     @Slot()
     def _update_buttons(self, *_args: Any) -> None:
         alt = self.selected_alternative()
@@ -390,6 +573,17 @@ class ReviewPanel(QScrollArea):
         else:
             self.use_button.setAccessibleDescription("Select an eligible alternative first")
         self.back_button.setEnabled(self._queued() and not self._busy)
+        self.dispatch_button.setEnabled(self._queued() and not self._busy)
+        job = self.job
+        record = (job.meta.get("dispatch") or {}) if job is not None else {}
+        in_flight = job is not None and job.status in IN_FLIGHT
+        asked = bool(record.get("cancel_requested")) if isinstance(record, dict) else False
+        self.cancel_button.setEnabled(in_flight and not asked and not self._busy)
+        self.cancel_button.setVisible(in_flight)
+        self.dispatch_button.setVisible(job is None or job.status == "queued")
+        self.cancel_button.setAccessibleDescription(
+            "Cancel asked for: the driver is stopping it" if asked else "Stop this job"
+        )
 
     @Slot(bool)
     def _toggle_assumptions(self, on: bool) -> None:
