@@ -73,8 +73,8 @@ class DispatchField:
 
 #: The Dispatch section, in its order (the help text is the spec's).
 DISPATCH_FIELDS: dict[str, DispatchField] = {
-    COST_FACTOR_KEY: DispatchField("Stop at &cost ×", 1, 20, 0.5, 1, " × estimate"),
-    RUNTIME_FACTOR_KEY: DispatchField("Stop at run&time ×", 1, 50, 0.5, 1, " × estimate"),
+    COST_FACTOR_KEY: DispatchField("Stop at &cost", 1, 20, 0.5, 1, " × estimate"),
+    RUNTIME_FACTOR_KEY: DispatchField("Stop at run&time", 1, 50, 0.5, 1, " × estimate"),
     BOOT_TIMEOUT_KEY: DispatchField("&Boot timeout", 0.1, 120, 1, 1, " min"),
     RUNPOD_PARALLEL_KEY: DispatchField("RunPod &parallel runs", 1, 16, 1, 0, ""),
 }
@@ -325,8 +325,8 @@ class AdvisorPage(QWidget):
                 box.setSingleStep(int(how.step))
                 box.setValue(int(SETTINGS[key].default))
             box.setObjectName(key.replace(".", "-").replace("_", "-"))
-            words = how.label.replace("&", "").removesuffix(" ×")
-            box.setAccessibleName(words)
+            words = how.label.replace("&", "")
+            box.setAccessibleName(f"{words} ({how.suffix.strip()})" if how.suffix else words)
             box.setAccessibleDescription(help_text)
             box.setToolTip(help_text)
             box.setSuffix(how.suffix)

@@ -1,0 +1,1 @@
+"""Settings tabs that are not a page of their own elsewhere: the Workflows tab."""
