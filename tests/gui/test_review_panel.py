@@ -178,8 +178,8 @@ def test_a_completed_job_shows_its_life_cost_outputs_and_the_alternatives_chart(
 
     def colours(key: str) -> set[str]:
         rect = rows[order.index(key)]
-        y = int(rect.center().y() * ratio)
-        return {image.pixelColor(x, y).name() for x in range(image.width())}
+        ys = range(int(rect.top() * ratio), int((rect.bottom() + 1) * ratio))
+        return {image.pixelColor(x, y).name() for y in ys for x in range(image.width())}
 
     highlight = chart.palette().color(QPalette.ColorRole.Highlight).name()
     grey = chart.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text).name()

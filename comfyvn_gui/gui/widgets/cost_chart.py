@@ -4,7 +4,7 @@ people compare prices faster by looking than by reading.
 The chart only paints what it is given (:class:`CostBar`: the label, the cost and its words,
 whether it is the chosen one, whether it can run the job and why not); the page works the bars
 out. The chosen bar is drawn in the palette's highlight colour with a check mark and a bold
-label; a provider that cannot run the job is greyed and hatched, with why in its row, its
+label; a provider that cannot run the job is greyed and hatched, with why on a second line, its
 tooltip and the accessible description (which lists every value for a screen reader). Up and
 Down move between rows, Enter or a click emits :attr:`CostChart.bar_activated`.
 """
@@ -102,25 +102,44 @@ class CostChart(QWidget):
 
     # -- geometry --------------------------------------------------------------------------
 
-    def _row_height(self) -> int:
+    def _line_height(self) -> int:
         return self.fontMetrics().height() + 2 * _PAD
 
+    def _why_shown(self, bar: CostBar) -> bool:
+        """An ineligible bar has a second line under it: why it cannot run the job."""
+        return not bar.eligible and bool(bar.why)
+
+    def _row_heights(self) -> list[int]:
+        line = self._line_height()
+        small = self._small_metrics().height() + _PAD
+        return [line + (small if self._why_shown(b) else 0) for b in self._bars]
+
     def sizeHint(self) -> QSize:
-        rows = max(1, len(self._bars))
-        return QSize(320, rows * self._row_height() + 2 * _PAD)
+        height = sum(self._row_heights()) if self._bars else self._line_height()
+        return QSize(320, height + 2 * _PAD)
 
     def minimumSizeHint(self) -> QSize:
         return QSize(160, self.sizeHint().height())
 
     def row_rect(self, row: int) -> QRect:
-        h = self._row_height()
-        return QRect(0, _PAD + row * h, self.width(), h)
+        heights = self._row_heights()
+        return QRect(0, _PAD + sum(heights[:row]), self.width(), heights[row])
 
     def row_at(self, pos: QPoint) -> int:
-        if pos.y() < _PAD:
-            return -1
-        row = (pos.y() - _PAD) // self._row_height()
-        return row if 0 <= row < len(self._bars) else -1
+        top = _PAD
+        for row, height in enumerate(self._row_heights()):
+            if top <= pos.y() < top + height:
+                return row
+            top += height
+        return -1
+
+    def _small_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.9))
+        return font
+
+    def _small_metrics(self) -> QFontMetrics:
+        return QFontMetrics(self._small_font())
 
     def _columns(self) -> tuple[int, int, int]:
         """The label column's width, the bar area's left edge and its width."""
@@ -171,15 +190,18 @@ class CostChart(QWidget):
         top = max((b.usd or 0.0 for b in self._bars), default=0.0)
         bold = QFont(self.font())
         bold.setBold(True)
+        line_h = self._line_height()
         for row, bar in enumerate(self._bars):
-            rect = self.row_rect(row)
+            whole = self.row_rect(row)
+            rect = QRect(whole.left(), whole.top(), whole.width(), line_h)
             text_colour, brush = self.colours(bar)
             if row == self._current and self.hasFocus():
-                p.fillRect(rect, pal.color(QPalette.ColorRole.AlternateBase))
+                p.fillRect(whole, pal.color(QPalette.ColorRole.AlternateBase))
                 focus = QPen(pal.color(QPalette.ColorRole.Highlight))
                 focus.setStyle(Qt.PenStyle.DotLine)
                 p.setPen(focus)
-                p.drawRect(rect.adjusted(0, 0, -1, -1))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRect(whole.adjusted(0, 0, -1, -1))
             label = (_CHECK if bar.chosen else "") + bar.label
             p.setFont(bold if bar.chosen else self.font())
             p.setPen(text_colour)
@@ -201,7 +223,7 @@ class CostChart(QWidget):
                 value = bar.value_text
             else:
                 value_rect = QRect(left, rect.top(), self.width() - left - _PAD, rect.height())
-                value = bar.value_text if bar.eligible else bar.why or bar.value_text
+                value = bar.value_text
             p.setPen(text_colour)
             p.drawText(
                 value_rect.adjusted(0, 0, -_PAD, 0),
@@ -210,6 +232,23 @@ class CostChart(QWidget):
                     value, Qt.TextElideMode.ElideRight, max(0, value_rect.width() - _PAD)
                 ),
             )
+            if self._why_shown(bar):  # (a second line: why it cannot run the job)
+                small = self._small_font()
+                p.setFont(small)
+                why_rect = QRect(
+                    left,
+                    rect.bottom() + 1,
+                    self.width() - left - _PAD,
+                    whole.bottom() - rect.bottom(),
+                )
+                p.drawText(
+                    why_rect,
+                    Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
+                    QFontMetrics(small).elidedText(
+                        f"Cannot run it: {bar.why}", Qt.TextElideMode.ElideRight, why_rect.width()
+                    ),
+                )
+                p.setFont(self.font())
 
     # -- interaction -----------------------------------------------------------------------
 
