@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROG = "comfyvn-gui"
-PAGE_CHOICES = ("remote-gpu", "jobs", "advisor")  # == mainwindow.PAGE_IDS (a test checks)
+PAGE_CHOICES = (
+    "remote-gpu",
+    "jobs",
+    "advisor",
+    "running",
+)  # == mainwindow.PAGE_IDS (a test checks)
 NO_DISPLAY_MESSAGE = (
     f"{PROG}: no display found. Run headless with QT_QPA_PLATFORM=offscreen {PROG}, "
     f"or save a picture with {PROG} --screenshot window.png; "

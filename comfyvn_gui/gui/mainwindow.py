@@ -1,5 +1,9 @@
-"""The main window: its places in a navigation list on the left — **Jobs** and **Settings**
-(tabs "Remote GPU" and "Advisor") — and the page on the right.
+"""The main window: its places in a navigation list on the left — **Jobs**, **Running** and
+**Settings** (tabs "Remote GPU" and "Advisor") — and the page on the right, under the window's
+banner (orphans found at a provider, a job that ended where there is no system tray).
+
+Closing the window while jobs are in flight says first how many go on in the background (the
+detached dispatch driver keeps them going) and how to follow them.
 
 The window is shown before anything slow happens: the Remote GPU page loads the registry, the
 keyring status and the NVML snapshot afterwards, off the GUI thread (:mod:`.bridge`), and no
@@ -37,12 +41,15 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QStatusBar,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from comfyvn_gui import __version__
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.store.paths import resolve_home
+
+from .widgets.banner import Banner
 
 if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_pages
     import asyncio
@@ -52,7 +59,9 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
     from .advisor.page import AdvisorPage
     from .bridge import ServiceBridge
     from .jobs.page import JobsPage
+    from .notifier import JobEndWatch, Notice
     from .remote_gpu.page import RemoteGpuPage
+    from .running.page import RunningPage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,6 +100,12 @@ PAGES: tuple[PageSpec, ...] = (
         "Advisor",
         "The compute advisor's defaults: budget per job, latency, allowed residency zones.",
     ),
+    PageSpec(
+        "running",
+        "Running",
+        "Every machine, pod, key and volume this home holds at the providers, with its job, "
+        "age and cost so far; orphans and leaked ones marked, and stopping them.",
+    ),
 )
 PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
 
@@ -98,11 +113,13 @@ PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
 #: The navigation's places: (id, title, what it holds).
 PLACES: tuple[tuple[str, str, str], ...] = (
     ("jobs", "Jobs", PAGES[1].summary),
+    ("running", "Running", PAGES[3].summary),
     ("settings", "Settings", "Remote GPU providers and the advisor's defaults"),
 )
 #: Where each page id of ``--page`` lives: (place, settings tab index or None).
 PAGE_PLACES: dict[str, tuple[str, int | None]] = {
     "jobs": ("jobs", None),
+    "running": ("running", None),
     "remote-gpu": ("settings", 0),
     "advisor": ("settings", 1),
 }
@@ -152,6 +169,11 @@ class MainWindow(QMainWindow):
         self.remote: RemoteGpuPage | None = None
         self.jobs: JobsPage | None = None
         self.advisor: AdvisorPage | None = None
+        self.running: RunningPage | None = None
+        self.job_ends: JobEndWatch | None = None
+        self._quit_requested = False  # File → Quit: the user closes (see closeEvent)
+        self._close_told = False  # the user read that jobs go on, and closed
+        self._close_box: QMessageBox | None = None
 
         self.nav = QListWidget(self)
         self.nav.setObjectName("navigation")
@@ -177,6 +199,7 @@ class MainWindow(QMainWindow):
         loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pages: dict[str, QWidget] = {
             "jobs": _loading("jobs", "Loading the job queue…", self),
+            "running": _loading("running", "Loading what runs at the providers…", self),
             "remote-gpu": loading,
             "advisor": _loading("advisor", "Loading the advisor's settings…", self),
         }
@@ -188,6 +211,7 @@ class MainWindow(QMainWindow):
         self.settings_tabs.addTab(self.pages["advisor"], "A&dvisor")
         self.places: dict[str, QWidget] = {
             "jobs": self.pages["jobs"],
+            "running": self.pages["running"],
             "settings": self.settings_tabs,
         }
         for place, title, summary in PLACES:
@@ -206,7 +230,16 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.nav)
-        layout.addWidget(self.stack, 1)
+        # The window's banner: orphans found at a provider, a job that ended (no system tray).
+        self.banner = Banner(central)
+        self.banner.setObjectName("window-banner")
+        self.banner.setAccessibleName("Notice")
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.setSpacing(0)
+        right.addWidget(self.banner)
+        right.addWidget(self.stack, 1)
+        layout.addLayout(right, 1)
         self.setCentralWidget(central)
 
         self._chrome_built = False  # the menus and status bar: right after the first paint
@@ -283,7 +316,7 @@ class MainWindow(QMainWindow):
         return page
 
     def _build_other_pages(self) -> None:
-        """The Jobs and Advisor pages (after the Remote GPU page: see :meth:`start`)."""
+        """The Jobs, Running and Advisor pages (after the Remote GPU page: see :meth:`start`)."""
         if self.jobs is not None:
             return
         assert self.bridge is not None
@@ -300,6 +333,20 @@ class MainWindow(QMainWindow):
         placeholder.deleteLater()
         self.pages["jobs"] = self.places["jobs"] = jobs
         self.jobs = jobs
+
+        from .running.page import RunningPage
+
+        running = RunningPage(self.bridge)
+        running.setBackgroundRole(QPalette.ColorRole.Base)
+        placeholder = self.places["running"]
+        index = self.stack.indexOf(placeholder)
+        current = self.stack.currentIndex()
+        self.stack.removeWidget(placeholder)
+        self.stack.insertWidget(index, running)
+        self.stack.setCurrentIndex(current)
+        placeholder.deleteLater()
+        self.pages["running"] = self.places["running"] = running
+        self.running = running
 
         from .advisor.page import AdvisorPage
 
@@ -319,10 +366,12 @@ class MainWindow(QMainWindow):
 
     @property
     def is_loaded(self) -> bool:
-        """The Remote GPU page is built and has loaded its data."""
+        """Every page is built and has loaded its data (the Running place lists only once it
+        is shown: its listing asks every provider)."""
+        running = self.running
         return all(
             page is not None and page.is_loaded for page in (self.remote, self.jobs, self.advisor)
-        )
+        ) and (running is not None and (running.is_loaded or not running.started))
 
     def start(self) -> asyncio.Task[Any]:
         """Build and load the pages (and start the health monitor); the window is already
@@ -365,6 +414,13 @@ class MainWindow(QMainWindow):
         assert self.jobs is not None and self.advisor is not None
         self.jobs.start()
         self.advisor.start()
+        if self.current_page() == "running":
+            self._on_place_shown("running")
+        from .notifier import JobEndWatch
+
+        # (a job that ends while the window is in the background: the tray, or the banner)
+        self.job_ends = JobEndWatch(bridge, self, self._show_notice)
+        self.job_ends.look()
         # (the provider adapters and HTTP client, imported in a worker ahead of the first
         # check, so that check does not import them on the GUI thread: a stall of ~0.5 s)
         bridge.spawn(bridge.call(bridge.service.warm_up), name="warm-up")
@@ -401,7 +457,7 @@ class MainWindow(QMainWindow):
             self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.quit_action.setStatusTip("Close the window and quit")
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self.request_close)
         file_menu.addAction(self.quit_action)
 
         view_menu = bar.addMenu("&View")
@@ -432,7 +488,7 @@ class MainWindow(QMainWindow):
     # -- pages ---------------------------------------------------------------------------------
 
     def show_page(self, name: str) -> None:
-        """Select a page by its id: ``remote-gpu``, ``jobs`` or ``advisor``."""
+        """Select a page by its id: ``remote-gpu``, ``jobs``, ``advisor`` or ``running``."""
         try:
             place, tab = PAGE_PLACES[name]
         except KeyError:
@@ -453,6 +509,11 @@ class MainWindow(QMainWindow):
     def _on_nav_row_changed(self, row: int) -> None:
         if 0 <= row < len(PLACES):
             self.stack.setCurrentIndex(row)
+            self._on_place_shown(PLACES[row][0])
+
+    def _on_place_shown(self, place: str) -> None:
+        if place == "running" and self.running is not None and not self._closing:
+            self.running.shown()  # (lists the first time, and again when stale)
 
     # -- diagnostics ---------------------------------------------------------------------------
 
@@ -506,6 +567,33 @@ class MainWindow(QMainWindow):
             return
         if warning and not self._closing:
             self.statusBar().showMessage(warning)
+            self.show_orphans_banner(warning)
+
+    def show_orphans_banner(self, warning: str) -> None:
+        """The orphan warning (the service's words) in the window's banner, with **Show**,
+        which opens the Running place."""
+        cli = ": release with `comfyvn-gui running stop --orphans`"
+        text = warning.removesuffix(cli) + ". Stop them on the Running page."
+        if not warning.endswith(cli):
+            text = warning
+
+        def show() -> None:
+            self.banner.clear()
+            self.show_page("running")
+
+        self.banner.show_message("warning", text, action="Show", callback=show)
+
+    def _show_notice(self, notice: Notice) -> None:
+        """A job ended while the window was in the background and there is no system tray."""
+        if self._closing:
+            return
+        self.banner.show_message(
+            notice.kind, notice.text, action="Show", callback=self._show_jobs_from_banner
+        )
+
+    def _show_jobs_from_banner(self) -> None:
+        self.banner.clear()
+        self.show_page("jobs")
 
     # -- notifications -------------------------------------------------------------------------
 
@@ -567,7 +655,59 @@ class MainWindow(QMainWindow):
         if self._settings.status() != QSettings.Status.NoError:
             log.warning("could not save the window geometry to %s", self._settings.fileName())
 
+    @Slot()
+    def request_close(self) -> None:
+        """File → Quit: the user closes the window (jobs in flight are told first)."""
+        self._quit_requested = True
+        self.close()
+
+    def _told_first(self, event: QCloseEvent) -> bool:
+        """When the user closes the window (its close button, File → Quit) while jobs are in
+        flight: keep it open, and say first how many go on in the background and how to follow
+        them; it closes once that is read. Closes made by the program (a screenshot, Ctrl+C
+        in the terminal, tests) are not held up."""
+        by_user = event.spontaneous() or self._quit_requested
+        self._quit_requested = False
+        if self._closing or self._close_told or not by_user or self.job_ends is None:
+            return False
+        in_flight = self.job_ends.in_flight
+        if not in_flight:
+            return False
+        event.ignore()
+        if self._close_box is not None:
+            return True
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Jobs continue in the background",
+            close_message(in_flight),
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setObjectName("close-running-jobs")
+        box.setInformativeText(close_details(in_flight))
+        close = box.addButton("Close the window", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep it open", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(close)
+
+        def answered(_result: int) -> None:
+            self._close_box = None
+            box.deleteLater()
+            if box.clickedButton() is close:
+                self._close_told = True
+                self.close()
+
+        box.finished.connect(answered)
+        self._close_box = box
+        box.open()
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._told_first(event):
+            return
+        if self._close_box is not None:
+            self._close_box.reject()
+        if self.job_ends is not None and self.job_ends.in_flight:
+            log.info(close_message(self.job_ends.in_flight))
         self.save_geometry()
         if self._about is not None:
             self._about.close()
@@ -580,10 +720,30 @@ class MainWindow(QMainWindow):
             self.remote.close_dialogs()
         if self.jobs is not None:
             self.jobs.close_dialogs()
+        if self.running is not None:
+            self.running.close_dialogs()
+        if self.job_ends is not None:
+            self.job_ends.close()
         if self.bridge is not None:
             self.bridge.close()  # cancels running checks and waits for the workers
         self.statusBar().clearMessage()  # stops the status bar's timer, if any
         super().closeEvent(event)
+
+
+def close_message(in_flight: list[int]) -> str:
+    """'2 jobs continue in the background.'"""
+    n = len(in_flight)
+    return f"{n} job{'s' if n != 1 else ''} continue{'s' if n == 1 else ''} in the background."
+
+
+def close_details(in_flight: list[int]) -> str:
+    """How the driver keeps them going, and how to follow them."""
+    shown = ", ".join(str(i) for i in in_flight[:5]) + (" …" if len(in_flight) > 5 else "")
+    return (
+        f"Job{'s' if len(in_flight) != 1 else ''} {shown}: the dispatch driver keeps "
+        "running them after the window closes and releases what they rent when they end. "
+        f"Follow one with `comfyvn-gui jobs watch {in_flight[0]}`, or open the app again."
+    )
 
 
 def _report_failure(task: asyncio.Task[Any]) -> None:
@@ -610,6 +770,7 @@ def _prepare_service(service: Service | None) -> Service:
 def _import_other_pages() -> None:
     from .advisor import page as advisor  # noqa: F401
     from .jobs import page as jobs  # noqa: F401
+    from .running import page as running  # noqa: F401
 
 
 async def _in_worker(fn: Callable[[], T]) -> T:

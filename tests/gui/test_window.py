@@ -131,18 +131,23 @@ def _run_app(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
     assert "ComfyVN" in window.windowTitle()
-    assert [window.nav.item(i).text() for i in range(window.nav.count())] == ["Jobs", "Settings"]
+    assert [window.nav.item(i).text() for i in range(window.nav.count())] == [
+        "Jobs",
+        "Running",
+        "Settings",
+    ]
     tabs = window.settings_tabs
     assert [tabs.tabText(i).replace("&", "") for i in range(tabs.count())] == [
         "Remote GPU",
         "Advisor",
     ]
-    assert window.stack.count() == 2
+    assert window.stack.count() == 3
     assert window.current_page() == "remote-gpu"
     assert window.stack.currentWidget() is tabs
     assert tabs.currentWidget() is window.pages["remote-gpu"]
     assert window.pages["advisor"].objectName() == "page-advisor"
     assert window.pages["jobs"].objectName() == "page-jobs"
+    assert window.pages["running"].objectName() == "page-running"
     assert window.stack.widget(0) is window.pages["jobs"]
     assert (window.width(), window.height()) == (1000, 650)
 
@@ -218,13 +223,15 @@ def test_navigation_by_mouse_keyboard_and_show_page(window: MainWindow, qtbot: Q
 
     nav.setFocus()
     qtbot.keyClick(nav, Qt.Key.Key_Down)
+    assert window.current_page() == "running"
+    qtbot.keyClick(nav, Qt.Key.Key_Down)
     assert window.current_page() == "remote-gpu"
     qtbot.keyClick(nav, Qt.Key.Key_Home)
     assert window.current_page() == "jobs"
     assert window.stack.currentWidget() is window.pages["jobs"]
 
     window.show_page("advisor")
-    assert nav.currentRow() == 1
+    assert nav.currentRow() == 2
     assert window.settings_tabs.currentWidget() is window.pages["advisor"]
     assert window.current_page() == "advisor"
     with pytest.raises(ValueError, match="unknown page 'settings'"):

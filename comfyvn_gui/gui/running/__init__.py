@@ -1,0 +1,1 @@
+"""Running: the page and the table model of what this home holds at the providers."""
