@@ -373,6 +373,13 @@ def normalize(
             fields=[leaked[0].rsplit(".", 1)[-1]],
         )
     for key, value in (inp.meta or {}).items():
+        if value is not None:
+            try:  # (a key the profile declares is checked and typed; others are kept as given)
+                value = profile.meta_field(key).parse(value)
+            except KeyError:
+                pass
+            except ValueError as exc:
+                raise InputError(f"{where}: {exc}", fields=[f"meta.{key}"]) from None
         if value is None:
             meta.pop(key, None)
         else:

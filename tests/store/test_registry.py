@@ -87,6 +87,14 @@ def test_explicit_duplicate_id_is_refused_and_changes_nothing(svc: Service) -> N
         ("runpod", {"base_url": "ftp://x"}, "must be an http", "base_url"),
         ("runpod", {"gpu": "GTX 9999"}, "not in the GPU catalog", "gpu"),
         ("runpod", {"meta": {"api_key": "x"}}, "looks like a credential", "api_key"),
+        # the metadata a profile declares is checked by the service, whichever skin sent it
+        ("aws", {"meta": {"subnet_id": "my-subnet"}}, "expected form", "meta.subnet_id"),
+        (
+            "vast",
+            {"meta": {"price_ceiling_usd": "x"}},
+            "must be a number",
+            "meta.price_ceiling_usd",
+        ),
         (
             "aws",
             {"config": {"access_key": "not-an-aws-key"}},
