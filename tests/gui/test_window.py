@@ -532,3 +532,48 @@ def test_orphans_at_a_provider_are_told_after_the_first_paint(qtbot: QtBot, app_
         message = w.statusBar().currentMessage()
         assert "rp:" in message and "running stop --orphans" in message
         close(qtbot, w)
+
+
+def test_closing_with_jobs_in_flight_says_they_go_on_in_the_background(
+    qtbot: QtBot, app_home: Path, tmp_path: Path
+) -> None:
+    """File → Quit (or the close button) while a job runs: the window says how many jobs go
+    on and how to follow them, then closes once that is read ("Keep it open" keeps it)."""
+    from comfyvn_gui.service import Service
+    from tests.service.test_dispatch import project, summary
+
+    svc = Service()
+    [job] = svc.import_summary(summary(), str(project(tmp_path / "project")))
+    moved = svc.job_store.change_status(  # (as a dispatch would; no driver runs)
+        job.id, expected=["queued"], status="running", actor="system", message="test"
+    )
+    assert moved is not None
+    w = loaded(qtbot, MainWindow(service=svc))
+    watch = w.job_ends
+    assert watch is not None
+    qtbot.waitUntil(lambda: watch.in_flight == [job.id], timeout=10000)
+
+    def box() -> QMessageBox:
+        qtbot.waitUntil(
+            lambda: any(b.isVisible() for b in w.findChildren(QMessageBox, "close-running-jobs")),
+            timeout=5000,
+        )
+        [found] = [b for b in w.findChildren(QMessageBox, "close-running-jobs") if b.isVisible()]
+        return found
+
+    w.quit_action.trigger()
+    first = box()
+    assert first.text() == "1 job continues in the background."
+    assert f"comfyvn-gui jobs watch {job.id}" in first.informativeText()
+    assert "open the app again" in first.informativeText()
+    [keep] = [b for b in first.buttons() if b.text() == "Keep it open"]
+    keep.click()
+    qtbot.wait(50)
+    assert w.isVisible()
+
+    w.quit_action.trigger()
+    [go] = [b for b in box().buttons() if b.text() == "Close the window"]
+    go.click()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not w.bridge._tasks, timeout=10000)
+    assert svc.get_job(job.id).status == "running"  # (the driver would keep it going)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from comfyvn_gui.core import wording
-from comfyvn_gui.core.errors import ComfyVNError
+from comfyvn_gui.core.errors import ComfyVNError, NotFoundError
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
 from comfyvn_gui.gui.palette import error_color, is_dark
@@ -385,13 +385,19 @@ class RunningPage(QWidget):
 
     async def _stop(self, refs: list[str] | None, orphans: bool) -> None:
         released: list[RunningRow] = []
+        missing: list[NotFoundError] = []
         try:
             try:
                 if orphans:
                     released = await self.bridge.in_background(self.svc.stop_running, orphans=True)
                 else:
                     for ref in refs or []:
-                        released += await self.bridge.in_background(self.svc.stop_running, ref)
+                        try:
+                            released += await self.bridge.in_background(self.svc.stop_running, ref)
+                        except NotFoundError as exc:  # (gone with a machine stopped before)
+                            missing.append(exc)
+                if missing and not released:
+                    raise missing[0]
             except ComfyVNError as exc:
                 done = ", ".join(r.ref for r in released)
                 self.banner.show_message(
