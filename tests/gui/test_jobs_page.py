@@ -182,8 +182,8 @@ def test_the_jobs_model_passes_qts_model_tester(qtmodeltester: Any, qtbot: QtBot
     model = JobsModel()
     model.set_jobs(jobs)
     qtmodeltester.check(model)
-    assert model.rowCount() == 5 and model.columnCount() == 8
-    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(8)] == [
+    assert model.rowCount() == 5 and model.columnCount() == 11
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(11)] == [
         "Job",
         "Kind",
         "Size",
@@ -192,6 +192,9 @@ def test_the_jobs_model_passes_qts_model_tester(qtmodeltester: Any, qtbot: QtBot
         "Est. cost",
         "Reason",
         "Warnings",
+        "Progress",
+        "Elapsed",
+        "Spent",
     ]
     sizes = [model.index(r, Column.SIZE).data() for r in range(5)]
     assert sizes == ["5 × 2048×2048", "8 × 1024×1536", "420 lines · 52.5 min", "24 items",

@@ -4,6 +4,11 @@ Every display string is worked out once, when the jobs are set (:meth:`JobsModel
 so ``data()`` only indexes a tuple: the queue stays quick with ten thousand jobs. ``set_jobs``
 updates in place when the same jobs come back in the same order (``dataChanged`` for the rows
 that changed: the selection and the scroll position stay), and resets otherwise.
+
+A dispatched job's live status comes from its record (``meta.dispatch``, written by the
+driver): runs done of all, the current node's progress from ComfyUI's messages, the notice,
+the time since it started and what it has cost so far. :meth:`JobsModel.tick` moves the clock
+of the jobs in flight on (elapsed time, cost so far) without reading anything.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -23,8 +28,9 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from comfyvn_gui.core import dispatch as dispatch_rules
 from comfyvn_gui.core import wording
-from comfyvn_gui.core.jobs import JOB_STATUSES, Job, JobEvent
+from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, JOB_STATUSES, Job, JobEvent
 from comfyvn_gui.core.workload import KIND_TITLES, Workload
 
 __all__ = [
@@ -41,10 +47,12 @@ __all__ = [
     "Column",
     "EventsModel",
     "JobsModel",
+    "clock_text",
     "cost_text",
     "local_time",
     "minutes_text",
     "size_text",
+    "spent_so_far",
 ]
 
 _USER = int(Qt.ItemDataRole.UserRole)
@@ -101,6 +109,9 @@ class Column(IntEnum):
     COST = 5
     REASON = 6
     WARNINGS = 7
+    PROGRESS = 8
+    ELAPSED = 9
+    SPENT = 10
 
 
 HEADERS: tuple[str, ...] = (
@@ -112,6 +123,9 @@ HEADERS: tuple[str, ...] = (
     "Est. cost",
     "Reason",
     "Warnings",
+    "Progress",
+    "Elapsed",
+    "Spent",
 )
 HEADER_TIPS: tuple[str, ...] = (
     "The job's title",
@@ -122,7 +136,14 @@ HEADER_TIPS: tuple[str, ...] = (
     "The estimated cost on that provider",
     "Why the advisor chose it (hover for the full text)",
     "Legal, residency and provider warnings (hover for the list)",
+    "Runs done of all, and how far the current run is (from ComfyUI)",
+    "How long the job has been running (or ran)",
+    "What it has cost so far (the bill once it ended), next to the estimate",
 )
+
+#: The columns that move on with the clock while a job is in flight (:meth:`JobsModel.tick`).
+_CLOCK_COLUMNS = (Column.ELAPSED, Column.SPENT)
+_RIGHT_COLUMNS = (Column.COST, Column.WARNINGS, Column.ELAPSED, Column.SPENT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +208,156 @@ def _warning_tip(warnings: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def clock_text(seconds: float) -> str:
+    """An elapsed time as a clock reads: '0:07', '12:05', '1:02:03'."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def elapsed_s(record: Mapping[str, Any], now: datetime) -> float | None:
+    """Seconds since the driver took the job (since it was dispatched, before that), up to
+    its end; None for a job never dispatched."""
+    start = _instant(record.get("started_at")) or _instant(record.get("dispatched_at"))
+    if start is None:
+        return None
+    end = _instant(record.get("ended_at")) or now
+    return max(0.0, (end - start).total_seconds())
+
+
+def spent_so_far(record: Mapping[str, Any], now: datetime) -> tuple[float, float] | None:
+    """(billed minutes, dollars) of a dispatched job: the bill recorded at its end, or, in
+    flight, what the same rule (``core.dispatch.actual_cost`` at the price used at launch)
+    makes of the time billed until ``now``: a rented machine from its launch, a serverless
+    request's recorded run time, a provider's own ComfyUI from the driver's start (as the
+    driver counts it when the job ends, ``service/driver.py``). None before dispatch."""
+    if not record:
+        return None
+    if record.get("ended_at"):
+        cost = record.get("actual_cost_usd")
+        if not isinstance(cost, int | float):
+            return None
+        return float(record.get("billed_minutes") or 0.0), float(cost)
+    started = _instant(record.get("started_at"))
+    seconds = 0.0
+    if started is not None:
+        seconds = (now - started).total_seconds()
+    machine = record.get("machine") or {}
+    launched = _instant(machine.get("launched_at"))
+    if launched is not None:
+        until = _instant(machine.get("released_at")) or now
+        seconds = (until - launched).total_seconds()
+    elif record.get("target") == "machine":
+        seconds = 0.0
+    elif isinstance(record.get("billed_s"), int | float):
+        seconds = float(record["billed_s"])
+        started = started or now
+    price = record.get("price") or {}
+    return dispatch_rules.actual_cost(
+        seconds if started is not None else 0.0,
+        hourly_usd=float(price.get("hourly_usd") or 0.0),
+        increment_minutes=float(price.get("increment_minutes") or 1),
+        minimum_minutes=float(price.get("minimum_minutes") or 0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A job's live status, as the table shows it (display, sort key and tooltip per
+    column: Progress, Elapsed, Spent)."""
+
+    display: tuple[str, str, str]
+    sort: tuple[float, float, float]
+    tips: tuple[str, str, str]
+
+
+def _progress(job: Job, record: Mapping[str, Any]) -> tuple[str, float, str]:
+    """The Progress cell: runs done / total, the current run's node progress, the notice."""
+    runs = [r for r in record.get("runs") or [] if isinstance(r, Mapping)]
+    done = sum(1 for r in runs if r.get("status") == "succeeded")
+    total = len(runs)
+    progress = record.get("progress") or {}
+    notice = str(record.get("notice") or "")
+    fraction = done / total if total else 0.0
+    if job.status in ENDED:
+        text = f"{done}/{total} runs" if total else NO_VALUE
+        tip = str(record.get("ended_message") or text)
+        return text, fraction, tip
+    if record.get("cancel_requested"):
+        text = "Cancelling…" + (f" {done}/{total} runs" if total else "")
+        return text, fraction, "Cancel asked for: the driver stops the job on its provider"
+    if not total:
+        text = "Starting…" if record.get("started_at") else "Waiting for the driver…"
+        return text, 0.0, notice or text
+    text = f"{done}/{total} runs"
+    tip = f"{wording.counted(done, 'run', 'runs')} of {total} done"
+    value, top = progress.get("value"), progress.get("max")
+    if isinstance(value, int | float) and isinstance(top, int | float) and top > 0:
+        share = min(1.0, max(0.0, float(value) / float(top)))
+        text += f" · {share:.0%}"
+        fraction += share / total
+        tip += f"; run {int(progress.get('run') or 0) + 1} at {share:.0%}"
+    if progress.get("node") is not None:
+        tip += f" (node {progress['node']})"
+    if notice:
+        text += " ⓘ"
+        tip += f"\n{notice}"
+    return text, fraction, tip
+
+
+def live_status(job: Job, now: datetime) -> Live:
+    """What the Progress, Elapsed and Spent cells say of ``job`` at ``now``."""
+    record = job.meta.get("dispatch")
+    if job.status == "queued" or not isinstance(record, Mapping):
+        empty = "Not dispatched yet"
+        return Live(("", "", ""), (-1.0, -1.0, -1.0), (empty, empty, empty))
+    progress, fraction, progress_tip = _progress(job, record)
+    seconds = elapsed_s(record, now)
+    elapsed = "" if seconds is None else clock_text(seconds)
+    since = local_time(record.get("started_at") or record.get("dispatched_at"), seconds=True)
+    if job.status in ENDED:
+        elapsed_tip = (
+            f"Ran {elapsed} (from {since} to {local_time(record.get('ended_at'), seconds=True)})"
+        )
+    else:
+        elapsed_tip = f"Running for {elapsed} (since {since})" if seconds is not None else ""
+    spent = spent_so_far(record, now)
+    estimate = (record.get("estimate") or {}).get("cost_usd")
+    ceiling = (record.get("ceilings") or {}).get("cost_usd")
+    spent_text, spent_tip, usd = "", "", -1.0
+    if spent is not None:
+        billed, usd = spent
+        spent_text = wording.cost(usd)
+        price = (record.get("price") or {}).get("hourly_usd")
+        head = "Spent" if job.status in ENDED else "Spent so far"
+        parts = [f"{head}: {spent_text}"]
+        if price:
+            parts.append(f"{wording.number(billed)} min billed at {wording.hourly_price(price)}")
+        else:
+            parts.append("nothing is billed on this provider")
+        if isinstance(estimate, int | float):
+            parts.append(f"estimated {wording.cost(estimate)}")
+        if isinstance(ceiling, int | float):
+            parts.append(f"stopped at {wording.cost(ceiling)}")
+        spent_tip = "; ".join(parts)
+    return Live(
+        (progress, elapsed, spent_text),
+        (fraction, -1.0 if seconds is None else seconds, usd),
+        (progress_tip, elapsed_tip, spent_tip),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The job queue
 # --------------------------------------------------------------------------------------------
@@ -200,11 +371,24 @@ class _Row:
     sort: tuple[Any, ...]
     search: str
     warnings: int
+    live: Live
     pos: int = 0  # the job's place in the queue's order (as given to set_jobs)
     tips: tuple[str, ...] | None = None  # worked out the first time one is asked for
 
+    @property
+    def in_flight(self) -> bool:
+        return self.job.status in IN_FLIGHT
 
-def _row(job: Job, pos: int) -> _Row:
+    def relive(self, now: datetime) -> None:
+        """Move the live columns on to ``now`` (the same job: the clock only)."""
+        live = live_status(self.job, now)
+        self.live = live
+        self.display = (*self.display[: Column.PROGRESS], *live.display)
+        self.sort = (*self.sort[: Column.PROGRESS], *live.sort)
+        self.tips = None
+
+
+def _row(job: Job, pos: int, now: datetime) -> _Row:
     compute = job.meta.get("compute") or {}
     advice: dict[str, Any] = compute.get("advice") or {}
     w = job.workload
@@ -218,6 +402,7 @@ def _row(job: Job, pos: int) -> _Row:
     status = job.status.capitalize()
     provider_text = (provider or "none") + (" (your pick)" if by_user else "")
     count = len(warnings)
+    live = live_status(job, now)
     display = (
         job.title,
         kind,
@@ -227,6 +412,7 @@ def _row(job: Job, pos: int) -> _Row:
         cost or NO_VALUE,
         reason,
         f"⚠ {count}" if count else "",
+        *live.display,
     )
     codes = " ".join([str(x.get("code", "")) for x in warnings])
     search = f"{job.title} {kind} {display[2]} {status} {provider_text} {display[5]} {reason} "
@@ -240,8 +426,9 @@ def _row(job: Job, pos: int) -> _Row:
         float(cost_usd) if isinstance(cost_usd, int | float) else math.inf,
         reason.casefold(),
         count,
+        *live.sort,
     )
-    return _Row(job, advice, display, sort, search, count, pos)
+    return _Row(job, advice, display, sort, search, count, live, pos)
 
 
 def _tips(row: _Row) -> tuple[str, ...]:
@@ -277,6 +464,7 @@ def _tips(row: _Row) -> tuple[str, ...]:
         ),
         row.display[Column.REASON] or "No advice yet",
         _warning_tip(advice.get("warnings") or []),
+        *row.live.tips,
     )
 
 
@@ -354,13 +542,15 @@ class JobsModel(QAbstractTableModel):
         if role == SEARCH_ROLE:
             return row.search
         if role == _ALIGN:
-            return _RIGHT if col in (Column.COST, Column.WARNINGS) else _LEFT
+            return _RIGHT if col in _RIGHT_COLUMNS else _LEFT
         if role == _ACCESSIBLE:
             if col == Column.WARNINGS:
                 n = row.warnings
                 return f"{n} warning{'s' if n != 1 else ''}" if n else "no warnings"
             if col == Column.COST and row.display[col] == NO_VALUE:
                 return "no estimate"
+            if col >= Column.PROGRESS and not row.display[col]:
+                return "not dispatched"
             return row.display[col]
         return None
 
@@ -392,13 +582,14 @@ class JobsModel(QAbstractTableModel):
         base = tuple(self._rows)  # one atomic copy; the GUI thread replaces, never edits it
         old = {r.job.id: r for r in base}
         rows, ids, fresh = [], [], []
+        now = datetime.now(UTC)
         for pos, job in enumerate(jobs):  # (jobs may be read one at a time: keep none here)
             prev = old.get(job.id)
             ids.append(job.id)
             if prev is not None and (prev.job is job or prev.job == job):
                 rows.append(prev)  # the job just read is dropped: the row keeps its twin
             else:
-                row = _row(job, pos)
+                row = _row(job, pos, now)
                 rows.append(row)
                 fresh.append(row)
         return PreparedJobs(frozenset(map(id, base)), rows, ids, fresh)
@@ -443,13 +634,8 @@ class JobsModel(QAbstractTableModel):
             self._rows = rows
         at = sorted(self._index[i] for i in changed)
         last = len(HEADERS) - 1
-        start = 0
-        while start < len(at):  # one signal per run of adjacent rows
-            end = start
-            while end + 1 < len(at) and at[end + 1] == at[end] + 1:
-                end += 1
-            self.dataChanged.emit(self.index(at[start], 0), self.index(at[end], last), [])
-            start = end + 1
+        for start, end in _runs(at):  # one signal per run of adjacent rows
+            self.dataChanged.emit(self.index(start, 0), self.index(end, last), [])
         return False
 
     def _ordered(self, rows: list[_Row]) -> list[_Row]:
@@ -480,6 +666,24 @@ class JobsModel(QAbstractTableModel):
         )
         self.layoutChanged.emit()
 
+    def in_flight(self) -> list[int]:
+        """The ids of the jobs being submitted or running."""
+        return [r.job.id for r in self._rows if r.in_flight]
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Move the clock of the jobs in flight on to ``now`` (elapsed time, cost so far):
+        no read, ``dataChanged`` for those cells only. Returns how many jobs are in flight."""
+        now = now or datetime.now(UTC)
+        at = []
+        for i, row in enumerate(self._rows):
+            if row.in_flight:
+                row.relive(now)
+                at.append(i)
+        first, last = min(_CLOCK_COLUMNS), max(_CLOCK_COLUMNS)
+        for start, end in _runs(at):
+            self.dataChanged.emit(self.index(start, first), self.index(end, last), [])
+        return len(at)
+
     def jobs(self) -> list[Job]:
         """The jobs in the order shown."""
         return [r.job for r in self._rows]
@@ -503,6 +707,17 @@ class JobsModel(QAbstractTableModel):
 
     def job_at(self, row: int) -> Job:
         return self._rows[row].job
+
+
+def _runs(rows: Sequence[int]) -> Iterable[tuple[int, int]]:
+    """(first, last) of each run of adjacent rows in the sorted ``rows``."""
+    start = 0
+    while start < len(rows):
+        end = start
+        while end + 1 < len(rows) and rows[end + 1] == rows[end] + 1:
+            end += 1
+        yield rows[start], rows[end]
+        start = end + 1
 
 
 # --------------------------------------------------------------------------------------------

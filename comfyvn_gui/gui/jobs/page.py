@@ -11,6 +11,13 @@ validation or registry change is such a change; the check results alone are not)
 are coalesced: while one reads, any number of further requests make one more read, never a
 queue of them. The list reads jobs brief (without each advice's alternatives); the Review
 panel reads the selected job whole.
+
+Dispatch, Cancel and Remove act on the selected jobs (the toolbar, the table's context menu,
+the Review panel): Dispatch… opens the confirmation (:mod:`.dispatch_dialog`) once the
+service has checked every job; Cancel and Remove ask first (non-modal message boxes); the
+service calls run through the bridge. A job in flight shows its progress as the driver writes
+it (the queue's change reloads the view); its elapsed time and cost so far move on every
+second without a read (:meth:`JobsModel.tick`, while the page is shown).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from PySide6.QtCore import (
     QObject,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
     Slot,
 )
@@ -34,8 +42,10 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
+    QHideEvent,
     QKeySequence,
     QShortcut,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -44,26 +54,41 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from comfyvn_gui.core import wording
 from comfyvn_gui.core.errors import ComfyVNError, InputError
-from comfyvn_gui.core.jobs import Job, JobEvent
+from comfyvn_gui.core.jobs import ENDED, IN_FLIGHT, Job, JobEvent
 from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
 from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
 
-from .model import JOB_ID_ROLE, SEARCH_ROLE, SORT_ROLE, Column, JobsModel, PreparedJobs
+from .dispatch_dialog import DispatchDialog, JobToDispatch, read_confirmation
+from .model import (
+    JOB_ID_ROLE,
+    SEARCH_ROLE,
+    SORT_ROLE,
+    Column,
+    JobsModel,
+    PreparedJobs,
+    spent_so_far,
+)
 from .review_panel import ReviewPanel
 from .review_text import pick_outcome
 
-__all__ = ["EMPTY_TEXT", "JobsPage"]
+__all__ = ["CLOCK_MS", "EMPTY_TEXT", "JobsPage"]
+
+#: How often the elapsed time and cost so far of the jobs in flight move on (no read).
+CLOCK_MS = 1000
 
 EMPTY_TEXT = (
     "No jobs yet. Import an importer summary (File → Import summary… or drop a .json here)."
@@ -130,6 +155,14 @@ class JobsPage(QWidget):
     import_finished = Signal(list)
     #: A pick (or the return to the advisor's choice) was recorded: the job's id.
     picked = Signal(int)
+    #: The dispatch confirmation is open (the dialog).
+    dispatch_asked = Signal(object)
+    #: "Upload and run" is done: the ids of the jobs handed to the driver (the others failed
+    #: and the banner says why).
+    dispatched = Signal(list)
+    #: A cancel was asked for / jobs were removed: their ids.
+    cancel_asked = Signal(list)
+    removed = Signal(list)
 
     def __init__(self, bridge: ServiceBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -163,8 +196,39 @@ class JobsPage(QWidget):
         self.count = QLabel("", self)
         self.count.setObjectName("jobs-count")
         self.count.setAccessibleName("Number of jobs shown")
+
+        self.dispatch_action = QAction("&Dispatch…", self)
+        self.dispatch_action.setObjectName("dispatch-action")
+        self.dispatch_action.setShortcut(QKeySequence("Ctrl+D"))
+        self.dispatch_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.dispatch_action.setToolTip(
+            "Upload the selected queued jobs to their providers and run them, once you have "
+            "read their warnings (Ctrl+D)"
+        )
+        self.dispatch_action.triggered.connect(self.dispatch_selected)
+        self.cancel_action = QAction("&Cancel job…", self)
+        self.cancel_action.setObjectName("cancel-job-action")
+        self.cancel_action.setToolTip(
+            "Stop the selected jobs that are being submitted or running (asks first)"
+        )
+        self.cancel_action.triggered.connect(self.cancel_selected)
+        self.remove_action = QAction("&Remove…", self)
+        self.remove_action.setObjectName("remove-job-action")
+        self.remove_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.remove_action.setToolTip(
+            "Remove the selected queued or ended jobs from the queue (asks first; outputs stay "
+            "on disk)"
+        )
+        self.remove_action.triggered.connect(self.remove_selected)
+        self.dispatch_button = self._tool_button(self.dispatch_action, "dispatch", "Dispatch")
+        self.cancel_button = self._tool_button(self.cancel_action, "cancel-job", "Cancel job")
+        self.remove_button = self._tool_button(self.remove_action, "remove-job", "Remove job")
         tools = QHBoxLayout()
         tools.addWidget(self.import_button)
+        tools.addWidget(self.dispatch_button)
+        tools.addWidget(self.cancel_button)
+        tools.addWidget(self.remove_button)
         tools.addWidget(self.filter_edit, 1)
         tools.addWidget(self.count)
 
@@ -184,7 +248,8 @@ class JobsPage(QWidget):
         self.table.setModel(self.proxy)
         self.table.setAlternatingRowColors(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # (several jobs are dispatched, cancelled or removed at once)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -207,15 +272,32 @@ class JobsPage(QWidget):
             Column.COST: 62,
             Column.REASON: 220,
             Column.WARNINGS: 60,
+            Column.PROGRESS: 110,
+            Column.ELAPSED: 60,
+            Column.SPENT: 60,
         }.items():
             hh.resizeSection(col, width)
-        # The advice sits next to each job: Job, Provider, Est. cost, Warnings, then the rest.
-        for visual, col in enumerate((Column.JOB, Column.PROVIDER, Column.COST, Column.WARNINGS)):
+        # The advice sits next to each job: Job, Provider, Est. cost and what was spent,
+        # Warnings, then where it is (status, progress, elapsed), then the rest.
+        first = (
+            Column.JOB,
+            Column.PROVIDER,
+            Column.COST,
+            Column.SPENT,
+            Column.WARNINGS,
+            Column.STATUS,
+            Column.PROGRESS,
+            Column.ELAPSED,
+        )
+        for visual, col in enumerate(first):
             hh.moveSection(hh.visualIndex(col), visual)
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # the queue's order at first
         self.table.setSortingEnabled(True)
         self.table.horizontalScrollBar().setAccessibleName("Scroll the jobs sideways")
         self.table.verticalScrollBar().setAccessibleName("Scroll the jobs")
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for action in (self.dispatch_action, self.cancel_action, self.remove_action):
+            self.table.addAction(action)
 
         self.empty = QLabel("Loading the job queue…", self)
         self.empty.setObjectName("jobs-empty")
@@ -279,6 +361,23 @@ class JobsPage(QWidget):
             signal.connect(self._update_count)
         self.review.pick_requested.connect(self.pick)
         self.review.advisor_requested.connect(self.back_to_advisor)
+        # (the Review panel's own Dispatch… and Cancel buttons act on the job it shows)
+        for name, slot in (
+            ("dispatch_requested", self.dispatch_reviewed),
+            ("cancel_requested", self.cancel_reviewed),
+        ):
+            requested = getattr(self.review, name, None)
+            if requested is not None:
+                requested.connect(slot)
+        for action in (self.dispatch_action, self.cancel_action, self.remove_action):
+            self.addAction(action)
+        self._update_actions()
+
+        # The clock of the jobs in flight (elapsed time, cost so far): no read, while shown.
+        self.clock = QTimer(self)
+        self.clock.setObjectName("jobs-clock")
+        self.clock.setInterval(CLOCK_MS)
+        self.clock.timeout.connect(self._tick)
         # Only the queue: a health, validation or registry change that matters to a job
         # re-advises it, and that change of the queue is what reloads the view (a Validate all
         # or a monitor round alone read 10,000 jobs again for nothing).
@@ -325,6 +424,8 @@ class JobsPage(QWidget):
             self.select_job(self.model.job_at(0).id)
         self._update_empty()
         self._sync_review()
+        self._update_actions()
+        self._update_clock()
         self.reloaded.emit()
 
     def _update_empty(self) -> None:
@@ -346,11 +447,26 @@ class JobsPage(QWidget):
     # -- selection and the Review panel --------------------------------------------------------
 
     def selected_job_id(self) -> int | None:
-        rows = self.table.selectionModel().selectedRows()
+        """The job the Review panel shows: the current row if selected, else the first."""
+        selection = self.table.selectionModel()
+        current = self.table.currentIndex()
+        if current.isValid() and selection.isRowSelected(current.row(), current.parent()):
+            value = current.siblingAtColumn(0).data(JOB_ID_ROLE)
+            return int(value) if value is not None else None
+        rows = selection.selectedRows()
         if not rows:
             return None
         value = rows[0].data(JOB_ID_ROLE)
         return int(value) if value is not None else None
+
+    def selected_job_ids(self) -> list[int]:
+        """Every selected job's id, in the order shown."""
+        rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [int(i.data(JOB_ID_ROLE)) for i in rows if i.data(JOB_ID_ROLE) is not None]
+
+    def selected_jobs(self) -> list[Job]:
+        jobs = (self.model.job(jid) for jid in self.selected_job_ids())
+        return [j for j in jobs if j is not None]
 
     def selected_job(self) -> Job | None:
         jid = self.selected_job_id()
@@ -382,6 +498,7 @@ class JobsPage(QWidget):
 
     def _on_selection(self, *_args: Any) -> None:
         self._sync_review()
+        self._update_actions()
 
     def _sync_review(self) -> None:
         job = self.selected_job()
@@ -491,6 +608,257 @@ class JobsPage(QWidget):
             self.review.banner.show_message("ok", text)
         self.picked.emit(job_id)
 
+    # -- dispatch, cancel, remove --------------------------------------------------------------
+
+    @staticmethod
+    def _tool_button(action: QAction, name: str, accessible: str) -> QToolButton:
+        button = QToolButton()
+        button.setObjectName(name)
+        button.setDefaultAction(action)
+        button.setAccessibleName(accessible)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        return button
+
+    def _update_actions(self) -> None:
+        """Each action is enabled where it applies to a selected job."""
+        jobs = self.selected_jobs()
+        self.dispatch_action.setEnabled(any(j.status == "queued" for j in jobs))
+        self.cancel_action.setEnabled(any(_cancellable(j) for j in jobs))
+        self.remove_action.setEnabled(any(_removable(j) for j in jobs))
+
+    @Slot()
+    def dispatch_selected(self) -> asyncio.Task[Any] | None:
+        """Dispatch… the selected queued jobs (the confirmation first)."""
+        ids = [j.id for j in self.selected_jobs() if j.status == "queued"]
+        return self.ask_dispatch(ids) if ids else None
+
+    @Slot()
+    def dispatch_reviewed(self) -> asyncio.Task[Any] | None:
+        """The Review panel's Dispatch…: the job it shows."""
+        job = self.review.job
+        return None if job is None else self.ask_dispatch([job.id])
+
+    def ask_dispatch(self, job_ids: list[int]) -> asyncio.Task[Any]:
+        """Ask the service about each job, then open the confirmation (its task returns the
+        dialog, or None when it could not be read)."""
+        return self.bridge.spawn(self._ask_dispatch(list(job_ids)), name="jobs-ask-dispatch")
+
+    async def _ask_dispatch(self, job_ids: list[int]) -> DispatchDialog | None:
+        for d in self.dialogs:
+            if isinstance(d, DispatchDialog) and d.isVisible():
+                d.raise_()
+                d.activateWindow()
+                return d
+        n = len(job_ids)
+        what = f"job {job_ids[0]}" if n == 1 else f"{n} jobs"
+        self.dispatch_action.setEnabled(False)
+        self.banner.show_message("info", f"Checking {what} before anything is sent…")
+        try:
+            confirmation = await self.bridge.call(read_confirmation, self.svc, job_ids)
+        except ComfyVNError as exc:
+            self.banner.show_message("error", f"Nothing was sent: {exc.message}")
+            return None
+        finally:
+            self._update_actions()
+        self.banner.hide()
+        dialog = DispatchDialog(confirmation, self)
+        dialog.upload.connect(self.upload)
+        dialog.finished.connect(lambda _r: self.dialogs.forget(dialog))
+        self.dialogs.keep(dialog)
+        dialog.open()
+        self.dispatch_asked.emit(dialog)
+        return dialog
+
+    @Slot(list)
+    def upload(self, jobs: list[JobToDispatch]) -> asyncio.Task[Any]:
+        """Hand the confirmed jobs to the driver, with exactly what the dialog showed."""
+        return self.bridge.spawn(self._upload(list(jobs)), name="jobs-upload")
+
+    async def _upload(self, jobs: list[JobToDispatch]) -> list[int]:
+        n = len(jobs)
+        self.banner.show_message(
+            "info", f"Uploading {'job ' + str(jobs[0].job_id) if n == 1 else f'{n} jobs'}…"
+        )
+        done: list[JobToDispatch] = []
+        failed: list[str] = []
+        for job in jobs:
+            try:
+                await self.bridge.write(
+                    self.svc.dispatch_job,
+                    job.job_id,
+                    provider=job.provider,
+                    decided_at=job.decided_at,
+                    acknowledge=job.codes,
+                    interface="window",
+                )
+            except ComfyVNError as exc:
+                failed.append(f"job {job.job_id} was not sent: {exc.message}")
+            else:
+                done.append(job)
+        await self.reload()
+        if done:
+            names = ", ".join(f"job {j.job_id} to {j.provider}" for j in done)
+            text = f"Dispatched {names}: the table follows the progress."
+            if failed:
+                text += " " + "; ".join(failed[:3]).capitalize() + (" …" if len(failed) > 3 else "")
+            self.banner.show_message("warning" if failed else "ok", text)
+        else:
+            self.banner.show_message("error", "; ".join(failed[:3]).capitalize() + ".")
+        ids = [j.job_id for j in done]
+        self.dispatched.emit(ids)
+        return ids
+
+    @Slot()
+    def cancel_selected(self) -> QMessageBox | None:
+        """Cancel… the selected jobs in flight (asks first)."""
+        return self.ask_cancel([j.id for j in self.selected_jobs() if _cancellable(j)])
+
+    @Slot()
+    def cancel_reviewed(self) -> QMessageBox | None:
+        """The Review panel's Cancel: the job it shows."""
+        job = self.review.job
+        return None if job is None else self.ask_cancel([job.id])
+
+    def ask_cancel(self, job_ids: list[int]) -> QMessageBox | None:
+        jobs = [j for j in (self.model.job(i) for i in job_ids) if j is not None]
+        jobs = [j for j in jobs if _cancellable(j)]
+        if not jobs:
+            return None
+        if len(jobs) == 1:
+            text = f"Stop “{jobs[0].title}” (job {jobs[0].id})?"
+        else:
+            text = f"Stop these {len(jobs)} jobs?"
+        details = "\n\n".join(_cancel_words(j) for j in jobs)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Cancel job", text, parent=self)
+        box.setObjectName("cancel-confirm")
+        box.setInformativeText(details)
+        stop = box.addButton("Stop", QMessageBox.ButtonRole.DestructiveRole)
+        stop.setObjectName("cancel-confirm-stop")
+        keep = box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        keep.setObjectName("cancel-confirm-keep")
+        box.setDefaultButton(keep)
+        ids = [j.id for j in jobs]
+        box.finished.connect(
+            lambda _r: self._answered_cancel(box, ids, box.clickedButton() is stop)
+        )
+        self.dialogs.keep(box)
+        box.open()
+        return box
+
+    def _answered_cancel(self, box: QMessageBox, ids: list[int], yes: bool) -> None:
+        self.dialogs.forget(box)
+        if yes:
+            self.bridge.spawn(self._cancel(ids), name="jobs-cancel")
+
+    async def _cancel(self, ids: list[int]) -> list[int]:
+        asked: list[int] = []
+        failed: list[str] = []
+        for jid in ids:
+            try:
+                await self.bridge.write(self.svc.cancel_job, jid, interface="window")
+            except ComfyVNError as exc:
+                failed.append(exc.message)
+            else:
+                asked.append(jid)
+        await self.reload()
+        if asked:
+            which = ", ".join(str(i) for i in asked)
+            text = (
+                f"Cancel asked for (job {which}): the driver stops it on its provider and keeps "
+                "what finished; the table follows it."
+            )
+            if failed:
+                text += " " + "; ".join(failed)
+            self.banner.show_message("warning" if failed else "ok", text)
+        else:
+            self.banner.show_message("error", "Nothing was cancelled: " + "; ".join(failed))
+        self.cancel_asked.emit(asked)
+        return asked
+
+    @Slot()
+    def remove_selected(self) -> QMessageBox | None:
+        """Remove… the selected queued or ended jobs (asks first)."""
+        return self.ask_remove([j.id for j in self.selected_jobs() if _removable(j)])
+
+    def ask_remove(self, job_ids: list[int]) -> QMessageBox | None:
+        jobs = [j for j in (self.model.job(i) for i in job_ids) if j is not None]
+        jobs = [j for j in jobs if _removable(j)]
+        if not jobs:
+            return None
+        if len(jobs) == 1:
+            text = f"Remove “{jobs[0].title}” (job {jobs[0].id}) from the queue?"
+        else:
+            text = f"Remove these {len(jobs)} jobs from the queue?"
+        lines = []
+        if any(j.status == "queued" for j in jobs):
+            lines.append("Nothing was sent for a queued job; it is not run.")
+        if any(j.status in ENDED for j in jobs):
+            lines.append("The outputs of the jobs that ran stay on disk.")
+        lines.append("Each job's audit trail is kept.")
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove job", text, parent=self)
+        box.setObjectName("remove-confirm")
+        box.setInformativeText(" ".join(lines))
+        yes = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        yes.setObjectName("remove-confirm-remove")
+        no = box.addButton(QMessageBox.StandardButton.Cancel)
+        no.setObjectName("remove-confirm-cancel")
+        box.setDefaultButton(no)
+        ids = [j.id for j in jobs]
+        box.finished.connect(lambda _r: self._answered_remove(box, ids, box.clickedButton() is yes))
+        self.dialogs.keep(box)
+        box.open()
+        return box
+
+    def _answered_remove(self, box: QMessageBox, ids: list[int], yes: bool) -> None:
+        self.dialogs.forget(box)
+        if yes:
+            self.bridge.spawn(self._remove(ids), name="jobs-remove")
+
+    async def _remove(self, ids: list[int]) -> list[int]:
+        removed: list[int] = []
+        failed: list[str] = []
+        for jid in ids:
+            try:
+                await self.bridge.write(self.svc.remove_job, jid)
+            except ComfyVNError as exc:
+                failed.append(exc.message)
+            else:
+                removed.append(jid)
+        await self.reload()
+        if removed:
+            which = ", ".join(str(i) for i in removed)
+            text = f"Removed job {which} from the queue."
+            if failed:
+                text += " " + "; ".join(failed)
+            self.banner.show_message("warning" if failed else "ok", text)
+        else:
+            self.banner.show_message("error", "Nothing was removed: " + "; ".join(failed))
+        self.removed.emit(removed)
+        return removed
+
+    # -- the clock of the jobs in flight --------------------------------------------------------
+
+    def _update_clock(self) -> None:
+        """Tick while a job is in flight and the page is shown; stop otherwise."""
+        if self.isVisible() and self.model.in_flight():
+            if not self.clock.isActive():
+                self.clock.start()
+        else:
+            self.clock.stop()
+
+    @Slot()
+    def _tick(self) -> None:
+        if not self.model.tick():
+            self.clock.stop()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._update_clock()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.clock.stop()
+
     # -- importing a summary -------------------------------------------------------------------
 
     @Slot()
@@ -523,7 +891,9 @@ class JobsPage(QWidget):
             raise InputError(f"{path} cannot be read ({exc.strerror or exc})") from None
         except ValueError as exc:
             raise InputError(f"{path.name} is not valid JSON ({exc})") from None
-        return self.svc.import_summary(data)
+        # (the summary's asset paths are relative to its folder, as `jobs import-summary`
+        # reads them: dispatch finds the inputs there)
+        return self.svc.import_summary(data, str(path.parent.absolute()))
 
     async def _import(self, path: Path) -> list[int]:
         self.import_button.setEnabled(False)
@@ -586,8 +956,49 @@ class JobsPage(QWidget):
     # -- dialogs -------------------------------------------------------------------------------
 
     def close_dialogs(self) -> None:
-        """Close the open file dialog, if any (the window is closing)."""
+        """Close the open dialogs and stop the clock (the window is closing)."""
+        self.clock.stop()
         self.dialogs.close_all()
+
+
+def _cancellable(job: Job) -> bool:
+    """In flight, and no cancel asked for yet."""
+    record = job.meta.get("dispatch") or {}
+    return job.status in IN_FLIGHT and not record.get("cancel_requested")
+
+
+def _removable(job: Job) -> bool:
+    return job.status == "queued" or job.status in ENDED
+
+
+def _cancel_words(job: Job) -> str:
+    """What cancelling ``job`` does, in words: the driver stops it, what finished is kept,
+    the machine is released, what was spent so far."""
+    from datetime import UTC, datetime
+
+    record = job.meta.get("dispatch") or {}
+    provider = record.get("provider") or "its provider"
+    head = f"Job {job.id}: "
+    machine = record.get("machine") or {}
+    if machine.get("launched_at") and not machine.get("released_at"):
+        name = machine.get("name") or machine.get("id") or "the machine"
+        release = f"The machine {name} is released on {provider}, which stops its bill."
+    elif record.get("target") == "machine":
+        release = f"Any machine it rented on {provider} is released."
+    else:
+        release = f"The prompt is stopped on {provider}."
+    text = f"{head}{release} The outputs that finished are kept."
+    spent = spent_so_far(record, datetime.now(UTC))
+    hourly = (record.get("price") or {}).get("hourly_usd")
+    if spent is not None and hourly:
+        text += f" Spent so far: {wording.cost(spent[1])}"
+        estimate = (record.get("estimate") or {}).get("cost_usd")
+        if isinstance(estimate, int | float):
+            text += f" (estimated {wording.cost(estimate)})"
+        text += "."
+    elif spent is not None:
+        text += " Nothing is billed on this provider."
+    return text
 
 
 def _brief(job: Job) -> bool:
