@@ -17,10 +17,17 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.exceptions import TimeoutError as WaitTimeout
 from pytestqt.qtbot import QtBot
 
+from comfyvn_gui.core.gate import ConsentItem
 from comfyvn_gui.core.jobs import Job
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.gui.bridge import ServiceBridge
-from comfyvn_gui.gui.jobs.dispatch_dialog import UPLOAD_TEXT, DispatchDialog
+from comfyvn_gui.gui.jobs.dispatch_dialog import (
+    UPLOAD_TEXT,
+    Confirmation,
+    DispatchDialog,
+    JobToDispatch,
+    confirmation_sections,
+)
 from comfyvn_gui.gui.jobs.model import Column, JobsModel, clock_text, spent_so_far
 from comfyvn_gui.gui.jobs.page import JobsPage
 from comfyvn_gui.service import Service
@@ -208,6 +215,16 @@ def test_closing_the_confirmation_sends_nothing(
         assert bridge.service.get_job(job_id).status == "queued"
         assert not driver_running(bridge.service.home)
         assert not list(page.dialogs)
+        # the Review panel's Dispatch… asks about the job it shows (where the panel has one)
+        requested = getattr(page.review, "dispatch_requested", None)
+        if requested is not None:
+            with qtbot.waitSignal(page.dispatch_asked, timeout=WAIT_MS) as asked:
+                requested.emit()
+            again: DispatchDialog = asked.args[0]
+            assert [j.job_id for j in again.confirmation.jobs] == [job_id]
+            qtbot.keyClick(again, Qt.Key.Key_Escape)
+            qtbot.waitUntil(lambda: not again.isVisible(), timeout=2000)
+        assert server.requests == [] and bridge.service.get_job(job_id).status == "queued"
 
 
 def test_a_refused_job_says_why_and_offers_nothing_to_upload(
@@ -278,6 +295,46 @@ def test_remove_asks_then_removes_a_queued_job(
     assert removed.args[0] == [gone.id]
     assert page.model.row_of(gone.id) == -1 and page.model.row_of(keep.id) >= 0
     assert [j.id for j in svc.list_jobs()] == [keep.id]
+
+
+def test_several_jobs_share_one_confirmation_listing_the_union_of_their_warnings(
+    qtbot: QtBot,
+) -> None:
+    leave = ConsentItem("data_leaves_machine", "Your content leaves this machine for box.")
+    dpia = ConsentItem("dpia", "Voice cloning needs a DPIA.")
+    guard = "The machine shuts itself down at the deadline."
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    one = JobToDispatch(1, "CGs", "box", "box", at, (leave,), (), guard, "Estimated $0.01", "c1")
+    two = JobToDispatch(2, "Voices", "box", "box", at, (leave, dpia), (), guard, "e2", "c2")
+    refused = JobToDispatch(3, "Script", None, "", None, refusal="no provider can run it now")
+    confirmation = Confirmation((one, two, refused))
+    sections = confirmation_sections(confirmation)
+    assert [s.heading for s in sections] == [
+        "Every job",
+        "“CGs” (job 1) on box",
+        "“Voices” (job 2) on box",
+        "Not dispatched (nothing is sent for these)",
+    ]
+    every = [text for _, text in sections[0].lines]
+    assert every == [
+        "⚠ Data leaves this machine: Your content leaves this machine for box.",
+        f"If this app is gone: {guard}",
+    ]
+    assert ("warning", "⚠ Data protection (DPIA): Voice cloning needs a DPIA.") in sections[2].lines
+    assert not any("DPIA" in text for _, text in sections[1].lines)
+    assert sections[3].lines == [("error", "“Script” (job 3): no provider can run it now")]
+
+    dialog = DispatchDialog(confirmation)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    assert dialog.upload_button is not None
+    with qtbot.waitSignal(dialog.upload) as upload:
+        qtbot.mouseClick(dialog.upload_button, Qt.MouseButton.LeftButton)
+    sent = upload.args[0]
+    assert [(j.job_id, j.codes) for j in sent] == [
+        (1, ["data_leaves_machine"]),
+        (2, ["data_leaves_machine", "dpia"]),
+    ]
 
 
 # --------------------------------------------------------------------------- the model

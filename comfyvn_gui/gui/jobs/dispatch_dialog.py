@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -348,9 +347,9 @@ class DispatchDialog(QDialog):
                 line.setAccessibleName(text)
                 line.setProperty("kind", kind)
                 line.setWordWrap(True)
+                line.setIndent(12)  # (under its heading)
                 line.setTextFormat(Qt.TextFormat.PlainText)
                 line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                line.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
                 if kind == "error":
                     line.setStyleSheet(f"color: {red};")
                 column.addWidget(line)
@@ -390,6 +389,7 @@ class DispatchDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.intro)
+        layout.addSpacing(6)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.buttons)
 

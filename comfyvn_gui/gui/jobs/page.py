@@ -205,12 +205,14 @@ class JobsPage(QWidget):
             "Upload the selected queued jobs to their providers and run them, once you have "
             "read their warnings (Ctrl+D)"
         )
+        self.dispatch_action.setIconText("Dispatch…")  # (a tool button drops the "…")
         self.dispatch_action.triggered.connect(self.dispatch_selected)
         self.cancel_action = QAction("&Cancel job…", self)
         self.cancel_action.setObjectName("cancel-job-action")
         self.cancel_action.setToolTip(
             "Stop the selected jobs that are being submitted or running (asks first)"
         )
+        self.cancel_action.setIconText("Cancel job…")
         self.cancel_action.triggered.connect(self.cancel_selected)
         self.remove_action = QAction("&Remove…", self)
         self.remove_action.setObjectName("remove-job-action")
@@ -220,6 +222,7 @@ class JobsPage(QWidget):
             "Remove the selected queued or ended jobs from the queue (asks first; outputs stay "
             "on disk)"
         )
+        self.remove_action.setIconText("Remove…")
         self.remove_action.triggered.connect(self.remove_selected)
         self.dispatch_button = self._tool_button(self.dispatch_action, "dispatch", "Dispatch")
         self.cancel_button = self._tool_button(self.cancel_action, "cancel-job", "Cancel job")
@@ -267,7 +270,7 @@ class JobsPage(QWidget):
             Column.JOB: 230,
             Column.KIND: 105,
             Column.SIZE: 105,
-            Column.STATUS: 60,
+            Column.STATUS: 82,
             Column.PROVIDER: 115,
             Column.COST: 62,
             Column.REASON: 220,
