@@ -34,6 +34,7 @@ PAGE_CHOICES = (
     "remote-gpu",
     "jobs",
     "advisor",
+    "workflows",
     "running",
 )  # == mainwindow.PAGE_IDS (a test checks)
 NO_DISPLAY_MESSAGE = (

@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
     from .notifier import JobEndWatch, Notice
     from .remote_gpu.page import RemoteGpuPage
     from .running.page import RunningPage
+    from .settings.workflows import WorkflowsPage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +102,11 @@ PAGES: tuple[PageSpec, ...] = (
         "The compute advisor's defaults: budget per job, latency, allowed residency zones.",
     ),
     PageSpec(
+        "workflows",
+        "Workflows",
+        "The ComfyUI graph each kind of job runs: the shipped template or your own.",
+    ),
+    PageSpec(
         "running",
         "Running",
         "Every machine, pod, key and volume this home holds at the providers, with its job, "
@@ -113,8 +119,12 @@ PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
 #: The navigation's places: (id, title, what it holds).
 PLACES: tuple[tuple[str, str, str], ...] = (
     ("jobs", "Jobs", PAGES[1].summary),
-    ("running", "Running", PAGES[3].summary),
-    ("settings", "Settings", "Remote GPU providers and the advisor's defaults"),
+    ("running", "Running", PAGES[4].summary),
+    (
+        "settings",
+        "Settings",
+        "Remote GPU providers, the advisor's defaults and dispatch guards, the workflows",
+    ),
 )
 #: Where each page id of ``--page`` lives: (place, settings tab index or None).
 PAGE_PLACES: dict[str, tuple[str, int | None]] = {
@@ -122,6 +132,7 @@ PAGE_PLACES: dict[str, tuple[str, int | None]] = {
     "running": ("running", None),
     "remote-gpu": ("settings", 0),
     "advisor": ("settings", 1),
+    "workflows": ("settings", 2),
 }
 
 
@@ -169,6 +180,7 @@ class MainWindow(QMainWindow):
         self.remote: RemoteGpuPage | None = None
         self.jobs: JobsPage | None = None
         self.advisor: AdvisorPage | None = None
+        self.workflows: WorkflowsPage | None = None
         self.running: RunningPage | None = None
         self.job_ends: JobEndWatch | None = None
         self._quit_requested = False  # File → Quit: the user closes (see closeEvent)
@@ -360,6 +372,14 @@ class MainWindow(QMainWindow):
         old_advisor.deleteLater()
         self.pages["advisor"] = advisor
         self.advisor = advisor
+
+        from .settings.workflows import WorkflowsPage
+
+        workflows = WorkflowsPage(self.bridge)
+        workflows.setBackgroundRole(QPalette.ColorRole.Base)
+        self.settings_tabs.addTab(workflows, "&Workflows")
+        self.pages["workflows"] = workflows
+        self.workflows = workflows
         self._file_menu.insertAction(self.quit_action, jobs.import_action)
         jobs.import_action.triggered.connect(lambda: self.show_page("jobs"))
         self.pages_built.emit()
@@ -370,7 +390,8 @@ class MainWindow(QMainWindow):
         is shown: its listing asks every provider)."""
         running = self.running
         return all(
-            page is not None and page.is_loaded for page in (self.remote, self.jobs, self.advisor)
+            page is not None and page.is_loaded
+            for page in (self.remote, self.jobs, self.advisor, self.workflows)
         ) and (running is not None and (running.is_loaded or not running.started))
 
     def start(self) -> asyncio.Task[Any]:
@@ -414,6 +435,8 @@ class MainWindow(QMainWindow):
         assert self.jobs is not None and self.advisor is not None
         self.jobs.start()
         self.advisor.start()
+        assert self.workflows is not None
+        self.workflows.start()
         if self.current_page() == "running":
             self._on_place_shown("running")
         from .notifier import JobEndWatch
@@ -488,7 +511,8 @@ class MainWindow(QMainWindow):
     # -- pages ---------------------------------------------------------------------------------
 
     def show_page(self, name: str) -> None:
-        """Select a page by its id: ``remote-gpu``, ``jobs``, ``advisor`` or ``running``."""
+        """Select a page by its id: ``remote-gpu``, ``jobs``, ``advisor``, ``workflows`` or
+        ``running``."""
         try:
             place, tab = PAGE_PLACES[name]
         except KeyError:
@@ -502,7 +526,7 @@ class MainWindow(QMainWindow):
     def current_page(self) -> str:
         place = PLACES[self.stack.currentIndex()][0]
         if place == "settings":
-            return "remote-gpu" if self.settings_tabs.currentIndex() == 0 else "advisor"
+            return ("remote-gpu", "advisor", "workflows")[max(0, self.settings_tabs.currentIndex())]
         return place
 
     @Slot(int)
@@ -771,6 +795,7 @@ def _import_other_pages() -> None:
     from .advisor import page as advisor  # noqa: F401
     from .jobs import page as jobs  # noqa: F401
     from .running import page as running  # noqa: F401
+    from .settings import workflows  # noqa: F401
 
 
 async def _in_worker(fn: Callable[[], T]) -> T:

@@ -140,6 +140,7 @@ def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
     assert [tabs.tabText(i).replace("&", "") for i in range(tabs.count())] == [
         "Remote GPU",
         "Advisor",
+        "Workflows",
     ]
     assert window.stack.count() == 3
     assert window.current_page() == "remote-gpu"
@@ -148,6 +149,10 @@ def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
     assert window.pages["advisor"].objectName() == "page-advisor"
     assert window.pages["jobs"].objectName() == "page-jobs"
     assert window.pages["running"].objectName() == "page-running"
+    assert window.pages["workflows"].objectName() == "page-workflows"
+    window.show_page("workflows")
+    assert window.current_page() == "workflows"
+    assert tabs.currentWidget() is window.pages["workflows"]
     assert window.stack.widget(0) is window.pages["jobs"]
     assert (window.width(), window.height()) == (1000, 650)
 
