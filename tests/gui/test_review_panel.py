@@ -199,7 +199,18 @@ def test_a_failed_job_says_what_failed_and_what_to_do_and_keeps_the_good_outputs
 ) -> None:
     job = queued_job(svc, tmp_path)
     (tmp_path / "project" / "cg" / "b.png").write_bytes(b"not a png at all")
-    dispatch(svc, job)
+    # Queued: "Dispatch…" asks the page for its dialog; nothing of a run is shown yet.
+    panel.show_job(job)
+    assert panel.dispatch_button.isEnabled() and not panel.cancel_button.isVisible()
+    assert not panel.dispatch_box.isVisible()
+    with qtbot.waitSignal(panel.dispatch_requested, timeout=1000):
+        qtbot.mouseClick(panel.dispatch_button, Qt.MouseButton.LeftButton)
+    # In flight: "Cancel job" instead.
+    started = dispatch(svc, job)
+    panel.show_job(started)
+    assert panel.cancel_button.isEnabled() and not panel.dispatch_button.isVisible()
+    with qtbot.waitSignal(panel.cancel_requested, timeout=1000):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     job = ended(svc, job.id)
     assert job.status == "failed"
     show(qtbot, panel, svc, job)

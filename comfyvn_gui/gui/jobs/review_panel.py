@@ -530,6 +530,9 @@ class ReviewPanel(QScrollArea):
         self.open_folder_button.setEnabled(self.outputs_folder() is not None)
         self.open_folder_button.setToolTip(str(self.outputs_folder() or ""))
         self.thumbnails.setVisible(n > 0)
+        self.thumbnails.setAccessibleDescription(
+            f"{n} output image{'s' if n != 1 else ''}; Enter or a double-click opens one"
+        )
         key = (job.id, tuple(files))
         if key != self._outputs_key:
             self._outputs_key = key
