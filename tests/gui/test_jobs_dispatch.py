@@ -199,7 +199,7 @@ def test_upload_and_run_from_the_dialog_reaches_the_outputs_and_the_table_follow
         stop_driver(svc, wait_idle=True)
 
 
-def test_closing_the_confirmation_sends_nothing(
+def test_closing_the_confirmation_or_a_changed_advice_sends_nothing(
     qtbot: QtBot, page: JobsPage, bridge: ServiceBridge, tmp_path: Path
 ) -> None:
     with running_comfyui() as server:
@@ -225,6 +225,17 @@ def test_closing_the_confirmation_sends_nothing(
             qtbot.keyClick(again, Qt.Key.Key_Escape)
             qtbot.waitUntil(lambda: not again.isVisible(), timeout=2000)
         assert server.requests == [] and bridge.service.get_job(job_id).status == "queued"
+
+        # the advice changes while the confirmation is open: what was shown no longer holds
+        dialog = open_dispatch(qtbot, page, job_id)
+        bridge.service.pick_provider(job_id, "box")  # (a new decision, as a re-advice makes)
+        with qtbot.waitSignal(page.dispatched, timeout=WAIT_MS) as dispatched:
+            qtbot.mouseClick(dialog.upload_button, Qt.MouseButton.LeftButton)
+        assert dispatched.args[0] == []
+        assert page.banner.kind == "error"
+        assert "it changed since its warnings were shown" in page.banner.label.text()
+        assert server.requests == [] and bridge.service.get_job(job_id).status == "queued"
+        assert not driver_running(bridge.service.home)
 
 
 def test_a_refused_job_says_why_and_offers_nothing_to_upload(

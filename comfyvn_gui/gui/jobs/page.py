@@ -663,7 +663,7 @@ class JobsPage(QWidget):
             return None
         finally:
             self._update_actions()
-        self.banner.hide()
+        self.banner.clear()
         dialog = DispatchDialog(confirmation, self)
         dialog.upload.connect(self.upload)
         dialog.finished.connect(lambda _r: self.dialogs.forget(dialog))
@@ -703,10 +703,10 @@ class JobsPage(QWidget):
             names = ", ".join(f"job {j.job_id} to {j.provider}" for j in done)
             text = f"Dispatched {names}: the table follows the progress."
             if failed:
-                text += " " + "; ".join(failed[:3]).capitalize() + (" …" if len(failed) > 3 else "")
+                text += " " + _sentence(failed)
             self.banner.show_message("warning" if failed else "ok", text)
         else:
-            self.banner.show_message("error", "; ".join(failed[:3]).capitalize() + ".")
+            self.banner.show_message("error", _sentence(failed))
         ids = [j.job_id for j in done]
         self.dispatched.emit(ids)
         return ids
@@ -962,6 +962,12 @@ class JobsPage(QWidget):
         """Close the open dialogs and stop the clock (the window is closing)."""
         self.clock.stop()
         self.dialogs.close_all()
+
+
+def _sentence(failures: list[str]) -> str:
+    """Up to three failures as one sentence: 'Job 3 was not sent: …; job 4 …'."""
+    text = "; ".join(failures[:3]) + (" …" if len(failures) > 3 else "")
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "…")) else ".")
 
 
 def _cancellable(job: Job) -> bool:
