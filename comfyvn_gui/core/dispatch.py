@@ -134,6 +134,38 @@ def actual_cost(
     return billed, round(hourly_usd * billed / 60, 6)
 
 
+def billed_seconds(record: Mapping[str, Any], now: datetime) -> float:
+    """The seconds of use a dispatched job's record (``meta.dispatch``) bills until ``now``:
+    a rented machine from its launch to its release, a machine provider that rented none
+    nothing, a serverless job its requests' recorded run time, a provider's own ComfyUI the
+    time since the driver started it; nothing before the driver started."""
+    started = record.get("started_at")
+    if not started and record.get("billed_s") is None:
+        return 0.0
+    machine = record.get("machine") or {}
+    if machine.get("launched_at"):
+        until = machine.get("released_at") or now.isoformat()
+        launched = datetime.fromisoformat(machine["launched_at"])
+        return max(0.0, (datetime.fromisoformat(until) - launched).total_seconds())
+    if record.get("target") == "machine":
+        return 0.0
+    if record.get("billed_s") is not None:
+        return float(record["billed_s"])
+    return max(0.0, (now - datetime.fromisoformat(str(started))).total_seconds())
+
+
+def job_bill(record: Mapping[str, Any], now: datetime) -> tuple[float, float]:
+    """(billed minutes, dollars) of a dispatched job's record until ``now``, at the price used
+    at launch (the driver's figure at a job's end, and the window's "spent so far")."""
+    price = record.get("price") or {}
+    return actual_cost(
+        billed_seconds(record, now),
+        hourly_usd=float(price.get("hourly_usd") or 0.0),
+        increment_minutes=float(price.get("increment_minutes") or 1),
+        minimum_minutes=float(price.get("minimum_minutes") or 0),
+    )
+
+
 def ended_message(
     status: str,
     *,

@@ -396,28 +396,7 @@ class _JobRun(MachineRun):
 
     def end(self, status: str, *, reason: str | None = None, released: str | None = None) -> None:
         now = datetime.now(UTC)
-        started = self.record.get("started_at")
-        seconds = 0.0
-        if started:
-            seconds = (now - datetime.fromisoformat(started)).total_seconds()
-        machine = self.record.get("machine") or {}
-        if machine.get("launched_at"):  # a rented machine bills from launch to release
-            until = machine.get("released_at") or now.isoformat()
-            seconds = (
-                datetime.fromisoformat(until) - datetime.fromisoformat(machine["launched_at"])
-            ).total_seconds()
-        elif self.record.get("target") == "machine":  # (no machine was rented: no bill)
-            seconds = 0.0
-        elif self.record.get("billed_s") is not None:  # serverless: the requests' run time
-            seconds = float(self.record["billed_s"])
-            started = started or "billed"
-        price = self.record.get("price") or {}
-        billed, cost = rules.actual_cost(
-            seconds if started else 0.0,
-            hourly_usd=float(price.get("hourly_usd") or 0.0),
-            increment_minutes=float(price.get("increment_minutes") or 1),
-            minimum_minutes=float(price.get("minimum_minutes") or 0),
-        )
+        billed, cost = rules.job_bill(self.record, now)
         self.record.update(
             ended_at=now.isoformat(timespec="seconds"),
             billed_minutes=round(billed, 4),

@@ -594,3 +594,33 @@ def test_a_vast_instance_destroys_itself_and_retries_on_failure(tmp_path: Path) 
         assert argv[argv.index("-X") + 1] == "DELETE"
         assert argv[argv.index("-H") + 1] == "Authorization: Bearer instkey-0123"
     assert [a for a in stubs.argvs("sleep") if a == ["60"]] == [["60"], ["60"]]
+
+
+# -- the bill of a dispatched job's record (core.dispatch.job_bill: the driver's and the window's)
+
+
+def test_a_job_bill_follows_the_machine_from_launch_to_release() -> None:
+    from comfyvn_gui.core.dispatch import billed_seconds, job_bill
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    price = {"hourly_usd": 1.2, "increment_minutes": 1, "minimum_minutes": 1}
+    machine = {
+        "started_at": "2026-12-04T11:00:00+00:00",
+        "target": "machine",
+        "machine": {
+            "launched_at": "2026-12-04T11:30:00.000+00:00",
+            "released_at": "2026-12-04T11:40:00.500+00:00",
+        },
+        "price": price,
+    }
+    assert billed_seconds(machine, now) == 600.5  # launch to release, not the driver's start
+    assert job_bill(machine, now) == (11.0, 0.22)  # 11 started minutes at $1.20/h
+    in_flight = {**machine, "machine": {"launched_at": "2026-12-04T11:55:00+00:00"}}
+    assert billed_seconds(in_flight, now) == 300.0  # still rented: until now
+    none_rented = {**machine, "machine": {}}
+    assert job_bill(none_rented, now) == (0.0, 0.0)  # a machine provider that rented nothing
+    serverless = {"started_at": "2026-12-04T11:00:00+00:00", "billed_s": 42.0, "price": price}
+    assert billed_seconds(serverless, now) == 42.0  # the requests' run time, not the wall clock
+    own = {"started_at": "2026-12-04T11:59:00+00:00", "price": price}
+    assert billed_seconds(own, now) == 60.0
+    assert job_bill({"price": price}, now) == (0.0, 0.0)  # never started: nothing billed

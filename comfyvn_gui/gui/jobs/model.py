@@ -238,10 +238,8 @@ def elapsed_s(record: Mapping[str, Any], now: datetime) -> float | None:
 
 def spent_so_far(record: Mapping[str, Any], now: datetime) -> tuple[float, float] | None:
     """(billed minutes, dollars) of a dispatched job: the bill recorded at its end, or, in
-    flight, what the same rule (``core.dispatch.actual_cost`` at the price used at launch)
-    makes of the time billed until ``now``: a rented machine from its launch, a serverless
-    request's recorded run time, a provider's own ComfyUI from the driver's start (as the
-    driver counts it when the job ends, ``service/driver.py``). None before dispatch."""
+    flight, the driver's own rule until ``now`` (``core.dispatch.job_bill``). None before
+    dispatch."""
     if not record:
         return None
     if record.get("ended_at"):
@@ -249,27 +247,7 @@ def spent_so_far(record: Mapping[str, Any], now: datetime) -> tuple[float, float
         if not isinstance(cost, int | float):
             return None
         return float(record.get("billed_minutes") or 0.0), float(cost)
-    started = _instant(record.get("started_at"))
-    seconds = 0.0
-    if started is not None:
-        seconds = (now - started).total_seconds()
-    machine = record.get("machine") or {}
-    launched = _instant(machine.get("launched_at"))
-    if launched is not None:
-        until = _instant(machine.get("released_at")) or now
-        seconds = (until - launched).total_seconds()
-    elif record.get("target") == "machine":
-        seconds = 0.0
-    elif isinstance(record.get("billed_s"), int | float):
-        seconds = float(record["billed_s"])
-        started = started or now
-    price = record.get("price") or {}
-    return dispatch_rules.actual_cost(
-        seconds if started is not None else 0.0,
-        hourly_usd=float(price.get("hourly_usd") or 0.0),
-        increment_minutes=float(price.get("increment_minutes") or 1),
-        minimum_minutes=float(price.get("minimum_minutes") or 0),
-    )
+    return dispatch_rules.job_bill(record, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -959,9 +959,11 @@ class JobsPage(QWidget):
     # -- dialogs -------------------------------------------------------------------------------
 
     def close_dialogs(self) -> None:
-        """Close the open dialogs and stop the clock (the window is closing)."""
+        """Close the open dialogs, stop the clock and the thumbnails' decoders (the window is
+        closing)."""
         self.clock.stop()
         self.dialogs.close_all()
+        self.review.stop()
 
 
 def _sentence(failures: list[str]) -> str:
