@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog, ProviderProfile, load_catalog
 from comfyvn_gui.core.checks import CheckKind, CheckResult
+from comfyvn_gui.core.dispatch import Ceilings
 from comfyvn_gui.core.hostkeys import PinnedKey
 from comfyvn_gui.core.models import ImportPlan, ProviderEntry
 from comfyvn_gui.providers import adapter_for, import_all
@@ -471,6 +472,11 @@ class Service:
         """What stops the bill of a job's provider if the app is gone, in words (None where
         nothing is billed)."""
         return self._dispatch.bill_guard(job_id)
+
+    def job_ceilings(self, job_id: int) -> Ceilings:
+        """The runtime and cost ceilings dispatching the job now would set (ConflictError where
+        dispatch would refuse: nothing bounds the bill)."""
+        return self._dispatch.ceilings(job_id)
 
     def check_dispatch(self, job_id: int, project_dir: str | None = None) -> Job:
         """Every dispatch check but the consent gate (a refusal names what to fix)."""

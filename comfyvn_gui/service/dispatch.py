@@ -123,6 +123,25 @@ class DispatchFeature:
         self._check_runnable(job, project_dir)
         return job
 
+    def ceilings(self, job_id: int) -> rules.Ceilings:
+        """The bill guard's ceilings dispatching the job now would set (a ConflictError where
+        dispatch would refuse: nothing bounds the bill)."""
+        return self._ceilings(self.job_store.get(job_id))
+
+    def _ceilings(self, job: Job) -> rules.Ceilings:
+        compute = job.compute
+        if compute is None or compute.provider is None:
+            raise ConflictError(f"job {job.id} has no provider to run on; it cannot be dispatched")
+        return rules.ceilings_for(
+            compute.advice,
+            budget_usd=job.workload.budget_usd
+            if job.workload.budget_usd is not None
+            else self.settings.get("advisor.budget_usd"),
+            max_cost_factor=float(self.settings.get("dispatch.max_cost_factor")),
+            max_runtime_factor=float(self.settings.get("dispatch.max_runtime_factor")),
+            job_id=job.id,
+        )
+
     def dispatch(
         self,
         job_id: int,
@@ -146,15 +165,7 @@ class DispatchFeature:
         )
         compute = job.compute
         assert compute is not None and compute.provider is not None  # (check() said so)
-        ceilings = rules.ceilings_for(
-            compute.advice,
-            budget_usd=job.workload.budget_usd
-            if job.workload.budget_usd is not None
-            else self.settings.get("advisor.budget_usd"),
-            max_cost_factor=float(self.settings.get("dispatch.max_cost_factor")),
-            max_runtime_factor=float(self.settings.get("dispatch.max_runtime_factor")),
-            job_id=job.id,
-        )
+        ceilings = self._ceilings(job)
         if dry_run:
             return job
         now = datetime.now(UTC)

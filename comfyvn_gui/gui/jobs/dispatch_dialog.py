@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfyvn_gui.core import dispatch as dispatch_rules
 from comfyvn_gui.core import wording
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.core.gate import ConsentItem
@@ -190,16 +189,7 @@ def _estimate(advice: Mapping[str, Any]) -> str:
 def _ceiling(svc: Any, job: Any, advice: Mapping[str, Any]) -> str:
     """The bill guard's ceilings as dispatch will set them (a ConflictError where dispatch
     would refuse: no bound on the bill)."""
-    budget = job.workload.budget_usd
-    if budget is None:
-        budget = svc.get_setting("advisor.budget_usd")
-    ceilings = dispatch_rules.ceilings_for(
-        advice,
-        budget_usd=budget,
-        max_cost_factor=float(svc.get_setting("dispatch.max_cost_factor")),
-        max_runtime_factor=float(svc.get_setting("dispatch.max_runtime_factor")),
-        job_id=job.id,
-    )
+    ceilings = svc.job_ceilings(job.id)
     after = wording.duration(ceilings.runtime_s / 60)
     if ceilings.cost_usd is None:
         return f"It is stopped if it runs longer than {after}."
