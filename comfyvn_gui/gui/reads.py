@@ -5,18 +5,27 @@ notifications come in bursts (a save touches several files; another process writ
 a request made while a read runs does not start a second read: it makes the running one read
 once more before it shows anything. The latest state is shown once, and a page never shows an
 older read after a newer one.
+
+Changes that never stop (20 jobs' drivers writing their progress while a read of 10,000 jobs
+takes most of a second) would otherwise never let a read be shown: once a page has shown
+nothing for :data:`MAX_WAIT_S` while its reads kept being overtaken, the read just made is
+shown anyway (it is newer than what the page shows) and the next one starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from comfyvn_gui.core.errors import ComfyVNError
 from comfyvn_gui.gui.bridge import ServiceBridge
 
-__all__ = ["CoalescedRead"]
+__all__ = ["MAX_WAIT_S", "CoalescedRead"]
+
+#: The longest a page waits to show a read while changes keep overtaking its reads (seconds).
+MAX_WAIT_S = 1.0
 
 T = TypeVar("T")
 
@@ -42,6 +51,7 @@ class CoalescedRead(Generic[T]):
         self.failed = failed
         self.task: asyncio.Task[None] | None = None
         self._again = False
+        self.shown = 0  # reads shown (a count: tests and benchmarks)
 
     @property
     def busy(self) -> bool:
@@ -57,6 +67,7 @@ class CoalescedRead(Generic[T]):
         return self.task
 
     async def _run(self) -> None:
+        waiting_since = time.monotonic()
         while True:
             self._again = False
             try:
@@ -66,7 +77,10 @@ class CoalescedRead(Generic[T]):
                     raise
                 self.failed(exc)
                 return
-            if self._again:
+            if self._again and time.monotonic() - waiting_since < MAX_WAIT_S:
                 continue  # something changed while reading: read again, show once
             self.show(state)
-            return
+            self.shown += 1
+            if not self._again:
+                return
+            waiting_since = time.monotonic()  # (changes keep coming: the next read)

@@ -601,11 +601,20 @@ class Service:
         return self._jobs.select(status, brief=brief)
 
     def iter_jobs(
-        self, status: Sequence[str] | None = None, *, brief: bool = False
+        self,
+        status: Sequence[str] | None = None,
+        *,
+        brief: bool = False,
+        changed_since: str | None = None,
     ) -> Iterator[Job]:
         """:meth:`list_jobs` one job at a time, read in the calling thread (consume it there):
-        a reader that keeps little of each job never holds them all."""
-        return self._jobs.iter_select(status, brief=brief)
+        a reader that keeps little of each job never holds them all. ``changed_since``: only
+        the jobs written at or after that ISO time (``Job.updated_at``)."""
+        return self._jobs.iter_select(status, brief=brief, changed_since=changed_since)
+
+    def job_ids(self) -> list[int]:
+        """Every job's id in the queue's order (cheap: no job is parsed)."""
+        return self.job_store.ids()
 
     def count_jobs(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), without reading them."""

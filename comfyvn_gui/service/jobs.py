@@ -199,9 +199,13 @@ class JobsFeature:
         return self.job_store.select(status=status, brief=brief)
 
     def iter_select(
-        self, status: Sequence[str] | None = None, *, brief: bool = False
+        self,
+        status: Sequence[str] | None = None,
+        *,
+        brief: bool = False,
+        changed_since: str | None = None,
     ) -> Iterator[Job]:
-        return self.job_store.iter_select(status=status, brief=brief)
+        return self.job_store.iter_select(status=status, brief=brief, changed_since=changed_since)
 
     def get(self, job_id: int) -> Job:
         return self.job_store.get(job_id)

@@ -233,10 +233,16 @@ class JobStore:
         return list(self.iter_select(status=status, brief=brief))
 
     def iter_select(
-        self, *, status: Sequence[str] | None = None, brief: bool = False
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        brief: bool = False,
+        changed_since: str | None = None,
     ) -> Iterator[Job]:
         """:meth:`select`, one job at a time (read in batches, in the calling thread): a
-        caller that keeps little of each job never holds all of them at once."""
+        caller that keeps little of each job never holds all of them at once.
+        ``changed_since`` (an ISO time as ``updated_at`` holds it): only the jobs written at
+        or after it."""
         if not self.exists():
             return
         conn = self._connect()
@@ -245,14 +251,16 @@ class JobStore:
             if brief
             else "*"
         )
+        where: list[str] = []
+        params: list[Any] = []
         if status:
-            marks = ",".join("?" * len(status))
-            cursor = conn.execute(
-                f"SELECT {columns} FROM jobs WHERE status IN ({marks}) ORDER BY id",
-                tuple(status),
-            )
-        else:
-            cursor = conn.execute(f"SELECT {columns} FROM jobs ORDER BY id")
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            params += list(status)
+        if changed_since is not None:
+            where.append("updated_at >= ?")
+            params.append(changed_since)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        cursor = conn.execute(f"SELECT {columns} FROM jobs{clause} ORDER BY id", tuple(params))
         try:
             while batch := cursor.fetchmany(256):
                 for row in batch:
@@ -290,6 +298,12 @@ class JobStore:
             )
             for r in rows
         ]
+
+    def ids(self) -> list[int]:
+        """Every job's id, in id order (the queue's order)."""
+        if not self.exists():
+            return []
+        return [int(r[0]) for r in self._connect().execute("SELECT id FROM jobs ORDER BY id")]
 
     def count(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), counted by SQLite: no job is read."""

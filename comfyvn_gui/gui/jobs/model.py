@@ -572,6 +572,10 @@ class JobsModel(QAbstractTableModel):
                 fresh.append(row)
         return PreparedJobs(frozenset(map(id, base)), rows, ids, fresh)
 
+    def shown_jobs(self) -> dict[int, Job]:
+        """The jobs the rows show now, by id (safe in any thread: one atomic copy)."""
+        return {r.job.id: r.job for r in tuple(self._rows)}
+
     def set_jobs(self, jobs: Sequence[Job] | PreparedJobs) -> bool:
         """Show ``jobs`` (in the queue's order; the current sort still applies), or the rows
         :meth:`prepare` made of them (made again here if the model changed since).
