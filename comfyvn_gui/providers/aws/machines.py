@@ -275,7 +275,7 @@ def dry_run(job: _Job, ami_option: str | None, meta: dict[str, Any]) -> str:
     request.pop("ClientToken")
     ec2 = _client(job, "ec2")
     try:
-        ec2.run_instances(DryRun=True, **request)
+        reply = ec2.run_instances(DryRun=True, **request)
     except botocore.exceptions.ClientError as exc:
         code = _error(exc)[0]
         if code == "DryRunOperation":
@@ -295,7 +295,9 @@ def dry_run(job: _Job, ami_option: str | None, meta: dict[str, Any]) -> str:
         if mapped is None:
             raise
         raise mapped from None
-    # (a DryRun that launched would be a bug at AWS; never seen, never kept)
+    # (a DryRun that launched would be a bug at AWS, never seen: what it launched goes at once)
+    for instance in reply.get("Instances") or []:
+        _terminate(job, str(instance["InstanceId"]))
     raise CheckFailure("error", f"{job.name}: the DryRun launch did not answer DryRunOperation")
 
 
