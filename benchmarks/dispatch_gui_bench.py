@@ -415,6 +415,7 @@ def run_window(job_id: int, runs: int, profile: bool) -> list[PhaseResult]:
             result.lines += out.getvalue().splitlines()
 
     t_loop = time.perf_counter()
+    app_module._tune_threads()  # as the app does before its loop runs
     loop.call_soon(window.start)
     loop.call_later(3.0, tune_gc)
     try:

@@ -666,6 +666,7 @@ def run_window(n_jobs: int) -> list[Result]:
     # -- 2. starts with the loop, as window.start (loop.call_soon) does in the app --------
     rec.begin("2. after the first paint: pages built, loaded (all jobs), warm-up")
     t_loop = time.perf_counter()
+    app_module._tune_threads()  # as the app does before its loop runs
     loop.call_soon(window.start)
     loop.call_later(3.0, tune_gc)
     try:

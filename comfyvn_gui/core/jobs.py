@@ -11,6 +11,7 @@ The database that keeps them is ``store/jobs.py``; this module is what a job is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +37,13 @@ DecidedBy = Literal["advisor", "user"]
 IN_FLIGHT: tuple[str, ...] = ("submitting", "running")
 #: The statuses a job ends in.
 ENDED: tuple[str, ...] = ("completed", "failed", "cancelled")
+
+
+def ids_digest(ids: Sequence[int]) -> tuple[int, int, int]:
+    """(how many, the highest, their sum) of a queue's job ids: the store answers the same
+    for its jobs (``JobStore.ids_digest``, in SQL) without reading them, so a reader holding
+    the ids learns whether a job was added or removed since (ids are never reused)."""
+    return (len(ids), max(ids, default=0), sum(ids))
 
 
 def instant(value: datetime | str | None) -> datetime | None:

@@ -616,6 +616,11 @@ class Service:
         """Every job's id in the queue's order (cheap: no job is parsed)."""
         return self.job_store.ids()
 
+    def job_ids_digest(self) -> tuple[int, int, int]:
+        """(count, highest id, sum of ids) of the queue: changes whenever a job is added or
+        removed (compare it with :func:`ids_digest` of the ids a reader holds)."""
+        return self.job_store.ids_digest()
+
     def count_jobs(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), without reading them."""
         return self.job_store.count(status)

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated_at);
 CREATE TABLE IF NOT EXISTS job_events (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id    INTEGER NOT NULL,
@@ -304,6 +305,19 @@ class JobStore:
         if not self.exists():
             return []
         return [int(r[0]) for r in self._connect().execute("SELECT id FROM jobs ORDER BY id")]
+
+    def ids_digest(self) -> tuple[int, int, int]:
+        """:func:`comfyvn_gui.core.jobs.ids_digest` of the queue's ids, worked out by SQLite
+        (no id is read): whether a job was added or removed since a reader took its ids
+        (AUTOINCREMENT ids are never reused: an added job raises the highest id for good)."""
+        if not self.exists():
+            return (0, 0, 0)
+        n, top, total = (
+            self._connect()
+            .execute("SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0) FROM jobs")
+            .fetchone()
+        )
+        return (int(n), int(top), int(total))
 
     def count(self, status: Sequence[str] | None = None) -> int:
         """How many jobs (with one of ``status``), counted by SQLite: no job is read."""

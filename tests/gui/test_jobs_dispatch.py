@@ -468,3 +468,57 @@ def test_a_running_jobs_update_keeps_the_selection_and_the_scroll(
     assert cell(page, 61, Column.PROGRESS) == "1/2 runs · 75%"
     assert page.selected_job_ids() == [61, 62]
     assert page.table.verticalScrollBar().value() == scroll
+
+
+def test_changes_read_between_full_reads_move_the_rows_the_clock_and_the_sort(
+    qtmodeltester: Any, qtbot: QtBot
+) -> None:
+    """Between full reads the page reads only the jobs written since (``prepare_changes``, in
+    the I/O pool): a job that ended leaves the clock, a sorted table moves its row, an
+    unchanged job changes nothing, and a job the table does not hold sends the page to a
+    full read instead of being dropped."""
+    import concurrent.futures
+
+    model = JobsModel()
+    queued = [_flight(i, "queued") for i in (1, 3, 4, 6)]
+    for job in queued:
+        job.meta.pop("dispatch")
+    jobs = sorted([*queued, _flight(2), _flight(5)], key=lambda j: j.id)
+    model.set_jobs(jobs)
+    model.sort(Column.STATUS, Qt.SortOrder.DescendingOrder)  # running first, then queued
+    assert model.in_flight() == [2, 5]
+    assert [model.job_at(r).id for r in range(2)] == [2, 5]
+
+    ended = _flight(
+        2,
+        "completed",
+        ended_at="2026-01-01T00:02:05+00:00",
+        actual_cost_usd=0.03,
+        billed_minutes=3.0,
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        prepared = pool.submit(model.prepare_changes, [ended, _flight(5)]).result()
+    assert prepared is not None and [r.job.id for r in prepared.fresh] == [2]  # 5: unchanged
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    assert model.set_jobs(prepared) is False and resets == []
+    assert model.in_flight() == [5] and model.tick() == 1
+    row = model.row_of(2)
+    assert model.index(row, Column.STATUS).data() == "Completed"
+    assert model.index(row, Column.SPENT).data() == "$0.03"
+    assert model.job_at(0).id == 2  # "completed" sorts above "running", descending
+    qtmodeltester.check(model)
+
+    unchanged = model.prepare_changes([model.job(4)])  # type: ignore[list-item]
+    assert unchanged is not None and unchanged.fresh == []
+    assert model.prepare_changes([_flight(99)]) is None  # not shown: the page reads it all
+
+    # Prepared before the user sorted again: worked out again, never lost.
+    stale = model.prepare_changes([_flight(5, "completed", ended_at="2026-01-01T00:01:00Z")])
+    assert stale is not None
+    model.sort(Column.JOB, Qt.SortOrder.AscendingOrder)
+    assert model.set_jobs(stale) is False
+    assert model.index(model.row_of(5), Column.STATUS).data() == "Completed"
+    assert model.in_flight() == [] and model.tick() == 0
+    assert [model.job_at(r).id for r in range(6)] == [1, 2, 3, 4, 5, 6]
+    qtmodeltester.check(model)

@@ -338,6 +338,43 @@ def test_only_a_change_of_the_queue_reads_the_queue_again(
         bridge.jobs_changed.emit()
 
 
+def test_another_processs_writes_between_full_reads_are_shown_as_the_store_has_them(
+    qtbot: QtBot, page: JobsPage
+) -> None:
+    """Between full reads (every ``FULL_READ_EVERY_S``) the page reads only the jobs written
+    since its last read, and the queue's ids only when a job was added or removed: a job
+    another process cancelled, then one removed and one added (the same number of jobs, so
+    only the ids tell), are shown as the store has them."""
+    ids = import_moonlit(qtbot, page)
+    qtbot.waitUntil(lambda: page.model.rowCount() == len(ids), timeout=WAIT_MS)
+    calls: list[str] = []
+    for name in ("prepare", "prepare_changes"):
+        method = getattr(page.model, name)
+
+        def counted(*args: Any, _m: Any = method, _n: str = name, **kwargs: Any) -> Any:
+            calls.append(_n)
+            return _m(*args, **kwargs)
+
+        setattr(page.model, name, counted)
+    other = Service(resolve_home())  # another process: the CLI, a driver
+    try:
+        other.cancel_job(ids[1], interface="test")
+        page.refresh()
+        qtbot.waitUntil(lambda: cell(page, ids[1], Column.STATUS) == "Cancelled", timeout=WAIT_MS)
+        assert "prepare" not in calls and "prepare_changes" in calls  # 1 job read, not 5
+
+        other.remove_job(ids[2])
+        added = other.add_job({"kind": "cg_bake"})
+        store_ids = other.job_ids()
+        assert len(store_ids) == len(ids) and added.id in store_ids
+        page.refresh()
+        qtbot.waitUntil(lambda: [j.id for j in page.model.jobs()] == store_ids, timeout=WAIT_MS)
+        assert page.model.row_of(ids[2]) == -1
+        assert cell(page, ids[1], Column.STATUS) == "Cancelled"
+    finally:
+        other.close()
+
+
 def test_the_review_shows_a_jobs_new_version_even_within_the_same_millisecond(
     qtbot: QtBot, page: JobsPage
 ) -> None:

@@ -92,3 +92,39 @@ def test_changes_that_never_stop_still_show_the_state_every_max_wait(
     versions = [v for v, _ in state.shown]
     assert versions == sorted(versions)  # never an older read after a newer one
     assert versions[-1] == state.version  # and the last state once they stop
+
+
+def test_a_paced_read_yields_every_item_in_order_one_at_a_time_and_rests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``paced`` hands a long read's items on as they come (a reader that drops each job as
+    it is compared never holds them all) and rests after each PACE_WORK_S of work, so the GUI
+    thread gets the GIL while a read of 10,000 jobs runs."""
+    from comfyvn_gui.gui import reads
+
+    rests: list[float] = []
+    real_sleep = time.sleep
+    me = threading.get_ident()
+
+    def sleep(s: float) -> None:
+        if threading.get_ident() == me:  # (time.sleep is the module's: other threads too)
+            rests.append(s)
+        real_sleep(s)
+
+    monkeypatch.setattr(reads.time, "sleep", sleep)
+    made: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(6):
+            made.append(i)
+            yield i
+
+    seen = []
+    for item in reads.paced(items()):
+        assert made[-1] == item  # nothing read ahead
+        seen.append(item)
+        end = time.perf_counter() + reads.PACE_WORK_S  # the reader's work on the item
+        while time.perf_counter() < end:
+            pass
+    assert seen == list(range(6))
+    assert rests == [reads.PACE_REST_S] * 6  # a rest after each item's work

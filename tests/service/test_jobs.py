@@ -437,3 +437,31 @@ def test_a_brief_list_is_the_full_list_without_the_alternatives(
     # Read one at a time (the Jobs view keeps only the rows of jobs that changed).
     assert list(svc.iter_jobs(brief=True)) == brief and list(svc.iter_jobs()) == full
     assert list(svc.iter_jobs(["running"])) == []
+
+
+def test_the_queues_digest_and_changed_jobs_tell_a_reader_what_it_must_read_again(
+    svc: Service,
+) -> None:
+    """A reader holding the queue (the Jobs view) asks, without reading every job, whether a
+    job was added or removed (``job_ids_digest``, equal to ``ids_digest`` of the ids) and which
+    jobs were written since a time (``iter_jobs(changed_since=)``)."""
+    from comfyvn_gui.core.jobs import ids_digest, now_iso
+
+    assert svc.job_ids_digest() == ids_digest([]) == (0, 0, 0)
+    first = [svc.add_job({"kind": "translation", "items": n}).id for n in (1, 2, 3)]
+    held = svc.job_ids()
+    assert held == first and svc.job_ids_digest() == ids_digest(held)
+    mark = now_iso()
+    svc.cancel_job(first[1], interface="test")
+    assert [j.id for j in svc.iter_jobs(brief=True, changed_since=mark)] == [first[1]]
+    assert svc.job_ids_digest() == ids_digest(held)  # a change, not an addition
+    # One removed, one added: the same number of jobs, and still another digest.
+    svc.remove_job(first[0])
+    added = svc.add_job({"kind": "translation", "items": 4}).id
+    assert len(svc.job_ids()) == len(held)
+    assert svc.job_ids_digest() != ids_digest(held)
+    assert svc.job_ids_digest() == ids_digest(svc.job_ids()) == ids_digest([*first[1:], added])
+    # The highest job removed and one added: AUTOINCREMENT never gives its id again.
+    svc.remove_job(added)
+    again = svc.add_job({"kind": "translation", "items": 5}).id
+    assert again > added and svc.job_ids_digest() != ids_digest([*first[1:], added])
