@@ -43,7 +43,8 @@ absolute deadline the pod calls ``podTerminate`` on itself with the pod-scoped
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comfyvn_gui.core.machines import parse_resource_name
@@ -380,6 +381,7 @@ class RunPodPods:
                     name=str(pod["name"]),
                     job_id=parsed[1],
                     status=str(pod.get("desiredStatus") or ""),
+                    created_at=_started(pod),
                     hourly_usd=_number(pod.get("costPerHr")),
                     console_url=CONSOLE_URL,
                 )
@@ -511,6 +513,17 @@ def _error_text(errors: Any) -> str:
         str(item.get("message") or "") if isinstance(item, dict) else str(item) for item in items
     ]
     return "; ".join(t for t in texts if t) or "no message"
+
+
+def _started(pod: Mapping[str, Any]) -> datetime | None:
+    """When a pod started, from its ``runtime.uptimeInSeconds`` (RunPod's GraphQL reports no
+    creation time; the app never restarts a pod, so its uptime is its age). None while it has
+    no runtime yet (still starting): its age is then unknown, and shown so."""
+    runtime = pod.get("runtime")
+    uptime = _number(runtime.get("uptimeInSeconds")) if isinstance(runtime, Mapping) else None
+    if uptime is None or uptime < 0:
+        return None
+    return datetime.now(UTC) - timedelta(seconds=uptime)
 
 
 def _number(value: Any) -> float | None:

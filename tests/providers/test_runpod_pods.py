@@ -479,9 +479,15 @@ def test_resources_list_the_homes_pods_and_stop_terminates_an_orphan(
     fake: RunPodPodsFake, hosts: MachineHosts, executor: BlockingExecutor
 ) -> None:
     spec, _keys = spec_for(fake, job=7)
+    before = datetime.now(UTC)
     orphan = launch(fake, executor, spec)  # (no job of this test owns it: an orphan)
     others = {fake.add_pod(resource_name("beef0002", 3)).id, fake.add_pod("my-notebook").id}
+    wait_running(fake, executor, orphan)
     (resource,) = call(fake, executor, "resources", HOME)
+    # its age (the Running place's Age and cost so far), from the pod's uptime: RunPod's
+    # API gives no creation time
+    assert resource.created_at is not None
+    assert before - timedelta(seconds=2) <= resource.created_at <= datetime.now(UTC)
     assert (resource.kind, resource.id, resource.name, resource.job_id) == (
         "pod",
         orphan.id,
