@@ -61,6 +61,11 @@ class Catalog(BaseModel):
         for key, profile in self.profiles.items():
             if key != profile.id:
                 raise PathError(f"profiles.{key}.id", f"the key and id differ ({profile.id!r})")
+            for i, m in enumerate(profile.machines):
+                if m.gpu not in self.gpus:
+                    raise PathError(
+                        f"profiles.{key}.machines[{i}].gpu", f"{m.gpu!r} is not in the GPU catalog"
+                    )
             if not profile.reports_own_gpu and profile.default_gpu not in self.gpus:
                 raise PathError(
                     f"profiles.{key}.default_gpu",
@@ -277,6 +282,17 @@ def _load_profile(
                     f"{profile.default_gpu!r} is not in gpus.toml "
                     f"(known: {', '.join(gpus)}; lan/ssh/local/custom may say 'local' or 'custom')",
                 )
+            ],
+        )
+    unknown = [(i, m.gpu) for i, m in enumerate(profile.machines) if m.gpu not in gpus]
+    if unknown:
+        _raise(
+            rel,
+            label,
+            file_id,
+            [
+                (f"machines[{i}].gpu", f"{g!r} is not in gpus.toml (add it there first)")
+                for i, g in unknown
             ],
         )
     return profile

@@ -426,6 +426,34 @@ class Pricing(BaseModel):
         return self
 
 
+class MachineType(BaseModel):
+    """One machine a provider launches (an instance type, VM size, machine type, GPU type or
+    GPU class) with the GPU it carries and its on-demand price: where a profile lists
+    machines, the machine is the one source of truth for the GPU, VRAM and price the advisor
+    uses (issue 21), so the advice prices the machine dispatch will launch."""
+
+    model_config = STRICT
+
+    id: str = Field(min_length=1, description="As the provider's API names it (g5.xlarge)")
+    gpu: str = Field(description="A GPU catalog name (gpus.toml): the GPU it carries")
+    gpu_count: int = Field(1, ge=1, description="GPUs per machine (VRAM is per GPU)")
+    hourly_usd: float = Field(ge=0, description="On-demand $/h of the whole machine")
+    region_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="Region id -> $/h where it differs from hourly_usd",
+    )
+    regions: list[str] | None = Field(
+        None, description="Region ids it is offered in; None = every region of the profile"
+    )
+    source: str = Field("", description="Where the price was taken (URL or note)")
+
+    def price(self, region: str | None) -> float:
+        """Its $/h in ``region`` (the listed price where the region has none of its own)."""
+        if region is not None and region in self.region_prices:
+            return self.region_prices[region]
+        return self.hourly_usd
+
+
 class Legal(BaseModel):
     """What a user must be told before their content goes to this provider."""
 
@@ -465,6 +493,13 @@ class ProviderProfile(BaseModel):
     vram_floor_gb: float = Field(gt=0, description="The seed's 'Min VRAM'")
     pricing: Pricing
     billing: Billing
+    machine_option: str | None = Field(
+        None,
+        description="The option that names the machine launched (instance_type, vm_size, "
+        "machine_type, gpu_type_id, gpu_class); with it, `machines` lists every machine the "
+        "app knows, and the machine decides the GPU and the price",
+    )
+    machines: list[MachineType] = Field(default_factory=list)
     regions: list[Region] = Field(
         default_factory=list,
         description="At least one, except for kind custom (its providers state their zones)",
@@ -584,6 +619,7 @@ class ProviderProfile(BaseModel):
                 "legal.data_leaves_machine",
                 "must be true for remote and custom providers and false for lan, ssh and local",
             )
+        self._check_machines(region_ids)
         if self.kind == "custom":
             self._check_custom()
         elif not self.regions:
@@ -597,6 +633,56 @@ class ProviderProfile(BaseModel):
                             f"{group}[{i}].choices", f"{unknown[0]!r} is not a residency zone"
                         )
         return self
+
+    def _check_machines(self, region_ids: list[str]) -> None:
+        """``machine_option`` names an option; its default, if any, is a listed machine; each
+        machine's regions are the profile's (the GPUs are checked against gpus.toml by the
+        catalog's loader)."""
+        if self.machine_option is None:
+            if self.machines:
+                raise PathError("machine_option", "machines need the option that names them")
+            return
+        try:
+            option = self.field(self.machine_option)
+        except KeyError:
+            raise PathError(
+                "machine_option", f"{self.machine_option!r} is not one of the profile's fields"
+            ) from None
+        if not self.machines:
+            raise PathError("machines", f"list the machines {self.machine_option} can name")
+        ids = [m.id for m in self.machines]
+        for i, m in enumerate(self.machines):
+            if ids.index(m.id) != i:
+                raise PathError(f"machines[{i}].id", f"duplicate machine {m.id!r}")
+            for region in [*(m.regions or ()), *m.region_prices]:
+                if region not in region_ids:
+                    raise PathError(
+                        f"machines[{i}]", f"{region!r} is not one of the profile's regions"
+                    )
+        if option.default is not None and option.default not in ids:
+            raise PathError(
+                "machine_option",
+                f"the default {self.machine_option} {option.default!r} is not in machines",
+            )
+
+    def machine(self, machine_id: str | None) -> MachineType | None:
+        """The listed machine called ``machine_id`` (None if unlisted or none given)."""
+        if machine_id is None:
+            return None
+        for m in self.machines:
+            if m.id == machine_id:
+                return m
+        return None
+
+    def machines_with(self, gpu: str, region: str | None = None) -> list[MachineType]:
+        """The machines carrying ``gpu`` (a catalog name) offered in ``region`` (None: any),
+        cheapest there first, then fewest GPUs, then by id."""
+        found = [
+            m
+            for m in self.machines
+            if m.gpu == gpu and (region is None or m.regions is None or region in m.regions)
+        ]
+        return sorted(found, key=lambda m: (m.price(region), m.gpu_count, m.id))
 
     def _check_custom(self) -> None:
         """A custom profile: its providers state their price, billing, VRAM and zones."""
