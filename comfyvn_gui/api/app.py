@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from comfyvn_gui import __version__
 from comfyvn_gui.core.advisor import Advice, AdviceRequest, input_error_from
-from comfyvn_gui.core.catalog import ProviderProfile
+from comfyvn_gui.core.catalog import RESIDENCY_ZONES, ProviderProfile
 from comfyvn_gui.core.checks import CheckResult, LocalSnapshot
 from comfyvn_gui.core.errors import (
     ComfyVNError,
@@ -48,7 +48,9 @@ from .models import (
     JobDetail,
     JobOutputs,
     JobRemoved,
+    OffersListing,
     PickRequest,
+    PricesRefreshed,
     Removed,
     RunningListing,
     RunningStopped,
@@ -450,6 +452,57 @@ def _advice_routes(app: FastAPI, svc: Service) -> None:
     def advise(payload: Annotated[Any, Body()]) -> Any:
         """Where a workload should run, at what cost, and why (records nothing)."""
         return svc.advise(payload)
+
+    @app.get("/api/offers", tags=["advice"], response_model=OffersListing)
+    def offers(
+        vram: Annotated[
+            float | None, Query(ge=0, le=4096, description="At least this VRAM per GPU (GB)")
+        ] = None,
+        gpu: Annotated[
+            str | None, Query(max_length=100, description="This GPU (A100 matches 40 and 80 GB)")
+        ] = None,
+        zone: Annotated[
+            str | None, Query(max_length=20, description="In this residency zone")
+        ] = None,
+        max_price: Annotated[float | None, Query(ge=0, description="At most this $/hr")] = None,
+        spot: Annotated[bool, Query(description="Include interruptible offers")] = False,
+    ) -> Any:
+        """Every offer across your providers (live where kept, else the catalog's) and the
+        templates not added yet (`configured` false), cheapest first; answered from the home
+        and the catalog (`POST /api/offers/refresh` fetches live prices)."""
+        if zone is not None and zone not in RESIDENCY_ZONES:
+            raise InputError(
+                f"zone {zone!r} is not a residency zone; use one of "
+                + ", ".join(sorted(RESIDENCY_ZONES)),
+                fields=["zone"],
+            )
+        found = svc.offers(vram_gb=vram, gpu=gpu, zone=zone, max_price=max_price, spot=spot)
+        return {"offers": [o.model_dump(mode="json") for o in found]}
+
+    @app.post("/api/offers/refresh", tags=["advice"], response_model=PricesRefreshed)
+    async def refresh_offers(
+        ids: Annotated[
+            list[str] | None,
+            Query(
+                alias="id",
+                description="Providers to refresh (default: every one with a live price source)",
+            ),
+        ] = None,
+    ) -> Any:
+        """Fetch live prices from the providers now (with the stored credentials) and keep
+        them; the queue is re-advised with them."""
+        records = await svc.refresh_prices(ids)
+        return {
+            "refreshed": [
+                {
+                    "provider": r.provider,
+                    "ok": r.taken_at is not None,
+                    "offers": len(r.offers),
+                    "error": r.error,
+                }
+                for r in records
+            ]
+        }
 
     @app.get("/api/gpu/local", tags=["advice"], response_model=LocalSnapshot)
     def local_gpu() -> Any:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from comfyvn_gui.core.jobs import Job, JobEvent
 from comfyvn_gui.core.models import ImportPlan
+from comfyvn_gui.core.prices import Offer
 
 
 class ErrorDetail(BaseModel):
@@ -138,6 +139,21 @@ class RunningListing(BaseModel):
         description="Providers that could not be listed (never shown as an empty list)"
     )
     orphans: int = Field(description="How many resources are orphans or leaked")
+
+
+class OffersListing(BaseModel):
+    offers: list[Offer] = Field(description="Cheapest first")
+
+
+class PriceRefresh(BaseModel):
+    provider: str
+    ok: bool = Field(description="Live prices were fetched and kept")
+    offers: int = Field(description="How many offers came back")
+    error: str | None = Field(None, description="Why the refresh failed (the catalog is used)")
+
+
+class PricesRefreshed(BaseModel):
+    refreshed: list[PriceRefresh]
 
 
 class RunningStopped(BaseModel):

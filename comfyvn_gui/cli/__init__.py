@@ -58,6 +58,10 @@ def run(
             from .running import running_command
 
             return running_command(args, svc, out, stdin)
+        if args.command == "offers":
+            from .offers import offers_command
+
+            return offers_command(args, svc, out)
         if args.command == "gpus":
             return _gpus(svc, out)
         if args.command == "serve":  # (started by __main__, which may import the API)

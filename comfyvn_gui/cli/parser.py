@@ -278,6 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
     rwhich.add_argument("--orphans", action="store_true", help="every orphan and leaked one")
     rstop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    off = sub.add_parser(
+        "offers",
+        help="every GPU you can rent now across your providers, cheapest first",
+        description="One row per offer (provider, GPU, VRAM, region, $/hr, billing, where the "
+        "price comes from and how old it is), across your providers and the templates you have "
+        "not added (marked 'not configured'), cheapest first. Answered from the prices kept in "
+        "the home and the catalog; --refresh fetches live prices first (the network, with your "
+        "stored credentials). Exit 1 when a refresh failed for a provider.",
+        parents=[common],
+    )
+    off.add_argument("--vram", type=_amount, metavar="GB", help="at least this much VRAM per GPU")
+    off.add_argument("--gpu", metavar="GPU", help="this GPU (e.g. A100 matches 40 and 80 GB)")
+    off.add_argument("--zone", metavar="ZONE", help="in this residency zone (us, eu, ...)")
+    off.add_argument("--max-price", type=_amount, metavar="USD", help="at most this $/hr")
+    off.add_argument("--spot", action="store_true", help="include interruptible (spot) offers")
+    off.add_argument(
+        "--refresh", action="store_true", help="fetch live prices from the providers first"
+    )
+
     sub.add_parser(
         "driver",
         help="the dispatch driver (started for you by the commands that dispatch)",
@@ -296,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--out", metavar="DIR", default="docs/schemas")
     sch.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     return p
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6 or value != value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 0")
+    return value
 
 
 def _port(text: str) -> int:

@@ -268,6 +268,16 @@ _SPECS += (
         parse=_number_between(0.1, 120),
     ),
     SettingSpec(
+        key="prices.max_age_h",
+        type_name="number",
+        default=24.0,
+        help="Live prices and offers fetched from the providers are used for this many hours; "
+        "older ones are refreshed in the background, and until then the advisor uses the "
+        "catalog's prices (and says so).",
+        accepts="a number of hours between 0.1 and 720",
+        parse=_number_between(0.1, 720),
+    ),
+    SettingSpec(
         key="dispatch.runpod_parallel",
         type_name="integer",
         default=1,

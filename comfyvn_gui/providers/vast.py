@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +143,7 @@ class Offer:
     reliability: float | None
     geolocation: str
     zone: str | None  # the residency zone of ``geolocation`` (None: unknown)
+    num_gpus: int | None = field(default=None, compare=False)  # GPUs of the machine
 
 
 @register("vast")
@@ -584,6 +585,7 @@ def _offer(item: Any) -> Offer | None:
         reliability=reliability if reliability is not None else _number(item.get("reliability2")),
         geolocation=geolocation,
         zone=zone_of(geolocation),
+        num_gpus=_int(item.get("num_gpus")),
     )
 
 

@@ -66,14 +66,17 @@ if TYPE_CHECKING:
     from comfyvn_gui.core.checks import LocalSnapshot
     from comfyvn_gui.core.gate import ConsentItem
     from comfyvn_gui.core.jobs import Job, JobEvent
+    from comfyvn_gui.core.prices import LivePrices, Offer
     from comfyvn_gui.core.workload import Workload
     from comfyvn_gui.store.jobs import JobStore
+    from comfyvn_gui.store.prices import PriceRecord, PriceStore
 
     from .advice import AdviceFeature, LocalSnapshots
     from .diagnostics import Diagnostics, DiagnosticsReport
     from .dispatch import DispatchFeature
     from .driver import Driver
     from .jobs import JobsFeature
+    from .prices import PricesFeature
     from .running import RunningFeature, RunningReport, RunningRow
 
 __all__ = ["Service"]
@@ -114,6 +117,12 @@ class Service:
     @cached_property
     def host_keys(self) -> HostKeyStore:
         return HostKeyStore(self.home)
+
+    @cached_property
+    def price_store(self) -> PriceStore:
+        from comfyvn_gui.store.prices import PriceStore  # (lazy: pydantic models of offers)
+
+        return PriceStore(self.home)
 
     @cached_property
     def job_store(self) -> JobStore:
@@ -200,6 +209,20 @@ class Service:
             check_store=self.check_store,
             settings=self.settings,
             snapshots=self.local_snapshots,
+            live_prices=lambda: self._prices.live(),
+        )
+
+    @cached_property
+    def _prices(self) -> PricesFeature:
+        from .prices import PricesFeature  # (lazy: the sources' registry and offer models)
+
+        return PricesFeature(
+            catalog=self.catalog,
+            registry=self.registry,
+            store=self.price_store,
+            settings=self.settings,
+            checks=self._checks,
+            workers=self._workers,
         )
 
     @cached_property
@@ -425,6 +448,64 @@ class Service:
         """A what-if advice (records nothing): the request's workload against the live
         registry, health, local GPU and settings, or the ones the request gives."""
         return self._advice.advise(request)
+
+    # -- prices and offers ------------------------------------------------------------------
+
+    async def refresh_prices(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        timeout_s: float | None = None,
+        transport: Any = None,
+    ) -> list[PriceRecord]:
+        """Fetch the live prices of ``ids`` (default: every enabled provider with a live price
+        source) at once, keep them, and re-advise the queue if any came back."""
+        import asyncio  # (lazy, as in run_running: not needed to start)
+
+        records = await self._prices.refresh(ids, timeout_s=timeout_s, transport=transport)
+        if any(r.taken_at is not None for r in records):
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.io_pool, self._readvise.quietly, "live prices")
+        return records
+
+    def run_refresh_prices(
+        self, ids: Sequence[str] | None = None, *, timeout_s: float | None = None
+    ) -> list[PriceRecord]:
+        """Blocking form of :meth:`refresh_prices`, for the command line."""
+        import asyncio
+
+        records: list[PriceRecord] = asyncio.run(self.refresh_prices(ids, timeout_s=timeout_s))
+        return records
+
+    def stale_prices(self) -> list[str]:
+        """The providers with a live price source whose prices are missing or older than
+        ``prices.max_age_h`` (what a background refresh asks for)."""
+        return self._prices.stale()
+
+    def live_prices(self) -> dict[str, LivePrices]:
+        """Each provider's kept live prices, marked fresh while younger than the setting."""
+        return self._prices.live()
+
+    def offers(
+        self,
+        *,
+        vram_gb: float | None = None,
+        gpu: str | None = None,
+        zone: str | None = None,
+        max_price: float | None = None,
+        spot: bool = False,
+        templates: bool = True,
+    ) -> list[Offer]:
+        """Every offer across the user's providers and the templates, cheapest first,
+        answered from the home and the catalog (no network; see ``refresh_prices``)."""
+        return self._prices.offers(
+            vram_gb=vram_gb,
+            gpu=gpu,
+            zone=zone,
+            max_price=max_price,
+            spot=spot,
+            templates=templates,
+        )
 
     # -- settings --------------------------------------------------------------------------
 

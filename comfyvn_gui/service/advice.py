@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from comfyvn_gui.core.advisor import (
@@ -25,6 +25,7 @@ from comfyvn_gui.core.advisor import (
 )
 from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.checks import CheckResult, HealthStatus, LocalSnapshot
+from comfyvn_gui.core.prices import LivePrices
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.providers.local import snapshot
 from comfyvn_gui.store.checks import CheckStore
@@ -81,12 +82,14 @@ class AdviceFeature:
         check_store: CheckStore,
         settings: SettingsStore,
         snapshots: LocalSnapshots,
+        live_prices: Callable[[], Mapping[str, LivePrices]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.registry = registry
         self.check_store = check_store
         self.settings = settings
         self.snapshots = snapshots
+        self._live_prices = live_prices
 
     def provider_ids(self) -> set[str]:
         return {p.id for p in self.registry.providers()}
@@ -147,6 +150,7 @@ class AdviceFeature:
             local=request.local,
             health=request.health,
             providers=request.providers,
+            live_prices=request.providers is None or request.live_prices,
         )[0]
 
     def advise_workloads(
@@ -157,9 +161,11 @@ class AdviceFeature:
         health: Mapping[str, HealthStatus] | None = None,
         providers: Sequence[AdviceProvider] | None = None,
         user_picks: Sequence[str | None] | None = None,
+        live_prices: bool = True,
     ) -> list[Advice]:
-        """Advise many workloads against one reading of the registry, health, snapshot and
-        settings."""
+        """Advise many workloads against one reading of the registry, health, snapshot,
+        settings and live prices (``live_prices`` False: the catalog's prices only, as a
+        what-if with its own providers is priced unless it asks for live prices)."""
         if providers is None or health is None:
             live, live_health = self.live_providers()
             if providers is None:
@@ -169,13 +175,22 @@ class AdviceFeature:
         if local is None:
             local = self.snapshots.get()
         settings = self.advisor_settings()
+        prices = self._live_prices() if live_prices and self._live_prices is not None else None
         out = []
         for i, workload in enumerate(workloads):
             pick = user_picks[i] if user_picks is not None else None
             req = requirements_for(workload, self.catalog)
             out.append(
                 advise(
-                    workload, req, providers, health, local, settings, self.catalog, user_pick=pick
+                    workload,
+                    req,
+                    providers,
+                    health,
+                    local,
+                    settings,
+                    self.catalog,
+                    user_pick=pick,
+                    prices=prices,
                 )
             )
         return out

@@ -69,6 +69,7 @@ SETTING_KEYS = {
     "dispatch.runpod_parallel",
     "health.interval_s",
     "network.ca_bundle",
+    "prices.max_age_h",
     "workflows.cg_bake",
     "workflows.cg_remix",
     "workflows.cg_super_res",

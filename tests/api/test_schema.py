@@ -170,6 +170,7 @@ _SETTING_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "dispatch.max_runtime_factor": st.floats(1, 50, allow_nan=False),
     "dispatch.boot_timeout_min": st.floats(0.1, 120, allow_nan=False),
     "dispatch.runpod_parallel": st.integers(1, 16),
+    "prices.max_age_h": st.floats(0.1, 720, allow_nan=False),
 }
 # The workflow templates: null, or a valid graph of the kind (the shipped one, else a loader).
 _LOADER = {

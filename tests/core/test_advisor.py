@@ -345,11 +345,17 @@ def test_cheapest_remote_wins_with_billing_minimums() -> None:
     by_id = {x.provider: x for x in [a.chosen, *a.alternatives]}
     for template in ("azure", "aws", "runpod", "lambda"):
         profile = CATALOG.profile(template)
-        spec = CATALOG.gpu(profile.default_gpu)
+        # the default machine's GPU and catalog price (issue 21), or the profile's listed
+        # price for its default GPU where its default machine is not in the table (RunPod)
+        option = profile.machine_option
+        machine = profile.machine(profile.field(option).default) if option else None
+        spec = CATALOG.gpu(machine.gpu if machine else profile.default_gpu)
+        hourly = machine.price(None) if machine else profile.pricing.hourly_usd
         minutes = 0.01 * 60 / spec.relative_throughput + profile.startup_minutes
         x = by_id[template]
+        assert x.machine == (machine.id if machine else x.machine), template
         assert x.estimated_cost_usd == pytest.approx(
-            billed_cost(template, profile.pricing.hourly_usd, minutes), rel=1e-12
+            billed_cost(template, hourly, minutes), rel=1e-12
         ), template
     assert by_id["azure"].billed_minutes >= 5
     assert a.choice == "runpod" and a.decided_by == "cheapest"

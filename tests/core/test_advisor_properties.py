@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ from comfyvn_gui.core.advisor import Advice, AdviceProvider, AdvisorSettings, ad
 from comfyvn_gui.core.catalog import load_catalog
 from comfyvn_gui.core.checks import LocalGpu, LocalSnapshot
 from comfyvn_gui.core.models import ProviderEntry
+from comfyvn_gui.core.prices import LivePrices, Offer
 from comfyvn_gui.core.workload import ASSET_TYPES_OF_KIND, Requirements, Workload
 
 CATALOG = load_catalog()
@@ -54,6 +56,7 @@ REMOTE_TEMPLATES = [
 ]
 GPU_NAMES = sorted(CATALOG.gpus)
 UNKNOWN_GPU = "Mystery GPU"
+UNLISTED_MACHINE = "mystery.machine"
 REMOTE_KINDS = frozenset({"cloud", "marketplace", "kubernetes"})
 ON_PREM_KINDS = frozenset({"lan", "ssh"})
 ON_PREM_ZONES = frozenset({"on_prem", "local"})
@@ -146,8 +149,10 @@ class Case:
     health: dict[str, str]
     local: LocalSnapshot
     settings: AdvisorSettings
+    prices: dict[str, LivePrices] = field(default_factory=dict)
 
     def run(self, providers: list[ProviderEntry] | None = None, **kw: Any) -> Advice:
+        kw.setdefault("prices", self.prices)
         return advise(
             self.workload,
             self.requirements,
@@ -305,19 +310,95 @@ def reference(case: Case) -> dict[str, Ref]:
                     r.why.append("over budget")
         else:
             r.leaves = True
-            name = e.gpu or profile.default_gpu
+            region = e.config.get("region")
+            by_id = {reg.id: reg for reg in profile.regions}
+            price_region = region if isinstance(region, str) and region in by_id else None
+            live = case.prices.get(e.id) if case.prices else None
+            fresh = live.offers if live is not None and live.fresh else []
+            ceiling = _finite_nonneg(e.meta.get("price_ceiling_usd"))
+            # The machine it launches (issue 21): the one its option names, else the cheapest
+            # listed machine with its GPU (in its region, else anywhere), else the default.
+            machine_id = None
+            if profile.machine_option is not None:
+                configured = e.config.get(profile.machine_option)
+                gpu_spec = CATALOG.gpu(e.gpu) if e.gpu else None
+                with_gpu = (
+                    [m for m in profile.machines if m.gpu == gpu_spec.name] if gpu_spec else []
+                )
+                in_region = [
+                    m
+                    for m in with_gpu
+                    if price_region is None or m.regions is None or price_region in m.regions
+                ]
+                if isinstance(configured, str) and configured.strip():
+                    machine_id = configured.strip()
+                elif in_region or with_gpu:
+                    pool = in_region or with_gpu
+                    where = price_region if in_region else None
+                    machine_id = min(pool, key=lambda m: (m.price(where), m.gpu_count, m.id)).id
+                else:
+                    machine_id = profile.field(profile.machine_option).default
+            machine = next((m for m in profile.machines if m.id == machine_id), None)
+            # A marketplace rents the cheapest fresh on-demand offer that fits.
+            offer = None
+            if profile.pricing.marketplace:
+                fits = [
+                    o
+                    for o in fresh
+                    if not o.spot
+                    and o.vram_gb is not None
+                    and o.vram_gb + EPS >= need
+                    and (not residency or o.zone in residency)
+                    and (ceiling is None or o.hourly_usd <= ceiling + EPS)
+                ]
+                offer = min(fits, key=lambda o: (o.hourly_usd, o.machine or ""), default=None)
+            name = (
+                offer.gpu
+                if offer is not None
+                else machine.gpu
+                if machine is not None
+                else e.gpu or profile.default_gpu
+            )
             spec = CATALOG.gpu(name)
             r.vram = spec.vram_gb if spec is not None else profile.vram_floor_gb
             r.throughputs = (spec.relative_throughput if spec is not None else 1.0,)
+            if offer is not None:
+                if offer.vram_gb is not None:
+                    r.vram = offer.vram_gb
+                if offer.zone is not None:
+                    r.zones = (offer.zone,)
+            # The price: the user's, a fresh live one, the catalog's (machine or profile).
             hourly = _finite_nonneg(e.meta.get("hourly_usd"))
             if hourly is None:
-                hourly = profile.pricing.hourly_usd
-            ceiling = _finite_nonneg(e.meta.get("price_ceiling_usd"))
+                if offer is None and machine_id is not None:
+                    same = [
+                        o
+                        for o in fresh
+                        if not o.spot
+                        and o.machine == machine_id
+                        and (price_region is None or o.region in (price_region, None))
+                    ]
+                    exact = [o for o in same if o.region == price_region]
+                    pool = exact if price_region is not None and exact else same
+                    offer = min(pool, key=lambda o: (o.hourly_usd, o.region or ""), default=None)
+                if offer is not None:
+                    hourly = offer.hourly_usd
+                elif machine is not None:
+                    hourly = machine.price(price_region)
+                elif not profile.machines or (
+                    not e.config.get(profile.machine_option or "")
+                    and (
+                        e.gpu is None
+                        or (
+                            CATALOG.gpu(e.gpu) is not None
+                            and CATALOG.gpu(e.gpu).name == profile.default_gpu
+                        )  # type: ignore[union-attr]
+                    )
+                ):
+                    hourly = profile.pricing.hourly_usd
             if ceiling is not None and (hourly is None or ceiling < hourly):
                 hourly = ceiling
             r.hourly = hourly
-            region = e.config.get("region")
-            by_id = {reg.id: reg for reg in profile.regions}
             if isinstance(region, str) and region:
                 if region in by_id:
                     r.zones = (by_id[region].zone,)
@@ -447,6 +528,17 @@ def entries(draw: st.DrawFn, template: str, pid: str, clean: bool = False) -> Pr
         )
         if region is not None:
             config["region"] = region
+    if profile.machine_option is not None and profile.machines:
+        machine = draw(
+            st.one_of(
+                st.none(),
+                st.none(),
+                st.sampled_from([m.id for m in profile.machines]),
+                st.just(UNLISTED_MACHINE),
+            )
+        )
+        if machine is not None:
+            config[profile.machine_option] = machine
     common: dict[str, Any] = {
         "id": pid,
         "template_id": template,
@@ -546,7 +638,49 @@ def cases(draw: st.DrawFn, remote_only: bool = False) -> Case:
     )
     gpus = [] if remote_only else draw(st.lists(local_gpus(), max_size=3))
     local = LocalSnapshot(gpus=gpus, source="request")
-    return Case(workload, requirements, providers, health, local, advisor_settings)
+    prices = {p.id: draw(live_prices(p)) for p in providers if draw(st.booleans())}
+    return Case(workload, requirements, providers, health, local, advisor_settings, prices)
+
+
+TAKEN = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+
+
+@st.composite
+def live_prices(draw: st.DrawFn, entry: ProviderEntry) -> LivePrices:
+    """A provider's kept live prices: fresh or stale, offers for its listed machines (or any
+    GPU, for a marketplace) in its regions or none in particular, on-demand or spot."""
+    profile = CATALOG.profiles[entry.template_id]
+    machines = [m.id for m in profile.machines] + [UNLISTED_MACHINE]
+    regions = [r.id for r in profile.regions]
+    zone_of = {r.id: r.zone for r in profile.regions}
+    offers = []
+    for _ in range(draw(st.integers(0, 4))):
+        gpu = draw(st.sampled_from(GPU_NAMES))
+        region = draw(st.one_of(st.none(), st.sampled_from(regions))) if regions else None
+        offers.append(
+            Offer(
+                provider=entry.id,
+                template_id=profile.id,
+                machine=draw(st.sampled_from(machines)),
+                gpu=gpu,
+                vram_gb=draw(st.sampled_from([CATALOG.gpus[gpu].vram_gb, 8.0, 48.0])),
+                region=region,
+                zone=zone_of.get(region) if region else draw(st.sampled_from([None, *ZONES])),
+                hourly_usd=draw(PRICES),
+                spot=draw(st.sampled_from([False, False, True])),
+                source="live",
+                source_name="a test source",
+                taken_at=TAKEN,
+            )
+        )
+    fresh = draw(st.booleans())
+    return LivePrices(
+        provider=entry.id,
+        taken_at=TAKEN,
+        offers=offers,
+        fresh=fresh,
+        error=None if fresh or draw(st.booleans()) else "no answer within 30 s",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,6 +776,13 @@ def check_advice(case: Case, advice: Advice) -> None:
             throughput = ref.throughputs[ref.gpu_names.index(chosen.gpu)]
         assert _close(advice.estimated_cost_usd, ref.cost(gph, throughput))
         _check_display(advice.estimated_cost, advice.estimated_cost_usd)
+
+    # (5) every price says where it came from, and a taken price when (issue 21)
+    for alt in [*advice.alternatives, *([advice.chosen] if advice.chosen else [])]:
+        if alt.hourly_usd is not None:
+            assert alt.price_source is not None, alt.provider
+        if alt.price_source in ("catalog", "live"):
+            assert alt.prices_as_of, alt.provider
 
     # (6) warnings
     codes = {(w.code, w.provider) for w in advice.warnings}
@@ -786,25 +927,31 @@ def test_unpriced_marketplace_is_over_any_budget() -> None:
 
 
 def test_the_billing_step_and_minimum_decide_a_tiny_job() -> None:
-    # 36 s of A10G time. Per-second AWS: 4.6 min at $1.05/hr = $0.0805. Paperspace: 3.8 min
-    # at $0.78/hr would be $0.0494, but it bills a whole hour minimum: $0.78.
+    # 36 s of A10G time. Per-second AWS on its g5.xlarge (the machine its A10G comes with,
+    # $1.006/hr in the catalog): 4.6 min = $0.0771. Paperspace: 3.8 min at $0.78/hr would be
+    # $0.0494, but it bills a whole hour minimum: $0.78.
     case = _case(
         [_remote("paperspace-1", "paperspace"), _remote("aws-1", "aws", gpu="A10G")],
         gpu_hours=0.01,
     )
     advice = case.run()
     assert advice.choice == "aws-1"
-    assert math.isclose(advice.estimated_cost_usd or 0, 1.05 * 4.6 / 60, rel_tol=1e-9)
+    assert advice.chosen is not None and advice.chosen.machine == "g5.xlarge"
+    assert math.isclose(advice.estimated_cost_usd or 0, 1.006 * 4.6 / 60, rel_tol=1e-9)
     paperspace = _alt(advice, "paperspace-1")
     assert paperspace.billed_minutes == 60
     assert paperspace.estimated_cost_usd == pytest.approx(0.78)
     check_advice(case, advice)
-    # 2.2 A10G-hours: Paperspace runs 179 min, billed 180 ($2.34); AWS 136 min ($2.38).
+    # 2.2 A10G-hours: Paperspace runs 179 min and bills the hour started (180 min, $2.34);
+    # AWS bills its 136 min to the second ($2.2803).
     long_case = _case(
         [_remote("paperspace-1", "paperspace"), _remote("aws-1", "aws", gpu="A10G")],
         gpu_hours=2.2,
     )
-    assert long_case.run().choice == "paperspace-1"
+    long_advice = long_case.run()
+    assert long_advice.choice == "aws-1"
+    assert long_advice.estimated_cost_usd == pytest.approx(1.006 * 136 / 60)
+    assert _alt(long_advice, "paperspace-1").billed_minutes == 180
 
 
 def test_azure_and_aws_minimum_charges() -> None:
@@ -819,7 +966,7 @@ def test_azure_and_aws_minimum_charges() -> None:
     assert _alt(advice, "azure-1").billed_minutes == 5
     assert advice.choice == "aws-1"
     assert advice.chosen is not None and advice.chosen.billed_minutes == 4
-    assert math.isclose(advice.estimated_cost_usd or 0, 1.05 * 4 / 60, rel_tol=1e-12)
+    assert math.isclose(advice.estimated_cost_usd or 0, 1.006 * 4 / 60, rel_tol=1e-12)
     check_advice(case, advice)
 
 

@@ -81,11 +81,12 @@ DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
     "vast": ({"api": "https://console.vast.ai/api/v0"}, "api"),
     "lambda": ({"api": "https://cloud.lambdalabs.com/api/v1"}, "api"),
     "paperspace": ({"api": "https://api.paperspace.com/v1"}, "api"),
-    "aws": ({"aws": None}, "aws"),
+    "aws": ({"aws": None, "pricing": None}, "aws"),  # (pricing: live prices, issue 21)
     "azure": (
         {
             "authority": "https://login.microsoftonline.com",
             "management": "https://management.azure.com",
+            "prices": "https://prices.azure.com/api/retail/prices",  # (live prices)
         },
         "authority",
     ),
@@ -95,6 +96,7 @@ DESIGN_ENDPOINTS: dict[str, tuple[dict[str, str | None], str | None]] = {
             "resourcemanager": "https://cloudresourcemanager.googleapis.com",
             "compute": "https://compute.googleapis.com",
             "storage": "https://storage.googleapis.com",
+            "cloudbilling": "https://cloudbilling.googleapis.com",  # (live prices)
         },
         "compute",
     ),

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "dispatch.max_cost_factor": 2.0,
     "dispatch.max_runtime_factor": 3.0,
     "dispatch.runpod_parallel": 1,
+    # how long live prices are used
+    "prices.max_age_h": 24.0,
     # the ComfyUI templates: null = the shipped one (or none, for the kinds needing custom nodes)
     "workflows.cg_bake": None,
     "workflows.cg_remix": None,

@@ -24,12 +24,14 @@ from comfyvn_gui.core.catalog import (
     Billing,
     Catalog,
     GpuSpec,
+    MachineType,
     ProviderProfile,
     Region,
 )
 from comfyvn_gui.core.checks import HealthStatus, LocalGpu, LocalSnapshot
 from comfyvn_gui.core.custom_terms import CustomTerms, custom_terms
 from comfyvn_gui.core.models import ProviderEntry
+from comfyvn_gui.core.prices import LivePrices, Offer
 from comfyvn_gui.core.workload import Requirements, Workload
 
 from .models import AdviceProvider, Alternative
@@ -44,7 +46,7 @@ REMOTE_KINDS: frozenset[str] = frozenset({"cloud", "marketplace", "kubernetes"})
 ON_PREM_KINDS: frozenset[str] = frozenset({"lan", "ssh"})
 
 Tier = Literal["local", "on_prem", "remote"]
-PriceSource = Literal["catalog", "meta", "config", "price_ceiling", "free"]
+PriceSource = Literal["catalog", "live", "meta", "config", "price_ceiling", "free"]
 
 
 def _meta_number(meta: Mapping[str, Any], key: str) -> float | None:
@@ -106,6 +108,10 @@ class Candidate:
         self.billing: Billing = self.terms.billing if self.terms else profile.billing
         self.hourly: float | None = None
         self.price_source: PriceSource | None = None
+        self.prices_as_of: str | None = None
+        self.price_note: str | None = None
+        self.machine: str | None = None  # what the price is for (see _machine_of)
+        self.offer: Offer | None = None  # the live offer it is priced by
         self.minutes: float | None = None
         self.billed: float | None = None
         self.cost: float | None = None
@@ -170,6 +176,9 @@ class Candidate:
             zones=self.zones,
             hourly_usd=self.hourly,
             price_source=self.price_source,
+            prices_as_of=self.prices_as_of,
+            price_note=self.price_note,
+            machine=self.machine,
             billing_increment_minutes=self.billing.increment_minutes,
             billing_minimum_minutes=self.billing.minimum_minutes,
             estimated_minutes=None if self.minutes is None else round(self.minutes, 1),
@@ -187,6 +196,102 @@ def _best_local_gpu(local: LocalSnapshot) -> tuple[LocalGpu | None, bool]:
     return idle[0], len(idle) < len(local.gpus)
 
 
+def _price_region(entry: ProviderEntry, profile: ProviderProfile) -> str | None:
+    """The region a provider's machines are priced in: its configured ``region`` if the
+    catalog knows it (as the catalog spells it), else None (the machine's listed price)."""
+    region = entry.config.get("region")
+    if isinstance(region, str) and region.strip():
+        found = _regions_by_id(profile).get(region.strip().lower())
+        return found.id if found is not None else None
+    return None
+
+
+def _machine_of(
+    entry: ProviderEntry, profile: ProviderProfile, region: str | None, catalog: Catalog
+) -> tuple[MachineType | None, str | None]:
+    """The machine a provider launches, where its profile lists machines: the one its
+    ``machine_option`` names, else the cheapest listed machine with its chosen GPU, else the
+    option's default. (None, id) for a configured machine the catalog does not list."""
+    option = profile.machine_option
+    if option is None:
+        return None, None
+    configured = entry.config.get(option)
+    if isinstance(configured, str) and configured.strip():
+        return profile.machine(configured.strip()), configured.strip()
+    spec = catalog.gpu(entry.gpu) if entry.gpu else None
+    if spec is not None:
+        matching = profile.machines_with(spec.name, region) or profile.machines_with(spec.name)
+        if matching:
+            return matching[0], matching[0].id
+    try:
+        default = profile.field(option).default
+    except KeyError:  # (checked when the catalog loads)
+        default = None
+    return profile.machine(default), default
+
+
+def _headline_applies(entry: ProviderEntry, profile: ProviderProfile, catalog: Catalog) -> bool:
+    """Whether the profile's listed price (the seed's headline, for its default GPU) prices
+    this provider: where the profile lists no machines, or where nothing chooses another
+    machine or GPU than the defaults and the default machine is not in the table. A machine
+    or GPU the user chose that the table does not price stays unpriced (the headline is
+    another GPU's price: the H100 priced as an A100)."""
+    if profile.pricing.hourly_usd is None:
+        return False
+    if not profile.machines or profile.machine_option is None:
+        return True
+    if entry.config.get(profile.machine_option) not in (None, ""):
+        return False
+    spec = catalog.gpu(entry.gpu) if entry.gpu else None
+    return entry.gpu is None or (spec is not None and spec.name == profile.default_gpu)
+
+
+def _live_offer(live: LivePrices | None, machine: str | None, region: str | None) -> Offer | None:
+    """The on-demand live offer for ``machine`` in ``region`` (an offer for no region in
+    particular counts anywhere), cheapest first; None without fresh live prices."""
+    if live is None or not live.fresh or machine is None:
+        return None
+    found = [
+        o
+        for o in live.offers
+        if not o.spot and o.machine == machine and (region is None or o.region in (region, None))
+    ]
+    if region is not None and any(o.region == region for o in found):
+        found = [o for o in found if o.region == region]
+    return min(found, key=lambda o: (o.hourly_usd, o.region or ""), default=None)
+
+
+def _market_offer(
+    live: LivePrices | None, need: float, residency: Sequence[str], ceiling: float | None
+) -> Offer | None:
+    """A marketplace's cheapest fresh on-demand offer with the VRAM needed, in an allowed
+    zone, within the user's price ceiling."""
+    if live is None or not live.fresh:
+        return None
+    found = [
+        o
+        for o in live.offers
+        if not o.spot
+        and o.vram_gb is not None
+        and o.vram_gb + EPS >= need
+        and (not residency or o.zone in residency)
+        and (ceiling is None or o.hourly_usd <= ceiling + EPS)
+    ]
+    return min(found, key=lambda o: (o.hourly_usd, o.machine or ""), default=None)
+
+
+def _stale_note(live: LivePrices | None) -> str | None:
+    """Why a provider's live prices were not used, if it has any."""
+    if live is None:
+        return None
+    if live.error and not live.fresh:
+        return f"its live prices could not be refreshed ({live.error})"
+    if not live.fresh and live.taken_at is not None:
+        taken = live.taken_at.strftime("%Y-%m-%d %H:%M UTC")
+        return f"its live prices of {taken} are older than prices.max_age_h"
+    return None
+
+
 def evaluate(
     c: Candidate,
     req: Requirements,
@@ -195,6 +300,7 @@ def evaluate(
     residency: Sequence[str],
     budget: float | None,
     catalog: Catalog,
+    live: LivePrices | None = None,
 ) -> None:
     entry, profile = c.entry, c.profile
     need = req.vram_gb
@@ -259,12 +365,31 @@ def evaluate(
                 f"{wording.number(need)}GB required for {label})",
             )
     else:
-        name = entry.gpu or profile.default_gpu
+        # The machine it launches decides the GPU (and the price, below); a marketplace's GPU
+        # is the one of the live offer it would rent.
+        machine, c.machine = _machine_of(entry, profile, _price_region(entry, profile), catalog)
+        if profile.pricing.marketplace:
+            c.offer = _market_offer(
+                live, need, residency, _meta_number(entry.meta, "price_ceiling_usd")
+            )
+        name = (
+            c.offer.gpu
+            if c.offer is not None
+            else machine.gpu
+            if machine is not None
+            else entry.gpu or profile.default_gpu
+        )
         spec = catalog.gpu(name)
         if spec is not None:
             c.gpu, c.vram_gb, c.throughput = spec.name, spec.vram_gb, spec.relative_throughput
         else:
             c.gpu, c.vram_gb = name, profile.vram_floor_gb
+        if c.offer is not None:
+            c.machine = c.offer.machine
+            if c.offer.vram_gb is not None:
+                c.vram_gb = c.offer.vram_gb
+            if c.offer.zone is not None:
+                c.zones = [c.offer.zone]
         if c.vram_gb + EPS < need:
             c.exclude(
                 "vram",
@@ -308,15 +433,32 @@ def evaluate(
     c.minutes = req.gpu_hours * 60 / c.throughput + profile.startup_minutes
     c.billed = c.billing.billed_minutes(c.minutes)
     if c.priced:
+        # The user's own price, a custom endpoint's stated one, a fresh live price, the
+        # catalog's price of the machine (or the profile's, where it lists no machines).
         hourly = _meta_number(entry.meta, "hourly_usd")
         source: PriceSource | None = "meta" if hourly is not None else None
         if hourly is None and c.terms is not None and c.terms.hourly_usd is not None:
             hourly, source = c.terms.hourly_usd, "config"
-        if hourly is None and profile.pricing.hourly_usd is not None:
-            hourly, source = profile.pricing.hourly_usd, "catalog"
+        if hourly is None and c.terms is None:
+            region = _price_region(entry, profile)
+            offer = c.offer or _live_offer(live, c.machine, region)
+            if offer is not None:
+                c.offer = offer
+                hourly, source = offer.hourly_usd, "live"
+                c.prices_as_of = offer.taken_at.isoformat(timespec="seconds")
+            else:
+                c.price_note = _stale_note(live)
+                listed = profile.machine(c.machine)
+                if listed is not None:
+                    hourly, source = listed.price(region), "catalog"
+                elif _headline_applies(entry, profile, catalog):
+                    hourly, source = profile.pricing.hourly_usd, "catalog"
+                if source == "catalog":
+                    c.prices_as_of = profile.pricing.prices_as_of.isoformat()
         ceiling = _meta_number(entry.meta, "price_ceiling_usd")
         if ceiling is not None and (hourly is None or ceiling < hourly):
             hourly, source = ceiling, "price_ceiling"
+            c.prices_as_of = None
         c.hourly, c.price_source = hourly, source
     else:
         c.hourly, c.price_source = 0.0, "free"

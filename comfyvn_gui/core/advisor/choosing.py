@@ -9,6 +9,7 @@ from comfyvn_gui.core import wording
 from comfyvn_gui.core.catalog import Catalog
 from comfyvn_gui.core.checks import HealthStatus, LocalSnapshot
 from comfyvn_gui.core.models import LOCAL_ID, ProviderEntry
+from comfyvn_gui.core.prices import LivePrices
 from comfyvn_gui.core.provider_rules import broken_reason
 from comfyvn_gui.core.workload import Requirements, Workload
 
@@ -51,12 +52,14 @@ def advise(
     catalog: Catalog,
     *,
     user_pick: str | None = None,
+    prices: Mapping[str, LivePrices] | None = None,
 ) -> Advice:
     """Advise where ``workload`` (needing ``requirements``) should run. Pure and deterministic.
 
     ``providers`` are the registered entries (``AdviceProvider`` for the reported VRAM of
     LAN / SSH nodes and the last failure code); the built-in ``local`` is added when missing.
-    ``health`` maps ids to their latest health (missing: ``unknown``).
+    ``health`` maps ids to their latest health (missing: ``unknown``). ``prices``: the live
+    prices kept for each provider id (the service says which are still fresh).
     """
     residency = workload.residency if workload.residency is not None else settings.residency
     budget = workload.budget_usd if workload.budget_usd is not None else settings.budget_usd
@@ -87,7 +90,8 @@ def advise(
             continue
         profile = catalog.profile(entry.template_id)
         c = Candidate(entry, profile, health.get(entry.id, "unknown"))
-        evaluate(c, requirements, workload, local, residency, budget, catalog)
+        live = prices.get(entry.id) if prices else None
+        evaluate(c, requirements, workload, local, residency, budget, catalog, live)
         candidates.append(c)
 
     eligible = [c for c in candidates if c.excluded is None]

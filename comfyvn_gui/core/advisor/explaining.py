@@ -103,15 +103,19 @@ def reason_for(
     else:
         increment = wording.billing_step(choice.billing.increment_minutes)
         price = (
-            f"{wording.hourly_price(choice.hourly)} billed {increment}"
+            f"{wording.hourly_price(choice.hourly)} billed {increment}, {price_origin(choice)}"
             if choice.hourly is not None
             else "no known price"
         )
         cost_text = wording.cost(choice.cost) or "cost unknown"
+        machine = f"{choice.machine}, " if choice.machine and choice.offer is None else ""
         numbers = (
             f"{cost_text} for ~{wording.duration(choice.minutes or 0)}"
-            f" on {choice.gpu or 'its GPU'} ({wording.number(choice.vram_gb or 0)}GB, {price})"
+            f" on {choice.gpu or 'its GPU'} ({machine}{wording.number(choice.vram_gb or 0)}GB, "
+            f"{price})"
         )
+        if choice.price_note:
+            numbers += f" — {choice.price_note}, so the catalog's price is used"
         if decided == "interactive_latency":
             cheapest = sorted(remotes, key=cost_key)[0]
             parts.append(
@@ -130,6 +134,27 @@ def reason_for(
             tail = f" of {len(remotes)} eligible remote providers" if others > 0 else ""
             parts.append(f"{choice.label} is the cheapest{tail}: {numbers}")
     return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
+
+
+def price_origin(c: Candidate) -> str:
+    """Where a candidate's price comes from, and when it was taken, in words."""
+    source = c.price_source
+    if source == "live":
+        offer = c.offer
+        taken = c.prices_as_of or ""
+        if offer is not None:
+            taken = offer.taken_at.strftime("%Y-%m-%d %H:%M UTC")
+            return f"live price from {offer.source_name} of {taken}"
+        return f"live price of {taken}"
+    if source == "catalog":
+        return f"catalog price as of {c.prices_as_of}"
+    if source == "meta":
+        return "your price (meta.hourly_usd)"
+    if source == "config":
+        return "the price you stated for it"
+    if source == "price_ceiling":
+        return "your price ceiling"
+    return "free"
 
 
 def _where(choice: Candidate) -> str:
@@ -210,11 +235,14 @@ def _price_warnings(choice: Candidate) -> list[AdviceWarning]:
             if choice.custom
             else "set meta.price_ceiling_usd (or meta.hourly_usd)"
         )
+        what = "this GPU"
+        if choice.machine and choice.profile.machines:
+            what = f"{choice.machine} (not in the catalog's price table)"
         return [
             AdviceWarning(
                 code="price_unknown",
                 provider=choice.id,
-                message=f"{choice.label} has no known price for this GPU: {fix} to see a cost "
+                message=f"{choice.label} has no known price for {what}: {fix} to see a cost "
                 "before running.",
             )
         ]

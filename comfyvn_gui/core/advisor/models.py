@@ -97,6 +97,12 @@ class AdviceRequest(BaseModel):
     providers: list[AdviceProvider] | None = Field(
         None, description="Replaces the registry for this one advice (a what-if)"
     )
+    live_prices: bool = Field(
+        False,
+        description="With providers: use the live prices kept for those provider ids too "
+        "(by default a what-if is priced from its request and the catalog alone, so it stays "
+        "reproducible); without providers live prices are always used",
+    )
 
 
 class AdviceWarning(BaseModel):
@@ -119,10 +125,28 @@ class Alternative(BaseModel):
     vram_gb: float | None = Field(None, description="Its VRAM (local: free VRAM)")
     zones: list[str] = Field(default_factory=list, description="Residency zones it may run in")
     hourly_usd: float | None = Field(None, description="None: no known price")
-    price_source: Literal["catalog", "meta", "config", "price_ceiling", "free"] | None = Field(
+    price_source: Literal["catalog", "live", "meta", "config", "price_ceiling", "free"] | None = (
+        Field(
+            None,
+            description="Where hourly_usd comes from: the catalog, a live price fetched from the "
+            "provider, the entry's meta.hourly_usd, its config (a custom endpoint's own "
+            "hourly_usd), its meta.price_ceiling_usd, or free",
+        )
+    )
+    prices_as_of: str | None = Field(
         None,
-        description="Where hourly_usd comes from: the catalog, the entry's meta.hourly_usd, its "
-        "config (a custom endpoint's own hourly_usd), its meta.price_ceiling_usd, or free",
+        description="When the price was taken: the catalog's date (YYYY-MM-DD) or the live "
+        "price's time (ISO, UTC); null for a price the user stated",
+    )
+    price_note: str | None = Field(
+        None,
+        description="Why a live price was not used (older than prices.max_age_h, or its "
+        "refresh failed), in words",
+    )
+    machine: str | None = Field(
+        None,
+        description="The machine the price is for (instance type, VM size, machine type, GPU "
+        "type or class, or a marketplace offer's id)",
     )
     billing_increment_minutes: float
     billing_minimum_minutes: float

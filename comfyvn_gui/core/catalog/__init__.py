@@ -42,7 +42,16 @@ from __future__ import annotations
 from .base import CatalogError
 from .gpus import GpuSpec
 from .loader import Catalog, catalog_dir, load_catalog, resources_dir
-from .profiles import AuthField, Billing, Legal, MetaField, Pricing, ProviderProfile, Region
+from .profiles import (
+    AuthField,
+    Billing,
+    Legal,
+    MachineType,
+    MetaField,
+    Pricing,
+    ProviderProfile,
+    Region,
+)
 from .vocabulary import (
     AUTH_FIELD_KINDS,
     CUSTOM_TERM_FIELDS,
@@ -76,6 +85,7 @@ __all__ = [
     "CatalogError",
     "GpuSpec",
     "Legal",
+    "MachineType",
     "MetaField",
     "MetaFieldKind",
     "Pricing",

@@ -103,7 +103,7 @@ def _map_client_error(job: _Job, exc: Any, action: str) -> CheckFailure:
             "→ Security credentials, or create a new access key",
             fields=["access_key"],
         )
-    if code == "SignatureDoesNotMatch":
+    if code in ("SignatureDoesNotMatch", "InvalidSignatureException"):
         if "expired" in text.lower():
             return _clock_failure(job, code)
         return CheckFailure(
