@@ -363,6 +363,17 @@ def normalize(
                 )
             gpu = spec.name
 
+    gpu = _machine_and_gpu(
+        catalog,
+        profile,
+        config,
+        gpu,
+        gpu_sent="gpu" in sent and inp.gpu is not None,
+        machine_sent=profile.machine_option is not None
+        and (inp.config or {}).get(profile.machine_option) not in (None, ""),
+        where=where,
+    )
+
     meta: dict[str, Any] = dict(existing.meta) if existing else {}
     leaked = _secret_looking_keys(catalog, inp.meta or {}, "meta")
     if leaked:
@@ -421,6 +432,48 @@ def normalize(
     except ValueError as exc:
         raise InputError(f"{where}: a value cannot be stored as JSON ({exc})") from None
     return ProviderChange(entry=entry, writes=writes, clears=clears & stored, created=not existing)
+
+
+def _machine_and_gpu(
+    catalog: Catalog,
+    profile: ProviderProfile,
+    config: dict[str, Any],
+    gpu: str | None,
+    *,
+    gpu_sent: bool,
+    machine_sent: bool,
+    where: str,
+) -> str | None:
+    """Keep a provider's machine and GPU one choice (issue 21): where the profile lists the
+    machines its ``machine_option`` names, a listed machine decides the GPU, and a GPU chosen
+    alone picks the cheapest listed machine carrying it (in the provider's region) into
+    ``config`` — so the advice prices the machine dispatch launches. Both given and not
+    matching is refused, naming the machines that do. Returns the GPU to store."""
+    option = profile.machine_option
+    if option is None or not profile.machines:
+        return gpu
+    machine = profile.machine(config.get(option)) if config.get(option) else None
+    if machine_sent and machine is not None:
+        if gpu_sent and gpu is not None and gpu != machine.gpu:
+            fits = ", ".join(m.id for m in profile.machines_with(gpu)) or "none is listed"
+            raise InputError(
+                f"{where}: gpu {gpu} does not match {option} {machine.id}, which has "
+                f"{machine.gpu_count if machine.gpu_count > 1 else 'an'} "
+                f"{machine.gpu}; leave gpu empty or choose a {option} with an {gpu} ({fits})",
+                fields=["gpu", option],
+            )
+        return machine.gpu
+    if gpu_sent and gpu is not None and not machine_sent:
+        if machine is not None and machine.gpu == gpu:
+            return gpu
+        region = config.get("region")
+        matching = profile.machines_with(gpu, region if isinstance(region, str) else None)
+        matching = matching or profile.machines_with(gpu)
+        if matching:
+            config[option] = matching[0].id
+        elif machine is not None:
+            config.pop(option, None)  # (the old machine carries another GPU)
+    return gpu
 
 
 def _secret_looking_keys(catalog: Catalog, value: Any, path: str) -> list[str]:

@@ -486,26 +486,10 @@ class Service:
         """Each provider's kept live prices, marked fresh while younger than the setting."""
         return self._prices.live()
 
-    def offers(
-        self,
-        *,
-        vram_gb: float | None = None,
-        gpu: str | None = None,
-        zone: str | None = None,
-        max_price: float | None = None,
-        spot: bool = False,
-        templates: bool = True,
-    ) -> list[Offer]:
-        """Every offer across the user's providers and the templates, cheapest first,
-        answered from the home and the catalog (no network; see ``refresh_prices``)."""
-        return self._prices.offers(
-            vram_gb=vram_gb,
-            gpu=gpu,
-            zone=zone,
-            max_price=max_price,
-            spot=spot,
-            templates=templates,
-        )
+    def offers(self, **filters: Any) -> list[Offer]:
+        """Every offer across the user's providers and the templates, cheapest first, from
+        the home and the catalog (no network); ``filters``: see ``PricesFeature.offers``."""
+        return self._prices.offers(**filters)
 
     # -- settings --------------------------------------------------------------------------
 
