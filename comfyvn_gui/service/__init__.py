@@ -297,6 +297,7 @@ class Service:
             audit=self.audit,
             schedule=MonitorSchedule(self.home),
             workers=self._workers,
+            refresh_prices=self.refresh_stale_prices,
         )
 
     # -- workers -------------------------------------------------------------------------
@@ -476,6 +477,14 @@ class Service:
 
         records: list[PriceRecord] = asyncio.run(self.refresh_prices(ids, timeout_s=timeout_s))
         return records
+
+    async def refresh_stale_prices(self) -> list[PriceRecord]:
+        """Refresh only the live prices that are missing or older than the setting (the
+        health monitor's background refresh, in the window and in ``serve``)."""
+        import asyncio
+
+        stale = await asyncio.get_running_loop().run_in_executor(self.io_pool, self.stale_prices)
+        return await self.refresh_prices(stale) if stale else []
 
     def stale_prices(self) -> list[str]:
         """The providers with a live price source whose prices are missing or older than

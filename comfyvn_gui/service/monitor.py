@@ -8,6 +8,9 @@
 * The schedule lives in the home (``data/health-monitor.json``) and a round claims the
   providers it will check under a file lock before checking them, so the GUI, ``serve`` and a
   CLI watcher on one home never check the same provider twice.
+* After each round, at most every :data:`PRICE_RETRY_S`, the live prices that are missing or
+  older than ``prices.max_age_h`` are refreshed (``Service.refresh_stale_prices``): the window
+  runs the monitor on its background loop, so prices are never fetched on the GUI thread.
 * A change of a provider's health is a line in ``compute_advisor.log``; the latest result is in
   ``data/checks.json``, where the advisor reads it (an ``unhealthy`` provider is skipped with a
   warning).
@@ -21,8 +24,9 @@ composition root and features").
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from comfyvn_gui.core.checks import CheckResult
@@ -35,6 +39,8 @@ from .checks import ChecksFeature
 from .workers import Workers
 
 MAX_BACKOFF_S = 3600.0
+#: The background price refresh looks for stale prices at most this often (seconds).
+PRICE_RETRY_S = 600.0
 
 
 class HealthMonitor:
@@ -50,6 +56,7 @@ class HealthMonitor:
         schedule: MonitorSchedule,
         workers: Workers,
         clock: Callable[[], float] = time.time,
+        refresh_prices: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.checks = checks
         self.registry = registry
@@ -58,6 +65,8 @@ class HealthMonitor:
         self.store = schedule
         self.workers = workers
         self.clock = clock
+        self._refresh_prices = refresh_prices
+        self._prices_tried = -math.inf  # (monotonic) the last background price refresh
 
     # -- schedule ------------------------------------------------------------------------
 
@@ -132,6 +141,21 @@ class HealthMonitor:
         await loop.run_in_executor(self.workers.io_pool, self._settle, results)
         return results
 
+    async def refresh_prices(self) -> bool:
+        """The background price refresh: at most every :data:`PRICE_RETRY_S`, fetch the live
+        prices that are missing or older than ``prices.max_age_h`` (the service's
+        ``refresh_stale_prices``). Never raises: a failure is logged, the advisor keeps the
+        catalog's prices. Returns whether it ran."""
+        now = time.monotonic()
+        if self._refresh_prices is None or now - self._prices_tried < PRICE_RETRY_S:
+            return False
+        self._prices_tried = now
+        try:
+            await self._refresh_prices()
+        except Exception as exc:  # noqa: BLE001 - a background refresh must not stop rounds
+            self.audit.event("prices.refresh_failed", level="warning", exc=exc)
+        return True
+
     def seconds_until_due(self) -> float:
         state = self.store.load()
         watched = self.watched()
@@ -152,6 +176,7 @@ class HealthMonitor:
             results = await self.run_once()
             if results and on_results is not None:
                 on_results(results)
+            await self.refresh_prices()
             wait = min(max_sleep_s, max(1.0, self.seconds_until_due()))
             try:
                 await asyncio.wait_for(stop.wait(), wait)

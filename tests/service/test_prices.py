@@ -231,3 +231,22 @@ def test_choosing_a_gpu_picks_the_machine_and_a_machine_decides_the_gpu(app_home
     assert all(m.id in refused.value.message for m in h100s)
     assert svc.get_provider("lam").config["instance_type"] == "gpu_1x_a100"  # unchanged
     svc.close()
+
+
+def test_the_health_monitor_refreshes_stale_prices_in_the_background(
+    app_home: Path, lam: LambdaFake
+) -> None:
+    """The window and ``serve`` run the health monitor off the GUI thread; after a round it
+    fetches the live prices that are missing or stale, at most every PRICE_RETRY_S."""
+    import asyncio
+
+    svc = Service(resolve_home())
+    lambda_provider(svc, lam, instance_type="gpu_1x_a100")
+    assert svc.stale_prices() == ["my-lambda"]
+    assert asyncio.run(svc.monitor.refresh_prices()) is True
+    assert svc.stale_prices() == []
+    assert PriceStore(resolve_home()).load()["my-lambda"].offers
+    before = len(lam.requests)
+    assert asyncio.run(svc.monitor.refresh_prices()) is False  # not again so soon
+    assert len(lam.requests) == before
+    svc.close()
