@@ -638,3 +638,26 @@ def test_aws_metadata_is_generated_from_the_profile_and_saved_in_meta(
         }
     finally:
         svc.close()
+
+
+def test_the_gpu_picks_the_machine_and_the_machine_shows_its_gpu(qtbot: QtBot) -> None:
+    """Issue 21: a Lambda provider's GPU and instance type are one choice. Picking H100 puts
+    the cheapest H100 instance type in the field; typing an instance type the catalog lists
+    shows its GPU; the payload is always a pair the save accepts."""
+    form = make_form(qtbot, "lambda")
+    profile = form.profile
+    gpu = child(form, QComboBox, "gpu")
+    machine = child(form, QLineEdit, "field-instance_type")
+    gpu.setCurrentIndex(gpu.findText("H100"))
+    [cheapest, *_] = profile.machines_with("H100")
+    assert machine.text() == cheapest.id
+    payload = form.payload()
+    assert payload["gpu"] == "H100" and payload["config"]["instance_type"] == cheapest.id
+    machine.clear()
+    qtbot.keyClicks(machine, "gpu_1x_a100")
+    assert gpu.currentText() == "A100 40GB"
+    assert form.payload()["gpu"] == "A100 40GB"
+    # an instance type the catalog does not list leaves the GPU as chosen
+    machine.clear()
+    qtbot.keyClicks(machine, "gpu_1x_b200")
+    assert gpu.currentText() == "A100 40GB" and "instance_type" not in form.problems()

@@ -23,6 +23,7 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
+from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import AuthField, ProviderProfile, load_catalog
 from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.gui.palette import error_color
@@ -291,11 +292,39 @@ class CredentialForm(QWidget):
     def _on_changed(self, widget: FieldWidget) -> None:
         widget.touched = True
         key = next(k for k, w in self._inputs.items() if w is widget)
+        self._follow_machine(key)
         self._highlights.pop(key, None)
         if not self._highlights:
             self.banner.hide()
         self._revalidate()
         self.changed.emit()
+
+    def _follow_machine(self, key: str) -> None:
+        """The GPU and the machine are one choice (issue 21): picking a GPU picks the machine
+        that carries it (``provider_rules.machine_for_gpu``, the rule saving applies), and a
+        listed machine shows its GPU, so the form never sends a pair the save refuses."""
+        p = self.profile
+        option = p.machine_option
+        if (
+            option is None
+            or not p.machines
+            or option not in self.fields
+            or "gpu" not in self._inputs
+        ):
+            return
+        machine_input, gpu_input = self.fields[option], self._inputs["gpu"]
+        if key == "gpu":
+            gpu = gpu_input.value()
+            current = p.machine(machine_input.value() or p.field(option).default)
+            if gpu and (current is None or current.gpu != gpu):
+                region = self.fields["region"].value() if "region" in self.fields else None
+                fit = rules.machine_for_gpu(p, gpu, region)
+                if fit is not None:
+                    machine_input.set_value(fit.id)
+        elif key == option:
+            machine = p.machine(machine_input.value())
+            if machine is not None and gpu_input.value() != machine.gpu:
+                gpu_input.set_value(machine.gpu)
 
     def _revalidate(self) -> None:
         self._problems: dict[str, str] = {}
