@@ -6,7 +6,7 @@ import argparse
 
 from comfyvn_gui import __version__
 
-PAGES = ("remote-gpu", "jobs", "advisor")
+PAGES = ("remote-gpu", "jobs", "advisor", "offers")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ PAGE_CHOICES = (
     "advisor",
     "workflows",
     "running",
+    "offers",
 )  # == mainwindow.PAGE_IDS (a test checks)
 NO_DISPLAY_MESSAGE = (
     f"{PROG}: no display found. Run headless with QT_QPA_PLATFORM=offscreen {PROG}, "

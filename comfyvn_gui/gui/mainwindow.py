@@ -1,6 +1,7 @@
-"""The main window: its places in a navigation list on the left — **Jobs**, **Running** and
-**Settings** (tabs "Remote GPU" and "Advisor") — and the page on the right, under the window's
-banner (orphans found at a provider, a job that ended where there is no system tray).
+"""The main window: its places in a navigation list on the left — **Jobs**, **Running**,
+**Offers** and **Settings** (tabs "Remote GPU" and "Advisor") — and the page on the right,
+under the window's banner (orphans found at a provider, a job that ended where there is no
+system tray).
 
 Closing the window while jobs are in flight says first how many go on in the background (the
 detached dispatch driver keeps them going) and how to follow them.
@@ -60,6 +61,7 @@ if TYPE_CHECKING:  # imported after the first paint (start-up time): see build_p
     from .bridge import ServiceBridge
     from .jobs.page import JobsPage
     from .notifier import JobEndWatch, Notice
+    from .offers.page import OffersPage
     from .remote_gpu.page import RemoteGpuPage
     from .running.page import RunningPage
     from .settings.workflows import WorkflowsPage
@@ -112,6 +114,12 @@ PAGES: tuple[PageSpec, ...] = (
         "Every machine, pod, key and volume this home holds at the providers, with its job, "
         "age and cost so far; orphans and leaked ones marked, and stopping them.",
     ),
+    PageSpec(
+        "offers",
+        "Offers",
+        "Every GPU you can rent now, cheapest first: your providers' live prices and the "
+        "catalog's, filtered by VRAM, GPU, zone and price; add a provider from its row.",
+    ),
 )
 PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
 
@@ -120,6 +128,7 @@ PAGE_IDS: tuple[str, ...] = tuple(p.id for p in PAGES)
 PLACES: tuple[tuple[str, str, str], ...] = (
     ("jobs", "Jobs", PAGES[1].summary),
     ("running", "Running", PAGES[4].summary),
+    ("offers", "Offers", PAGES[5].summary),
     (
         "settings",
         "Settings",
@@ -130,6 +139,7 @@ PLACES: tuple[tuple[str, str, str], ...] = (
 PAGE_PLACES: dict[str, tuple[str, int | None]] = {
     "jobs": ("jobs", None),
     "running": ("running", None),
+    "offers": ("offers", None),
     "remote-gpu": ("settings", 0),
     "advisor": ("settings", 1),
     "workflows": ("settings", 2),
@@ -182,6 +192,7 @@ class MainWindow(QMainWindow):
         self.advisor: AdvisorPage | None = None
         self.workflows: WorkflowsPage | None = None
         self.running: RunningPage | None = None
+        self.offers: OffersPage | None = None
         self.job_ends: JobEndWatch | None = None
         self._quit_requested = False  # File → Quit: the user closes (see closeEvent)
         self._close_told = False  # the user read that jobs go on, and closed
@@ -212,6 +223,7 @@ class MainWindow(QMainWindow):
         self.pages: dict[str, QWidget] = {
             "jobs": _loading("jobs", "Loading the job queue…", self),
             "running": _loading("running", "Loading what runs at the providers…", self),
+            "offers": _loading("offers", "Loading the offers…", self),
             "remote-gpu": loading,
             "advisor": _loading("advisor", "Loading the advisor's settings…", self),
         }
@@ -224,6 +236,7 @@ class MainWindow(QMainWindow):
         self.places: dict[str, QWidget] = {
             "jobs": self.pages["jobs"],
             "running": self.pages["running"],
+            "offers": self.pages["offers"],
             "settings": self.settings_tabs,
         }
         for place, title, summary in PLACES:
@@ -328,7 +341,8 @@ class MainWindow(QMainWindow):
         return page
 
     def _build_other_pages(self) -> None:
-        """The Jobs, Running and Advisor pages (after the Remote GPU page: see :meth:`start`)."""
+        """The Jobs, Running, Offers and Advisor pages (after the Remote GPU page: see
+        :meth:`start`)."""
         if self.jobs is not None:
             return
         assert self.bridge is not None
@@ -360,6 +374,21 @@ class MainWindow(QMainWindow):
         self.pages["running"] = self.places["running"] = running
         self.running = running
 
+        from .offers.page import OffersPage
+
+        offers = OffersPage(self.bridge)
+        offers.setBackgroundRole(QPalette.ColorRole.Base)
+        offers.add_provider_requested.connect(self.add_provider)
+        placeholder = self.places["offers"]
+        index = self.stack.indexOf(placeholder)
+        current = self.stack.currentIndex()
+        self.stack.removeWidget(placeholder)
+        self.stack.insertWidget(index, offers)
+        self.stack.setCurrentIndex(current)
+        placeholder.deleteLater()
+        self.pages["offers"] = self.places["offers"] = offers
+        self.offers = offers
+
         from .advisor.page import AdvisorPage
 
         advisor = AdvisorPage(self.bridge)
@@ -387,12 +416,14 @@ class MainWindow(QMainWindow):
     @property
     def is_loaded(self) -> bool:
         """Every page is built and has loaded its data (the Running place lists only once it
-        is shown: its listing asks every provider)."""
-        running = self.running
+        is shown: its listing asks every provider; the Offers place reads once it is shown)."""
         return all(
             page is not None and page.is_loaded
             for page in (self.remote, self.jobs, self.advisor, self.workflows)
-        ) and (running is not None and (running.is_loaded or not running.started))
+        ) and all(
+            page is not None and (page.is_loaded or not page.started)
+            for page in (self.running, self.offers)
+        )
 
     def start(self) -> asyncio.Task[Any]:
         """Build and load the pages (and start the health monitor); the window is already
@@ -437,8 +468,8 @@ class MainWindow(QMainWindow):
         self.advisor.start()
         assert self.workflows is not None
         self.workflows.start()
-        if self.current_page() == "running":
-            self._on_place_shown("running")
+        if self.current_page() in ("running", "offers"):
+            self._on_place_shown(self.current_page())
         from .notifier import JobEndWatch
 
         # (a job that ends while the window is in the background: the tray, or the banner)
@@ -511,8 +542,8 @@ class MainWindow(QMainWindow):
     # -- pages ---------------------------------------------------------------------------------
 
     def show_page(self, name: str) -> None:
-        """Select a page by its id: ``remote-gpu``, ``jobs``, ``advisor``, ``workflows`` or
-        ``running``."""
+        """Select a page by its id: ``remote-gpu``, ``jobs``, ``advisor``, ``workflows``,
+        ``running`` or ``offers``."""
         try:
             place, tab = PAGE_PLACES[name]
         except KeyError:
@@ -538,6 +569,20 @@ class MainWindow(QMainWindow):
     def _on_place_shown(self, place: str) -> None:
         if place == "running" and self.running is not None and not self._closing:
             self.running.shown()  # (lists the first time, and again when stale)
+        if place == "offers" and self.offers is not None and not self._closing:
+            self.offers.shown()  # (reads from the home: the ages move on)
+
+    def add_provider(self, template_id: str) -> None:
+        """Open the Remote GPU page's add form for the template ``template_id`` (an offer's
+        "Add this provider")."""
+        self.show_page("remote-gpu")
+        if self.remote is None:
+            return
+        from .remote_gpu.provider_info import TEMPLATE_PREFIX
+
+        key = TEMPLATE_PREFIX + template_id
+        if key in self.remote.cards.keys():
+            self.remote.cards.select(key)
 
     # -- diagnostics ---------------------------------------------------------------------------
 
@@ -746,6 +791,8 @@ class MainWindow(QMainWindow):
             self.jobs.close_dialogs()
         if self.running is not None:
             self.running.close_dialogs()
+        if self.offers is not None:
+            self.offers.close_dialogs()
         if self.job_ends is not None:
             self.job_ends.close()
         if self.bridge is not None:
@@ -794,6 +841,7 @@ def _prepare_service(service: Service | None) -> Service:
 def _import_other_pages() -> None:
     from .advisor import page as advisor  # noqa: F401
     from .jobs import page as jobs  # noqa: F401
+    from .offers import page as offers  # noqa: F401
     from .running import page as running  # noqa: F401
     from .settings import workflows  # noqa: F401
 

@@ -1,0 +1,1 @@
+"""The Offers place: every GPU the user can rent now, cheapest first (issue 21)."""
