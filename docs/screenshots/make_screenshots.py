@@ -1,10 +1,12 @@
-"""Make docs/screenshots/{remote-gpu,jobs,advisor,workflows,running,dispatch-dialog}.png: a
+"""Make docs/screenshots/{remote-gpu,jobs,advisor,workflows,running,offers,dispatch-dialog}.png: a
 temporary home with a few providers, checked for real against the test suite's provider fakes
 and a private Secret Service keyring; the sample importer summary
 resources/examples/summaries/moonlit-academy.json queued; a super-resolution job that really
 ran (dispatched to a custom ComfyUI endpoint served by the ComfyUI contract fake, through the
 real driver) and another queued for it (the confirmation dialog's picture); and a pod on the
-RunPod pods fake that no job owns (an orphan, for the Running page), released at the end.
+RunPod pods fake that no job owns (an orphan, for the Running page), released at the end; the
+Lambda provider's live prices fetched from the Lambda Cloud fake once its key is accepted again
+(after the Remote GPU picture, which shows it refused): live rows on the Offers page.
 
 Run from the repository root: ``.venv/bin/python docs/screenshots/make_screenshots.py``.
 """
@@ -35,6 +37,7 @@ from tests.fakes.runpod_pods import RunPodPodsFake  # noqa: E402
 from tests.service.test_dispatch import project, stop_driver, summary  # noqa: E402
 
 ENDED = ("completed", "failed", "cancelled")
+OLD_LAMBDA_KEY = "secret_OLDKEY_0123456789abcdef.0000"
 
 
 def run_a_job(s: Service, folder: Path) -> int:
@@ -149,7 +152,7 @@ try:
                 "id": "lambda-cg",
                 "name": "Lambda (CG bakes)",
                 "base_url": lam.api_base,
-                "config": {"api_key": "secret_OLDKEY_0123456789abcdef.0000"},
+                "config": {"api_key": OLD_LAMBDA_KEY},
             },
         )
         s.create_provider(
@@ -198,7 +201,11 @@ try:
                     s.pick_provider(queued.id, "studio-box")
                 rent_an_orphan(s, "runpod-pods")
                 folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
-                for page in ("remote-gpu", "jobs", "advisor", "workflows", "running"):
+                for page in ("remote-gpu", "jobs", "advisor", "workflows", "running", "offers"):
+                    if page == "offers":
+                        lam.key = OLD_LAMBDA_KEY  # (Lambda accepts the key now)
+                        [prices] = s.run_refresh_prices(["lambda-cg"])
+                        print(f"lambda-cg: {len(prices.offers)} live offers {prices.error or ''}")
                     r = subprocess.run(
                         [
                             sys.executable,

@@ -220,15 +220,15 @@ class OffersPage(QWidget):
         hh.setHighlightSections(False)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, width in {
-            Column.PROVIDER: 140,
-            Column.MACHINE: 130,
-            Column.GPU: 80,
-            Column.VRAM: 55,
-            Column.REGION: 130,
-            Column.PRICE: 80,
-            Column.BILLED: 80,
-            Column.SOURCE: 70,
-            Column.AGE: 45,
+            Column.PROVIDER: 160,
+            Column.MACHINE: 120,
+            Column.GPU: 75,
+            Column.VRAM: 50,
+            Column.REGION: 120,
+            Column.PRICE: 75,
+            Column.BILLED: 75,
+            Column.SOURCE: 55,
+            Column.AGE: 40,
         }.items():
             hh.resizeSection(col, width)
         hh.setStretchLastSection(True)
