@@ -30,6 +30,7 @@ CONSENT_CODES: tuple[str, ...] = (
     "residency",
     "non_open_source_assets",
     "dpia",
+    "spot_interruption",
 )
 
 

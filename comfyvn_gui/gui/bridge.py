@@ -41,7 +41,7 @@ COALESCE_MS = 150
 FileState = tuple[int, int, int] | None
 
 #: The order the change signals are emitted in (a page that listens to several reloads once).
-KINDS: tuple[str, ...] = ("providers", "results", "jobs")
+KINDS: tuple[str, ...] = ("providers", "results", "jobs", "prices")
 
 
 def file_state(path: str) -> FileState:
@@ -58,6 +58,8 @@ class ServiceBridge(QObject):
     providers_changed = Signal()
     results_changed = Signal()
     jobs_changed = Signal()
+    #: The kept live prices changed (a refresh here, in the background or in another process).
+    prices_changed = Signal()
 
     def __init__(self, service: Service | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -255,6 +257,7 @@ class ServiceBridge(QObject):
             "providers": self.providers_changed,
             "results": self.results_changed,
             "jobs": self.jobs_changed,
+            "prices": self.prices_changed,
         }
         for kind in KINDS:
             if kind in changed:

@@ -63,6 +63,7 @@ class LaunchSpec:
     zones: tuple[str, ...] | None  # residency: the zones the job may run in (None: any)
     deadline: datetime  # the hard deadline (absolute, UTC)
     disk_gb: int = 40
+    spot: bool = False  # the advice chose the provider's Spot offer: launch on Spot capacity
     # The start-up script for the hourly price of the machine actually taken (its dead-man
     # deadline is the cost ceiling at that price): an adapter that knows the price before it
     # sends the script asks for it with :meth:`script_at`.

@@ -752,8 +752,8 @@ class Service:
 
     def watched_files(self) -> dict[Path, str]:
         """The home's files other processes change, and what a change of each means to a
-        window: ``providers`` (the registry, the settings), ``results`` (check results) or
-        ``jobs`` (the queue's database and its write-ahead log)."""
+        window: ``providers`` (the registry, the settings), ``results`` (check results),
+        ``jobs`` (the queue's database and its write-ahead log) or ``prices`` (live prices)."""
         jobs = self.home.jobs_file  # (not the job store: SQLite is not needed to start)
         return {
             self.home.registry_file: "providers",
@@ -761,6 +761,7 @@ class Service:
             self.check_store.path: "results",
             jobs.with_name(jobs.name + "-wal"): "jobs",
             jobs: "jobs",
+            self.home.data_dir / "prices.json": "prices",
         }
 
     # -- the published JSON Schemas ------------------------------------------------------

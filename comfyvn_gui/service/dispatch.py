@@ -306,6 +306,8 @@ class DispatchFeature:
             "template": None if template is None else template.source,
             "dispatched_at": now.isoformat(timespec="seconds"),
             "ceilings": ceilings.as_json(now),
+            # "spot": the advice chose the provider's Spot offer; the launch asks for Spot
+            "offer": chosen.get("offer"),
             "price": {
                 "hourly_usd": ceilings.hourly_usd,
                 "increment_minutes": chosen.get("billing_increment_minutes") or 1,

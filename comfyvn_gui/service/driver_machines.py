@@ -125,6 +125,7 @@ class MachineRun:
             zones=self._zones(),
             deadline=hard,
             script_for=script_for,
+            spot=self.record.get("offer") == "spot",
         )
         if existing is None:
             self.released = "no machine was rented"

@@ -87,6 +87,7 @@ def run(
     hours: float = 1.0,
     settings: AdvisorSettings | None = None,
     user_pick: str | None = None,
+    prices: dict[str, Any] | None = None,
     **workload: Any,
 ) -> Any:
     w = Workload(**{"kind": "cg_super_res", **workload})
@@ -100,6 +101,7 @@ def run(
         settings or AdvisorSettings(),
         CATALOG,
         user_pick=user_pick,
+        prices=prices,
     )
 
 
@@ -598,3 +600,74 @@ def test_shipped_example_requests(
 
 def test_the_seed_example_file_is_the_design_request() -> None:
     assert json.loads((EXAMPLES / "seed-cg-super-res.json").read_text()) == SEED_REQUEST
+
+
+# -- Spot offers (issue 21) ----------------------------------------------------------------------
+
+
+def _aws_prices(on_demand: float, spot: float, *, fresh: bool = True) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from comfyvn_gui.core.prices import LivePrices, Offer
+
+    taken = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+    def offer(price: float, is_spot: bool) -> Offer:
+        return Offer(
+            provider="aws-1",
+            template_id="aws",
+            machine="g5.xlarge",
+            gpu="A10G",
+            vram_gb=24,
+            region="us-east-1",
+            zone="us",
+            hourly_usd=price,
+            spot=is_spot,
+            source="live",
+            source_name="EC2 spot price history" if is_spot else "the AWS Price List",
+            taken_at=taken,
+        )
+
+    return {
+        "aws-1": LivePrices(
+            provider="aws-1",
+            taken_at=taken,
+            offers=[offer(on_demand, False), offer(spot, True)],
+            fresh=fresh,
+        )
+    }
+
+
+def test_a_spot_offer_is_a_separate_alternative_where_the_provider_allows_spot() -> None:
+    from comfyvn_gui.core.gate import consent_items
+
+    aws = {"config": {"region": "us-east-1", "instance_type": "g5.xlarge"}}
+    allowed = p("aws-1", "aws", meta={"spot": True}, **aws)
+    advice = run([allowed], prices=_aws_prices(1.05, 0.40))
+    chosen = advice.chosen
+    assert advice.choice == "aws-1"  # the choice stays a provider id
+    assert (chosen.offer, chosen.hourly_usd, chosen.price_source) == ("spot", 0.40, "live")
+    [on_demand] = [a for a in advice.alternatives if a.provider == "aws-1"]
+    assert on_demand.offer is None and on_demand.hourly_usd == 1.05 and on_demand.eligible
+    assert (
+        on_demand.note.startswith("on demand: $") and "more than its Spot offer" in on_demand.note
+    )
+    assert "spot_interruption" in codes(advice)
+    assert "Spot capacity" in advice.reason
+    assert "spot_interruption" in {i.code for i in consent_items(advice.model_dump())}
+
+    # not allowed, stale, or above the ceiling (the bid): no Spot alternative
+    plain = run([p("aws-1", "aws", **aws)], prices=_aws_prices(1.05, 0.40))
+    assert plain.chosen.offer is None and plain.chosen.hourly_usd == 1.05
+    assert all(a.provider != "aws-1" for a in plain.alternatives)
+    assert "spot_interruption" not in codes(plain)
+    stale = run([allowed], prices=_aws_prices(1.05, 0.40, fresh=False))
+    assert stale.chosen.offer is None and stale.chosen.price_source == "catalog"
+    capped = p("aws-1", "aws", meta={"spot": True, "price_ceiling_usd": 0.3}, **aws)
+    under = run([capped], prices=_aws_prices(1.05, 0.40))
+    assert under.chosen.offer is None and under.chosen.price_source == "price_ceiling"
+    # a Spot price above on demand: on demand is chosen, Spot stays an alternative
+    dear = run([allowed], prices=_aws_prices(1.05, 1.20))
+    assert dear.chosen.offer is None
+    [spot_alt] = [a for a in dear.alternatives if a.provider == "aws-1"]
+    assert spot_alt.offer == "spot" and spot_alt.note.startswith("Spot: $")

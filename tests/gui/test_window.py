@@ -134,6 +134,7 @@ def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
     assert [window.nav.item(i).text() for i in range(window.nav.count())] == [
         "Jobs",
         "Running",
+        "Offers",
         "Settings",
     ]
     tabs = window.settings_tabs
@@ -142,13 +143,14 @@ def test_window_has_its_places_and_a_title(window: MainWindow) -> None:
         "Advisor",
         "Workflows",
     ]
-    assert window.stack.count() == 3
+    assert window.stack.count() == 4
     assert window.current_page() == "remote-gpu"
     assert window.stack.currentWidget() is tabs
     assert tabs.currentWidget() is window.pages["remote-gpu"]
     assert window.pages["advisor"].objectName() == "page-advisor"
     assert window.pages["jobs"].objectName() == "page-jobs"
     assert window.pages["running"].objectName() == "page-running"
+    assert window.pages["offers"].objectName() == "page-offers"
     assert window.pages["workflows"].objectName() == "page-workflows"
     window.show_page("workflows")
     assert window.current_page() == "workflows"
@@ -230,13 +232,15 @@ def test_navigation_by_mouse_keyboard_and_show_page(window: MainWindow, qtbot: Q
     qtbot.keyClick(nav, Qt.Key.Key_Down)
     assert window.current_page() == "running"
     qtbot.keyClick(nav, Qt.Key.Key_Down)
+    assert window.current_page() == "offers"
+    qtbot.keyClick(nav, Qt.Key.Key_Down)
     assert window.current_page() == "remote-gpu"
     qtbot.keyClick(nav, Qt.Key.Key_Home)
     assert window.current_page() == "jobs"
     assert window.stack.currentWidget() is window.pages["jobs"]
 
     window.show_page("advisor")
-    assert nav.currentRow() == 2
+    assert nav.currentRow() == 3
     assert window.settings_tabs.currentWidget() is window.pages["advisor"]
     assert window.current_page() == "advisor"
     with pytest.raises(ValueError, match="unknown page 'settings'"):

@@ -251,11 +251,19 @@ def test_no_default_ami_in_the_region_refuses_naming_ami_id_and_launches_nothing
     assert [i for r in reply["Reservations"] for i in r["Instances"]] == []
 
 
-def test_spot_when_the_provider_says_so_with_the_price_ceiling_as_max_price(
+def test_spot_when_the_advice_chose_the_spot_offer_with_the_ceiling_as_max_price(
     moto: MotoAccount, executor: BlockingExecutor
 ) -> None:
+    """Spot only when the job's advice chose the provider's Spot offer (LaunchSpec.spot);
+    ``meta.spot`` alone (Spot allowed) launches on demand."""
+    import dataclasses
+
     spec, _keys, _ = spec_for()
-    machine = call(moto, executor, "launch", spec, meta={"spot": True})
+    allowed_only = call(moto, executor, "launch", spec, meta={"spot": True})
+    assert "spot" not in allowed_only.refs
+    call(moto, executor, "release", allowed_only)
+    spot_spec = dataclasses.replace(spec, spot=True, name=spec.name + "-spot")
+    machine = call(moto, executor, "launch", spot_spec, meta={"spot": True})
     assert machine.refs["spot"] is True
     [instance] = ec2(moto).describe_instances(InstanceIds=[machine.id])["Reservations"][0][
         "Instances"
@@ -271,7 +279,14 @@ def test_the_spot_request_carries_the_ceiling_and_terminates_on_interruption() -
 
     job = _Job("aws", "k", "s", "us-east-1", "g5.xlarge", None, None, [], None, 0.0)
     request = run_request(
-        job, "ami-1", {"spot": True}, name="n", tags={}, user_data="x", max_hourly_usd=0.8
+        job,
+        "ami-1",
+        {"spot": True},
+        name="n",
+        tags={},
+        user_data="x",
+        max_hourly_usd=0.8,
+        spot=True,
     )
     assert request["InstanceMarketOptions"] == {
         "MarketType": "spot",

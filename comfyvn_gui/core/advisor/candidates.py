@@ -112,6 +112,7 @@ class Candidate:
         self.price_note: str | None = None
         self.machine: str | None = None  # what the price is for (see _machine_of)
         self.offer: Offer | None = None  # the live offer it is priced by
+        self.spot = False  # the provider's Spot offer (a separate alternative)
         self.minutes: float | None = None
         self.billed: float | None = None
         self.cost: float | None = None
@@ -179,6 +180,7 @@ class Candidate:
             prices_as_of=self.prices_as_of,
             price_note=self.price_note,
             machine=self.machine,
+            offer="spot" if self.spot else None,
             billing_increment_minutes=self.billing.increment_minutes,
             billing_minimum_minutes=self.billing.minimum_minutes,
             estimated_minutes=None if self.minutes is None else round(self.minutes, 1),
@@ -246,15 +248,20 @@ def _headline_applies(entry: ProviderEntry, profile: ProviderProfile, catalog: C
     return entry.gpu is None or (spec is not None and spec.name == profile.default_gpu)
 
 
-def _live_offer(live: LivePrices | None, machine: str | None, region: str | None) -> Offer | None:
-    """The on-demand live offer for ``machine`` in ``region`` (an offer for no region in
-    particular counts anywhere), cheapest first; None without fresh live prices."""
+def _live_offer(
+    live: LivePrices | None, machine: str | None, region: str | None, *, spot: bool = False
+) -> Offer | None:
+    """The on-demand (``spot``: the Spot) live offer for ``machine`` in ``region`` (an offer
+    for no region in particular counts anywhere), cheapest first; None without fresh live
+    prices."""
     if live is None or not live.fresh or machine is None:
         return None
     found = [
         o
         for o in live.offers
-        if not o.spot and o.machine == machine and (region is None or o.region in (region, None))
+        if o.spot == spot
+        and o.machine == machine
+        and (region is None or o.region in (region, None))
     ]
     if region is not None and any(o.region == region for o in found):
         found = [o for o in found if o.region == region]
@@ -301,8 +308,14 @@ def evaluate(
     budget: float | None,
     catalog: Catalog,
     live: LivePrices | None = None,
+    *,
+    spot: bool = False,
 ) -> None:
+    """Fill ``c``'s numbers and eligibility. ``spot``: price it by the provider's fresh live
+    Spot offer for its machine only (no offer, or one above the price ceiling: ``c.offer``
+    stays None and the caller drops the candidate)."""
     entry, profile = c.entry, c.profile
+    c.spot = spot
     need = req.vram_gb
     label = workload.label
 
@@ -368,7 +381,7 @@ def evaluate(
         # The machine it launches decides the GPU (and the price, below); a marketplace's GPU
         # is the one of the live offer it would rent.
         machine, c.machine = _machine_of(entry, profile, _price_region(entry, profile), catalog)
-        if profile.pricing.marketplace:
+        if profile.pricing.marketplace and not spot:
             c.offer = _market_offer(
                 live, need, residency, _meta_number(entry.meta, "price_ceiling_usd")
             )
@@ -432,7 +445,16 @@ def evaluate(
     # Time and money.
     c.minutes = req.gpu_hours * 60 / c.throughput + profile.startup_minutes
     c.billed = c.billing.billed_minutes(c.minutes)
-    if c.priced:
+    if c.priced and spot:
+        # The Spot alternative: only a fresh live Spot price for the machine, at or under the
+        # price ceiling (the bid): nothing else prices capacity that may be taken back.
+        offer = _live_offer(live, c.machine, _price_region(entry, profile), spot=True)
+        ceiling = _meta_number(entry.meta, "price_ceiling_usd")
+        if offer is not None and (ceiling is None or offer.hourly_usd <= ceiling + EPS):
+            c.offer = offer
+            c.hourly, c.price_source = offer.hourly_usd, "live"
+            c.prices_as_of = offer.taken_at.isoformat(timespec="seconds")
+    elif c.priced:
         # The user's own price, a custom endpoint's stated one, a fresh live price, the
         # catalog's price of the machine (or the profile's, where it lists no machines).
         hourly = _meta_number(entry.meta, "hourly_usd")
@@ -512,10 +534,22 @@ def _custom_gpu(c: Candidate, catalog: Catalog, need: float, label: str) -> None
         )
 
 
-def cost_key(c: Candidate) -> tuple[int, float, float, str]:
+def cost_key(c: Candidate) -> tuple[int, float, float, str, bool]:
     return (
         0 if c.cost is not None else 1,
         c.cost if c.cost is not None else 0.0,
         c.minutes or 0.0,
         c.id,
+        c.spot,  # (the same price on demand and Spot: on demand first)
     )
+
+
+def spot_allowed(entry: ProviderEntry, profile: ProviderProfile) -> bool:
+    """Whether a provider's Spot offer is weighed as an alternative: its profile can launch
+    Spot (it declares the ``spot`` metadata field) and the user allowed it (``meta.spot``)
+    without pricing the provider themselves (``meta.hourly_usd``)."""
+    try:
+        profile.meta_field("spot")
+    except KeyError:
+        return False
+    return entry.meta.get("spot") is True and _meta_number(entry.meta, "hourly_usd") is None

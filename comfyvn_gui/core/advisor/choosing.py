@@ -13,7 +13,7 @@ from comfyvn_gui.core.prices import LivePrices
 from comfyvn_gui.core.provider_rules import broken_reason
 from comfyvn_gui.core.workload import Requirements, Workload
 
-from .candidates import Candidate, cost_key, evaluate
+from .candidates import Candidate, cost_key, evaluate, spot_allowed
 from .explaining import note_alternatives, reason_for, warnings_for
 from .models import Advice, AdviceWarning, AdvisorSettings, Preference
 
@@ -77,6 +77,7 @@ def advise(
         )
     seen: set[str] = set()
     candidates: list[Candidate] = []
+    spots: list[Candidate] = []  # Spot offers: separate alternatives of their providers
     broken: list[AdviceWarning] = []
     for entry in sorted(entries, key=lambda e: e.id):
         if entry.id in seen:
@@ -93,8 +94,13 @@ def advise(
         live = prices.get(entry.id) if prices else None
         evaluate(c, requirements, workload, local, residency, budget, catalog, live)
         candidates.append(c)
+        if spot_allowed(entry, profile):
+            s = Candidate(entry, profile, health.get(entry.id, "unknown"))
+            evaluate(s, requirements, workload, local, residency, budget, catalog, live, spot=True)
+            if s.offer is not None and s.excluded is None:
+                spots.append(s)  # (an eligible Spot offer; never weighed when excluded)
 
-    eligible = [c for c in candidates if c.excluded is None]
+    eligible = [c for c in candidates if c.excluded is None] + spots
     locals_ = [c for c in eligible if c.tier == "local"]
     on_prem = sorted(
         (c for c in eligible if c.tier == "on_prem"),

@@ -31,6 +31,12 @@ def note_alternatives(
     for c in ranked[1:]:
         if decided == "user_pick":
             c.note = f"you picked {first.id}"
+        elif c.id == first.id:  # the same provider's other offer (on demand / Spot)
+            what, other = ("on demand", "its Spot offer") if first.spot else ("Spot", "on demand")
+            if c.cost is not None and first.cost is not None and c.cost > first.cost + EPS:
+                c.note = f"{what}: {wording.cost(c.cost - first.cost)} more than {other}"
+            else:
+                c.note = f"{what}: the same cost as {other}, which goes first"
         elif first.kind == "local":
             c.note = "the local GPU can run it at no cost, and nothing leaves this machine"
         elif first.tier == "on_prem":
@@ -116,6 +122,8 @@ def reason_for(
         )
         if choice.price_note:
             numbers += f" — {choice.price_note}, so the catalog's price is used"
+        if choice.spot:
+            numbers += " — on Spot capacity, which may be taken back"
         if decided == "interactive_latency":
             cheapest = sorted(remotes, key=cost_key)[0]
             parts.append(
@@ -277,6 +285,18 @@ def warnings_for(
         out.extend(_legal_warnings(choice, workload, req, residency))
     if choice is not None and choice.priced:
         out.extend(_price_warnings(choice))
+    if choice is not None and choice.spot:
+        out.append(
+            AdviceWarning(
+                code="spot_interruption",
+                provider=choice.id,
+                message=f"{choice.label} runs this job on Spot capacity "
+                f"({choice.machine or 'its machine'} at "
+                f"{wording.hourly_price(choice.hourly or 0.0)}, bid capped at the job's ceiling): "
+                "the provider may take the machine back at short notice; the job then fails "
+                "saying so, what finished is kept and billed, and Retry runs it again.",
+            )
+        )
     if choice is not None and choice.kind != "local":
         if choice.health == "degraded":
             out.append(

@@ -37,6 +37,7 @@ WarningCode = Literal[
     "quota_lapsed_skipped",
     "user_pick_ineligible",
     "provider_broken_skipped",
+    "spot_interruption",
 ]
 WARNING_CODES: tuple[str, ...] = WarningCode.__args__  # type: ignore[attr-defined]
 
@@ -147,6 +148,12 @@ class Alternative(BaseModel):
         None,
         description="The machine the price is for (instance type, VM size, machine type, GPU "
         "type or class, or a marketplace offer's id)",
+    )
+    offer: Literal["spot"] | None = Field(
+        None,
+        description="'spot': the provider's interruptible (Spot) offer, a separate alternative "
+        "of the same provider, shown where the provider allows Spot (meta.spot) and a fresh "
+        "live Spot price is known; null: on demand",
     )
     billing_increment_minutes: float
     billing_minimum_minutes: float

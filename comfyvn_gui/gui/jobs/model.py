@@ -92,6 +92,7 @@ WARNING_WORDS: dict[str, str] = {
     "quota_lapsed_skipped": "Skipped: quota lapsed",
     "user_pick_ineligible": "Your pick cannot run it",
     "provider_broken_skipped": "A provider this version cannot use was skipped",
+    "spot_interruption": "Spot: the machine may be taken back",
 }
 
 #: How each kind of job reads in the table.

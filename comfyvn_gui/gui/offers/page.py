@@ -272,6 +272,7 @@ class OffersPage(QWidget):
         self.spot_box.toggled.connect(self._filter_chosen)
         self.templates_box.toggled.connect(self._filter_chosen)
         bridge.providers_changed.connect(self._on_providers_changed)
+        bridge.prices_changed.connect(self._on_providers_changed)  # (a background refresh)
 
         refresh_key = QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self)
         refresh_key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

@@ -1,5 +1,5 @@
-"""AWS EC2 instances for dispatch: one instance per job (On-Demand, or Spot when the provider's
-meta says ``spot: true``).
+"""AWS EC2 instances for dispatch: one instance per job (On-Demand, or Spot when the advice
+chose the provider's Spot offer, which it weighs only where the meta says ``spot: true``).
 
 What is sent (EC2 Query API through botocore, signed with the stored keys, in the configured
 region, to the ``aws`` endpoint override when there is one; every call in the executor with
@@ -17,13 +17,14 @@ the timeouts of :mod:`.calls`):
   (moto) is ``permission_denied`` saying so.
 * launch — ``ec2:RunInstances`` with ``ImageId`` (the AMI above), ``InstanceType``
   (``instance_type``, default ``g5.xlarge``), ``MinCount``/``MaxCount`` 1, ``UserData`` = the
-  start-up script (plain text; botocore base64-encodes it) at the catalog's price when the
-  type is the catalog's reference type, ``InstanceInitiatedShutdownBehavior`` ``terminate``,
+  start-up script (plain text; botocore base64-encodes it) at the catalog's price of the type
+  when the catalog lists it, ``InstanceInitiatedShutdownBehavior`` ``terminate``,
   ``ClientToken`` = the resource name (a retried launch does not rent a second instance),
   ``TagSpecifications`` for the instance and its volumes (``Name`` = the resource name, and
   ``comfyvn-gui-home`` / ``comfyvn-gui-job``), and ``SecurityGroupIds`` / ``SubnetId`` from
-  the provider's meta (``security_group_id``, ``subnet_id``) when set. With ``spot: true`` in
-  the meta: ``InstanceMarketOptions`` ``spot``, one-time, interruption ``terminate``, and
+  the provider's meta (``security_group_id``, ``subnet_id``) when set. When the advice chose
+  the provider's Spot offer (``LaunchSpec.spot``; weighed only with ``spot: true`` in the
+  meta): ``InstanceMarketOptions`` ``spot``, one-time, interruption ``terminate``, and
   ``MaxPrice`` = the job's price ceiling when it has one (an interrupted instance is gone:
   the job fails and says so; nothing is left to release).
   ``InsufficientInstanceCapacity`` is ``quota_exhausted``; ``UnauthorizedOperation`` (AWS) /
@@ -234,6 +235,7 @@ def run_request(
     tags: dict[str, str],
     user_data: str,
     max_hourly_usd: float | None = None,
+    spot: bool = False,
 ) -> dict[str, Any]:
     """The RunInstances request of one job's instance (see the module's text)."""
     tag_list = [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -254,14 +256,14 @@ def run_request(
         request["SecurityGroupIds"] = [str(meta["security_group_id"])]
     if meta.get("subnet_id"):
         request["SubnetId"] = str(meta["subnet_id"])
-    if meta.get("spot") is True:
-        spot: dict[str, Any] = {
+    if spot:
+        options: dict[str, Any] = {
             "SpotInstanceType": "one-time",
             "InstanceInterruptionBehavior": "terminate",
         }
         if max_hourly_usd:
-            spot["MaxPrice"] = f"{max_hourly_usd:.4f}"
-        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot}
+            options["MaxPrice"] = f"{max_hourly_usd:.4f}"
+        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
     return request
 
 
@@ -270,7 +272,13 @@ def dry_run(job: _Job, ami_option: str | None, meta: dict[str, Any]) -> str:
     (blocking; see the module's text)."""
     ami = resolve_ami(job, ami_option)
     request = run_request(
-        job, ami, meta, name="comfyvn-validate", tags={}, user_data="#!/bin/sh\ntrue\n"
+        job,
+        ami,
+        meta,
+        name="comfyvn-validate",
+        tags={},
+        user_data="#!/bin/sh\ntrue\n",
+        spot=meta.get("spot") is True,  # (Spot allowed: prove a Spot launch is permitted too)
     )
     request.pop("ClientToken")
     ec2 = _client(job, "ec2")
@@ -316,12 +324,8 @@ class AwsMachines:
     async def launch(self, ctx: CheckContext, spec: LaunchSpec) -> Machine:
         job = _job(ctx)
         ami = await ctx.run_blocking(resolve_ami, job, ctx.value("ami_id"))
-        price = None  # the catalog's price is that of its default type only
-        try:
-            if job.instance_type == ctx.profile.field("instance_type").default:
-                price = ctx.profile.pricing.hourly_usd
-        except KeyError:
-            pass
+        listed = ctx.profile.machine(job.instance_type)  # (the catalog's price of the type)
+        price = listed.price(ctx.setting("region")) if listed is not None else None
         request = run_request(
             job,
             ami,
@@ -330,6 +334,7 @@ class AwsMachines:
             tags=spec.tags,
             user_data=spec.script_at(price),
             max_hourly_usd=spec.max_hourly_usd,
+            spot=spec.spot,
         )
         reply = await ctx.run_blocking(
             lambda: _ec2(job, "ec2:RunInstances", "run_instances", **request)
