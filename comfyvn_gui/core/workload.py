@@ -119,6 +119,11 @@ class Workload(BaseModel):
     cached_graphs: bool = Field(
         False, description="The workflow relies on cached ComfyUI graphs / models"
     )
+    interruptible: bool = Field(
+        False,
+        description="The job may run on capacity that can be taken back (Spot): its provider's "
+        "Spot offer is weighed where the provider can launch one, as with meta.spot",
+    )
     vram_gb: float | None = Field(
         None, gt=0, le=MAX_VRAM_GB, description="Overrides the estimated VRAM need (GB)"
     )

@@ -666,6 +666,9 @@ def test_a_spot_offer_is_a_separate_alternative_where_the_provider_allows_spot()
     capped = p("aws-1", "aws", meta={"spot": True, "price_ceiling_usd": 0.3}, **aws)
     under = run([capped], prices=_aws_prices(1.05, 0.40))
     assert under.chosen.offer is None and under.chosen.price_source == "price_ceiling"
+    # the workload may say so instead of the provider
+    job_allows = run([p("aws-1", "aws", **aws)], prices=_aws_prices(1.05, 0.40), interruptible=True)
+    assert job_allows.chosen.offer == "spot"
     # a Spot price above on demand: on demand is chosen, Spot stays an alternative
     dear = run([allowed], prices=_aws_prices(1.05, 1.20))
     assert dear.chosen.offer is None

@@ -544,12 +544,14 @@ def cost_key(c: Candidate) -> tuple[int, float, float, str, bool]:
     )
 
 
-def spot_allowed(entry: ProviderEntry, profile: ProviderProfile) -> bool:
+def spot_allowed(entry: ProviderEntry, profile: ProviderProfile, workload: Workload) -> bool:
     """Whether a provider's Spot offer is weighed as an alternative: its profile can launch
-    Spot (it declares the ``spot`` metadata field) and the user allowed it (``meta.spot``)
-    without pricing the provider themselves (``meta.hourly_usd``)."""
+    Spot (it declares the ``spot`` metadata field), the provider (``meta.spot``) or the
+    workload (``interruptible``) allows it, and the user has not priced the provider
+    themselves (``meta.hourly_usd``)."""
     try:
         profile.meta_field("spot")
     except KeyError:
         return False
-    return entry.meta.get("spot") is True and _meta_number(entry.meta, "hourly_usd") is None
+    allowed = entry.meta.get("spot") is True or workload.interruptible
+    return allowed and _meta_number(entry.meta, "hourly_usd") is None

@@ -94,7 +94,7 @@ def advise(
         live = prices.get(entry.id) if prices else None
         evaluate(c, requirements, workload, local, residency, budget, catalog, live)
         candidates.append(c)
-        if spot_allowed(entry, profile):
+        if spot_allowed(entry, profile, workload):
             s = Candidate(entry, profile, health.get(entry.id, "unknown"))
             evaluate(s, requirements, workload, local, residency, budget, catalog, live, spot=True)
             if s.offer is not None and s.excluded is None:
