@@ -667,3 +667,27 @@ def test_non_finite_numbers_in_a_body_are_bad_input(client: httpx.Client, number
     )
     assert r.status_code in (400, 422), r.text
     assert ok(client.get("/api/providers/runpod-demo"))["meta"] == {"notes": "Demo project"}
+
+
+def test_offers_answer_cheapest_first_filtered_as_the_cli_does(
+    srv: ApiServer, client: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``GET /api/offers``: every template's catalog rows (nobody registered), cheapest first,
+    the filters as ``comfyvn-gui offers`` applies them; a bad zone is a 422 naming it; no
+    token, no offers."""
+    every = ok(client.get("/api/offers"))["offers"]
+    assert every and all(not o["configured"] and o["source"] == "catalog" for o in every)
+    prices = [o["hourly_usd"] for o in every]
+    assert prices == sorted(prices)
+    assert {o["template_id"] for o in every} >= {"aws", "azure", "gcp", "lambda"}
+    big = ok(client.get("/api/offers", params={"vram": 48, "zone": "eu", "max_price": 5}))
+    assert big["offers"] and all(
+        o["vram_gb"] >= 48 and o["zone"] == "eu" and o["hourly_usd"] <= 5 for o in big["offers"]
+    )
+    a100 = ok(client.get("/api/offers", params={"gpu": "A100"}))["offers"]
+    assert {o["gpu"] for o in a100} == {"A100 40GB", "A100 80GB"}
+    from_cli = run_cli(capsys, "offers", "--gpu", "A100")
+    assert from_cli["offers"] == a100 and from_cli["failed"] == []
+    assert_error(client.get("/api/offers", params={"zone": "mars"}), 422, fields=["zone"])
+    with httpx.Client(base_url=srv.url) as anonymous:
+        assert_error(anonymous.get("/api/offers"), 401)
