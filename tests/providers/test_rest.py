@@ -410,12 +410,26 @@ def test_lambda_unknown_instance_type_is_misconfigured(svc: Service, lam: Lambda
 
 
 def test_lambda_other_gpu_without_type_skips_capacity(svc: Service, lam: LambdaFake) -> None:
-    create(svc, "lambda", key=lam.key, base_url=lam.api_base, gpu="H100")
+    # A GPU no listed instance type carries (the catalog prices no Lambda A10 type): no type
+    # to look at until instance_type is set.
+    create(svc, "lambda", key=lam.key, base_url=lam.api_base, gpu="A10")
+    assert "instance_type" not in svc.get_provider("p").config
     v = check(svc, "validate")
     h = check(svc, "health")
     assert v.status == "valid" and v.detail["instance_type"] is None
     assert "Instance type" in v.message
     assert h.status == "healthy"
+
+
+def test_lambda_gpu_picks_its_listed_type_whose_capacity_is_checked(
+    svc: Service, lam: LambdaFake
+) -> None:
+    # Choosing the H100 picks the cheapest listed H100 type (issue 21): Validate looks at it.
+    create(svc, "lambda", key=lam.key, base_url=lam.api_base, gpu="H100")
+    [cheapest, *_] = svc.catalog.profile("lambda").machines_with("H100")
+    assert svc.get_provider("p").config["instance_type"] == cheapest.id
+    v = check(svc, "validate")
+    assert v.status == "valid" and v.detail["instance_type"] == cheapest.id
 
 
 def test_lambda_bad_key(svc: Service, lam: LambdaFake) -> None:
