@@ -332,6 +332,8 @@ def reference(case: Case) -> dict[str, Ref]:
                 ]
                 if isinstance(configured, str) and configured.strip():
                     machine_id = configured.strip()
+                elif gpu_spec is not None and gpu_spec.name != profile.default_gpu and not with_gpu:
+                    machine_id = None  # a chosen GPU no listed machine carries
                 elif in_region or with_gpu:
                     pool = in_region or with_gpu
                     where = price_region if in_region else None

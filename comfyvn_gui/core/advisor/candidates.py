@@ -213,7 +213,8 @@ def _machine_of(
 ) -> tuple[MachineType | None, str | None]:
     """The machine a provider launches, where its profile lists machines: the one its
     ``machine_option`` names, else the cheapest listed machine with its chosen GPU, else the
-    option's default. (None, id) for a configured machine the catalog does not list."""
+    option's default. (None, id) for a configured machine the catalog does not list; (None,
+    None) for a chosen GPU (not the profile's default) that no listed machine carries."""
     option = profile.machine_option
     if option is None:
         return None, None
@@ -221,6 +222,10 @@ def _machine_of(
     if isinstance(configured, str) and configured.strip():
         return profile.machine(configured.strip()), configured.strip()
     spec = catalog.gpu(entry.gpu) if entry.gpu else None
+    if spec is not None and spec.name != profile.default_gpu:
+        matching = profile.machines_with(spec.name, region) or profile.machines_with(spec.name)
+        # no listed machine carries the GPU the user chose: none is known (not the default's)
+        return (matching[0], matching[0].id) if matching else (None, None)
     if spec is not None:
         matching = profile.machines_with(spec.name, region) or profile.machines_with(spec.name)
         if matching:
