@@ -595,7 +595,7 @@ def test_aws_metadata_is_generated_from_the_profile_and_saved_in_meta(
     assert labels == {
         "security_group_id": "Security group",
         "subnet_id": "Subnet",
-        "spot": "Use Spot instances",
+        "spot": "Allow Spot instances",
     }
     for name, label in labels.items():
         [row_label] = [

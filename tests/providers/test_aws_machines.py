@@ -199,7 +199,9 @@ def test_run_instances_sends_the_script_tags_shutdown_behaviour_and_network(
     spec, keys, asked = spec_for()
     meta = {"security_group_id": group, "subnet_id": subnet["SubnetId"]}
     machine = call(moto, executor, "launch", spec, meta=meta)
-    assert asked == [1.05]  # g5.xlarge: the catalog's price, for its dead-man deadline
+    # g5.xlarge: the catalog's price of that type, for its dead-man deadline
+    listed = CATALOG.profile("aws").machine("g5.xlarge")
+    assert listed is not None and asked == [listed.price("us-east-1")]
     assert machine.status == "booting" and machine.hourly_usd is None
     assert machine.refs == {
         "instance_id": machine.id,
@@ -300,13 +302,17 @@ def test_the_spot_request_carries_the_ceiling_and_terminates_on_interruption() -
     assert "InstanceMarketOptions" not in on_demand
 
 
-def test_another_instance_type_sends_the_script_without_a_price(
+def test_an_instance_type_the_catalog_does_not_list_sends_the_script_without_a_price(
     moto: MotoAccount, executor: BlockingExecutor
 ) -> None:
     spec, _keys, asked = spec_for()
-    machine = call(moto, executor, "launch", spec, instance_type="g6.xlarge")
+    machine = call(moto, executor, "launch", spec, instance_type="g5.12xlarge")
     assert asked == []  # no known price: the script as the lifecycle built it
     call(moto, executor, "release", machine)
+    spec, _keys, asked = spec_for()
+    listed = call(moto, executor, "launch", spec, instance_type="g6.xlarge")
+    assert asked == [CATALOG.profile("aws").machine("g6.xlarge").price("us-east-1")]  # type: ignore[union-attr]
+    call(moto, executor, "release", listed)
 
 
 def test_find_looks_the_instance_up_by_its_name(
