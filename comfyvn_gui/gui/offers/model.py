@@ -18,15 +18,11 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    Qt,
-)
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
 
 from comfyvn_gui.core import wording
+from comfyvn_gui.gui.widgets.rows_model import TintedRowsModel
 
 if TYPE_CHECKING:
     from comfyvn_gui.core.prices import Offer
@@ -48,14 +44,8 @@ OFFER_ROLE = _USER + 1
 #: The column's sort key (numbers for price, VRAM, billing step and age).
 SORT_ROLE = _USER + 2
 
-_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
-_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
-_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
-_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
-_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _FONT = int(Qt.ItemDataRole.FontRole)
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 NO_VALUE = "—"
 
@@ -241,17 +231,21 @@ def prepare(
     return rows
 
 
-class OffersModel(QAbstractTableModel):
+class OffersModel(TintedRowsModel):
     """Read-only rows of prepared offers; :meth:`set_rows` replaces them, kept in the order
     of the last :meth:`sort` (the service's order, cheapest first, until one)."""
+
+    headers = HEADERS
+    header_tips = HEADER_TIPS
+    tints = _TINTS
+    inks = _INKS
+    right_columns = frozenset({Column.VRAM, Column.PRICE, Column.AGE})
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[PreparedOffer] = []
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
-        #: Tint for a dark palette (the page sets it from its palette).
-        self.dark = False
 
     # -- content ------------------------------------------------------------------------------
 
@@ -272,16 +266,6 @@ class OffersModel(QAbstractTableModel):
     def row_of(self, key: tuple[Any, ...]) -> int:
         """The row of the offer with :func:`offer_key` ``key`` (-1: none)."""
         return next((i for i, r in enumerate(self._rows) if r.key == key), -1)
-
-    def set_dark(self, dark: bool) -> None:
-        if dark != self.dark:
-            self.dark = dark
-            if self._rows:
-                self.dataChanged.emit(
-                    self.index(0, 0),
-                    self.index(len(self._rows) - 1, len(HEADERS) - 1),
-                    [_BACKGROUND, _FOREGROUND],
-                )
 
     # -- sorting -------------------------------------------------------------------------------
 
@@ -309,59 +293,22 @@ class OffersModel(QAbstractTableModel):
         self.changePersistentIndexList(old, [self.index(moved[i.row()], i.column()) for i in old])
         self.layoutChanged.emit()
 
-    # -- QAbstractTableModel --------------------------------------------------------------------
+    # -- the roles beyond the shared ones -----------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(self._rows)
+    def state_of(self, item: Any) -> str | None:
+        state: str | None = item.state
+        return state
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
-            return None
-        if role == _DISPLAY:
-            return HEADERS[section]
-        if role == _TOOLTIP:
-            return HEADER_TIPS[section]
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
-        if not index.isValid():
-            return None
-        r, c = index.row(), index.column()
-        if not (0 <= r < len(self._rows) and 0 <= c < len(HEADERS)):
-            return None
-        item = self._rows[r]
-        if role == _DISPLAY:
-            return item.display[c]
+    def role_data(self, item: Any, column: int, role: int) -> Any:
         if role == _TOOLTIP:
             return item.tip
-        if role == _ACCESSIBLE:
-            return f"{HEADERS[c]}: {item.display[c]}"
-        if role in (_BACKGROUND, _FOREGROUND):
-            colours = (_TINTS if role == _BACKGROUND else _INKS).get(item.state)
-            if colours is None:
-                return None
-            return QBrush(QColor(colours[1] if self.dark else colours[0]))
-        if role == _FONT and not item.offer.configured and c == Column.PROVIDER:
+        if role == _FONT and not item.offer.configured and column == Column.PROVIDER:
             font = QFont()
             font.setItalic(True)
             return font
-        if role == _ALIGN and c in (Column.VRAM, Column.PRICE, Column.AGE):
-            return _RIGHT
         if role == OFFER_ROLE:
             return item.offer
         if role == SORT_ROLE:
-            key = item.keys[c]
+            key = item.keys[column]
             return key if isinstance(key, str | float | int) else str(key)
         return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable

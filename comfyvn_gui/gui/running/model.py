@@ -15,15 +15,10 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    Qt,
-)
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import Qt
 
 from comfyvn_gui.core import wording
+from comfyvn_gui.gui.widgets.rows_model import TintedRowsModel
 
 if TYPE_CHECKING:
     from comfyvn_gui.service.running import RunningRow
@@ -44,13 +39,7 @@ ROW_ROLE = _USER + 1
 #: The row's ref (``<provider_id>:<id>``, what a stop takes), any column.
 REF_ROLE = _USER + 2
 
-_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
-_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
-_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
-_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
-_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 NO_VALUE = "—"
 
@@ -163,14 +152,14 @@ def _prepare(row: RunningRow) -> _Row:
     return _Row(row, display, tips)
 
 
-class RunningModel(QAbstractTableModel):
+class RunningModel(TintedRowsModel):
     """Read-only rows of :class:`RunningRow`; :meth:`set_rows` replaces them."""
 
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._rows: list[_Row] = []
-        #: Tint for a dark palette (the page sets it from its palette).
-        self.dark = False
+    headers = HEADERS
+    header_tips = HEADER_TIPS
+    tints = _TINTS
+    inks = _INKS
+    right_columns = frozenset({Column.JOB, Column.AGE, Column.COST})
 
     # -- content ------------------------------------------------------------------------------
 
@@ -183,66 +172,20 @@ class RunningModel(QAbstractTableModel):
         return [r.row for r in self._rows]
 
     def row_at(self, row: int) -> RunningRow:
-        return self._rows[row].row
+        row_: _Row = self._rows[row]
+        return row_.row
 
-    def set_dark(self, dark: bool) -> None:
-        if dark != self.dark:
-            self.dark = dark
-            if self._rows:
-                self.dataChanged.emit(
-                    self.index(0, 0),
-                    self.index(len(self._rows) - 1, len(HEADERS) - 1),
-                    [_BACKGROUND, _FOREGROUND],
-                )
+    # -- the roles beyond the shared ones -----------------------------------------------------
 
-    # -- QAbstractTableModel --------------------------------------------------------------------
+    def state_of(self, item: Any) -> str | None:
+        state: str = item.row.state
+        return state
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
-            return None
-        if role == _DISPLAY:
-            return HEADERS[section]
+    def role_data(self, item: Any, column: int, role: int) -> Any:
         if role == _TOOLTIP:
-            return HEADER_TIPS[section]
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
-        if not index.isValid():
-            return None
-        r, c = index.row(), index.column()
-        if not (0 <= r < len(self._rows) and 0 <= c < len(HEADERS)):
-            return None
-        item = self._rows[r]
-        if role == _DISPLAY:
-            return item.display[c]
-        if role == _TOOLTIP:
-            return item.tips[c]
-        if role == _ACCESSIBLE:
-            return f"{HEADERS[c]}: {item.display[c]}"
-        if role in (_BACKGROUND, _FOREGROUND):
-            colours = (_TINTS if role == _BACKGROUND else _INKS).get(item.row.state)
-            if colours is None:
-                return None
-            return QBrush(QColor(colours[1] if self.dark else colours[0]))
-        if role == _ALIGN and c in (Column.JOB, Column.AGE, Column.COST):
-            return _RIGHT
+            return item.tips[column]
         if role == ROW_ROLE:
             return item.row
         if role == REF_ROLE:
             return item.row.ref
         return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
