@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from . import json_input
 from .addresses import MAX_URL_CHARS, in_clear
-from .catalog import Catalog, MachineType, ProviderProfile
+from .catalog import Catalog, ProviderProfile
 from .errors import ConflictError, InputError, NotFoundError
 from .models import (
     EXPORT_FORMAT,
@@ -434,15 +434,6 @@ def normalize(
     return ProviderChange(entry=entry, writes=writes, clears=clears & stored, created=not existing)
 
 
-def machine_for_gpu(
-    profile: ProviderProfile, gpu: str, region: str | None = None
-) -> MachineType | None:
-    """The machine a GPU chosen alone picks: the cheapest listed machine carrying it in
-    ``region`` (else anywhere), fewest GPUs first; None if no listed machine carries it."""
-    matching = profile.machines_with(gpu, region) or profile.machines_with(gpu)
-    return matching[0] if matching else None
-
-
 def _machine_and_gpu(
     catalog: Catalog,
     profile: ProviderProfile,
@@ -476,7 +467,7 @@ def _machine_and_gpu(
         if machine is not None and machine.gpu == gpu:
             return gpu
         region = config.get("region")
-        fit = machine_for_gpu(profile, gpu, region if isinstance(region, str) else None)
+        fit = profile.machine_for_gpu(gpu, region if isinstance(region, str) else None)
         if fit is not None:
             config[option] = fit.id
         elif machine is not None:

@@ -222,14 +222,11 @@ def _machine_of(
     if isinstance(configured, str) and configured.strip():
         return profile.machine(configured.strip()), configured.strip()
     spec = catalog.gpu(entry.gpu) if entry.gpu else None
+    fit = profile.machine_for_gpu(spec.name, region) if spec is not None else None
+    if fit is not None:
+        return fit, fit.id
     if spec is not None and spec.name != profile.default_gpu:
-        matching = profile.machines_with(spec.name, region) or profile.machines_with(spec.name)
-        # no listed machine carries the GPU the user chose: none is known (not the default's)
-        return (matching[0], matching[0].id) if matching else (None, None)
-    if spec is not None:
-        matching = profile.machines_with(spec.name, region) or profile.machines_with(spec.name)
-        if matching:
-            return matching[0], matching[0].id
+        return None, None  # no listed machine carries the GPU the user chose (not the default's)
     try:
         default = profile.field(option).default
     except KeyError:  # (checked when the catalog loads)

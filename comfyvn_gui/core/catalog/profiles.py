@@ -684,6 +684,13 @@ class ProviderProfile(BaseModel):
         ]
         return sorted(found, key=lambda m: (m.price(region), m.gpu_count, m.id))
 
+    def machine_for_gpu(self, gpu: str, region: str | None = None) -> MachineType | None:
+        """The machine a GPU chosen alone picks: the cheapest listed machine carrying it in
+        ``region`` (else anywhere), fewest GPUs first; None if no listed machine carries it.
+        (Saving a provider, its form and the advisor all apply this one rule.)"""
+        matching = self.machines_with(gpu, region) or self.machines_with(gpu)
+        return matching[0] if matching else None
+
     def _check_custom(self) -> None:
         """A custom profile: its providers state their price, billing, VRAM and zones."""
         if self.regions:

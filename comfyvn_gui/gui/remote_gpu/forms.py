@@ -23,7 +23,6 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-from comfyvn_gui.core import provider_rules as rules
 from comfyvn_gui.core.catalog import AuthField, ProviderProfile, load_catalog
 from comfyvn_gui.core.models import ProviderEntry
 from comfyvn_gui.gui.palette import error_color
@@ -301,7 +300,7 @@ class CredentialForm(QWidget):
 
     def _follow_machine(self, key: str) -> None:
         """The GPU and the machine are one choice (issue 21): picking a GPU picks the machine
-        that carries it (``provider_rules.machine_for_gpu``, the rule saving applies), and a
+        that carries it (``ProviderProfile.machine_for_gpu``, the rule saving applies), and a
         listed machine shows its GPU, so the form never sends a pair the save refuses."""
         p = self.profile
         option = p.machine_option
@@ -318,7 +317,7 @@ class CredentialForm(QWidget):
             current = p.machine(machine_input.value() or p.field(option).default)
             if gpu and (current is None or current.gpu != gpu):
                 region = self.fields["region"].value() if "region" in self.fields else None
-                fit = rules.machine_for_gpu(p, gpu, region)
+                fit = p.machine_for_gpu(gpu, region)
                 if fit is not None:
                     machine_input.set_value(fit.id)
         elif key == option:
