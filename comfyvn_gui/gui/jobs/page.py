@@ -50,17 +50,14 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -73,6 +70,7 @@ from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
 from comfyvn_gui.gui.reads import CoalescedRead, paced
 from comfyvn_gui.gui.widgets.banner import Banner
+from comfyvn_gui.gui.widgets.tables import read_only_table
 
 from .dispatch_dialog import DispatchDialog, JobToDispatch, read_confirmation
 from .model import (
@@ -251,29 +249,17 @@ class JobsPage(QWidget):
         self.model = JobsModel(self)
         self.proxy = _JobsProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView(self)
-        self.table.setObjectName("jobs-table")
-        self.table.setAccessibleName("Jobs")
-        self.table.setAccessibleDescription(
-            "One row per job; Enter moves to the review of the selected job."
-        )
-        self.table.setModel(self.proxy)
-        self.table.setAlternatingRowColors(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         # (several jobs are dispatched, cancelled or removed at once)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setCornerButtonEnabled(False)
-        vh = self.table.verticalHeader()
-        vh.hide()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform row heights
-        vh.setDefaultSectionSize(self.table.fontMetrics().height() + 10)
+        self.table = read_only_table(
+            self,
+            self.proxy,
+            object_name="jobs-table",
+            name="Jobs",
+            description="One row per job; Enter moves to the review of the selected job.",
+            header_name="Job columns: click one to sort by it",
+            multi_select=True,
+        )
         hh = self.table.horizontalHeader()
-        hh.setAccessibleName("Job columns: click one to sort by it")
-        hh.setHighlightSections(False)
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setSectionsMovable(True)  # e.g. drag Provider and Est. cost next to the title
         for col, width in {
             Column.JOB: 230,

@@ -24,19 +24,16 @@ from typing import Any
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +45,7 @@ from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.palette import is_dark
 from comfyvn_gui.gui.reads import CoalescedRead
 from comfyvn_gui.gui.widgets.banner import Banner
+from comfyvn_gui.gui.widgets.tables import read_only_table
 
 from .model import Column, OffersModel, PreparedOffer, prepare
 
@@ -197,28 +195,17 @@ class OffersPage(QWidget):
         # -- the table -----------------------------------------------------------------------
         self.model = OffersModel(self)
         self.model.set_dark(is_dark(self))
-        self.table = QTableView(self)
-        self.table.setObjectName("offers-table")
-        self.table.setAccessibleName("Offers")
-        self.table.setAccessibleDescription(
-            "One row per machine and region, cheapest first; click a column to sort by it."
+        self.table = read_only_table(
+            self,
+            self.model,
+            object_name="offers-table",
+            name="Offers",
+            description="One row per machine and region, cheapest first; click a column to "
+            "sort by it.",
+            header_name="Offer columns: click one to sort by it",
+            multi_select=False,
         )
-        self.table.setModel(self.model)
-        self.table.setAlternatingRowColors(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setCornerButtonEnabled(False)
-        vh = self.table.verticalHeader()
-        vh.hide()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(self.table.fontMetrics().height() + 10)
         hh = self.table.horizontalHeader()
-        hh.setAccessibleName("Offer columns: click one to sort by it")
-        hh.setHighlightSections(False)
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, width in {
             Column.PROVIDER: 160,
             Column.MACHINE: 120,

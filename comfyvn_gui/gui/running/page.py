@@ -21,14 +21,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -39,6 +36,7 @@ from comfyvn_gui.gui.bridge import ServiceBridge
 from comfyvn_gui.gui.dialogs import OpenDialogs
 from comfyvn_gui.gui.palette import error_color, is_dark
 from comfyvn_gui.gui.widgets.banner import Banner
+from comfyvn_gui.gui.widgets.tables import read_only_table
 
 from .model import STATE_WORDS, Column, RunningModel, money_text
 
@@ -121,28 +119,18 @@ class RunningPage(QWidget):
         # -- the table -----------------------------------------------------------------------
         self.model = RunningModel(self)
         self.model.set_dark(is_dark(self))
-        self.table = QTableView(self)
-        self.table.setObjectName("running-table")
-        self.table.setAccessibleName("Resources held at the providers")
-        self.table.setAccessibleDescription(
-            "One row per resource; Enter on the Console column opens the provider's console."
+        self.table = read_only_table(
+            self,
+            self.model,
+            object_name="running-table",
+            name="Resources held at the providers",
+            description="One row per resource; Enter on the Console column opens the "
+            "provider's console.",
+            header_name="Resource columns",
+            multi_select=True,
+            elide=Qt.TextElideMode.ElideMiddle,
         )
-        self.table.setModel(self.model)
-        self.table.setAlternatingRowColors(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.setCornerButtonEnabled(False)
-        vh = self.table.verticalHeader()
-        vh.hide()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(self.table.fontMetrics().height() + 10)
         hh = self.table.horizontalHeader()
-        hh.setAccessibleName("Resource columns")
-        hh.setHighlightSections(False)
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, width in {
             Column.PROVIDER: 90,
             Column.KIND: 80,
