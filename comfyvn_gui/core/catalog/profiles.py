@@ -53,6 +53,16 @@ _ITEM_SEPARATOR_RE = re.compile(r"[,\s]+")
 # --------------------------------------------------------------------------------------------
 
 
+def _checked_pattern(cls: type, value: str | None) -> str | None:
+    """A field's ``pattern``: None, or a regular expression Python compiles."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
 class AuthField(BaseModel):
     """One input a provider asks for: a credential of the seed's table or an option."""
 
@@ -95,15 +105,7 @@ class AuthField(BaseModel):
             raise ValueError(f"only kinds 'secret' and 'json_file' can be secret, not {kind!r}")
         return value
 
-    @field_validator("pattern")
-    @classmethod
-    def _check_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+    _check_pattern = field_validator("pattern")(_checked_pattern)
 
     @field_validator("choices")
     @classmethod
@@ -252,15 +254,7 @@ class MetaField(BaseModel):
             raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
         return value
 
-    @field_validator("pattern")
-    @classmethod
-    def _check_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+    _check_pattern = field_validator("pattern")(_checked_pattern)
 
     @model_validator(mode="after")
     def _check_kind_settings(self) -> MetaField:
