@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -451,7 +453,13 @@ def test_the_queues_digest_and_changed_jobs_tell_a_reader_what_it_must_read_agai
     first = [svc.add_job({"kind": "translation", "items": n}).id for n in (1, 2, 3)]
     held = svc.job_ids()
     assert held == first and svc.job_ids_digest() == ids_digest(held)
+    # (updated_at is stamped to the millisecond: a mark in the millisecond of the last add
+    # would count that add as a change, as changed_since means "at or after")
+    last = max(j.updated_at for j in svc.iter_jobs())
     mark = now_iso()
+    while datetime.fromisoformat(mark) <= last:
+        time.sleep(0.001)
+        mark = now_iso()
     svc.cancel_job(first[1], interface="test")
     assert [j.id for j in svc.iter_jobs(brief=True, changed_since=mark)] == [first[1]]
     assert svc.job_ids_digest() == ids_digest(held)  # a change, not an addition
