@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import importlib.resources
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from comfyvn_gui.core.errors import NotFoundError
+from comfyvn_gui.core.resources import resources_dir
 
 from .base import STRICT, CatalogError, PathError
 from .gpus import GpuSpec, gpu_keys, gpu_name_clash
@@ -116,18 +116,6 @@ class Catalog(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Locating and loading
 # --------------------------------------------------------------------------------------------
-
-
-def resources_dir() -> Path:
-    """The application's resources folder (catalog data, icons, samples, style).
-
-    In an installed wheel it is ``comfyvn_gui/resources`` (pyproject force-includes the
-    top-level ``resources/`` there); in a checkout or editable install, ``<repo>/resources``.
-    """
-    packaged = importlib.resources.files("comfyvn_gui") / "resources"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "resources"
 
 
 def catalog_dir() -> Path:
