@@ -62,6 +62,10 @@ def run(
             from .offers import offers_command
 
             return offers_command(args, svc, out)
+        if args.command == "desktop":
+            from .system import desktop_command
+
+            return desktop_command(args, out)
         if args.command == "gpus":
             return _gpus(svc, out)
         if args.command == "serve":  # (started by __main__, which may import the API)

@@ -98,3 +98,28 @@ def _schemas(args: argparse.Namespace, svc: Service, out: Output) -> int:
     for path in svc.write_schemas(folder):
         out.line(str(path))
     return EXIT_OK
+
+
+def desktop_command(args: argparse.Namespace, out: Output) -> int:
+    from comfyvn_gui.service import desktop
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if args.action == "install":
+        argv = [str(Path(args.exec_path).expanduser())] if args.exec_path else None
+        files = desktop.install_desktop_entry(data_dir, argv)
+        verb = "installed"
+    else:
+        files = desktop.uninstall_desktop_entry(data_dir)
+        verb = "removed"
+    if out.as_json:
+        out.json({verb: [str(f) for f in files]})
+        return EXIT_OK
+    for path in files:
+        out.line(f"{verb} {path}")
+    if not files:
+        out.line("nothing to remove: the desktop entry is not installed there")
+    elif verb == "installed":
+        out.line(
+            "The app is in your desktop's menu as ComfyVN GPU Manager (log out and in if not yet)."
+        )
+    return EXIT_OK

@@ -17,12 +17,15 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from comfyvn_gui import __version__
+from comfyvn_gui.core.desktop import APP_ID, icon_files
+from comfyvn_gui.core.resources import resources_dir
 
 if TYPE_CHECKING:
     import argparse
     import asyncio
     import socket
 
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from .mainwindow import MainWindow
@@ -153,12 +156,24 @@ def _create_application() -> QApplication:
     QApplication.setApplicationName(PROG)
     QApplication.setOrganizationName("ComfyVN")
     QApplication.setApplicationVersion(__version__)
-    QApplication.setDesktopFileName(PROG)
+    QApplication.setDesktopFileName(APP_ID)  # the menu entry's name: the desktop matches them
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication([PROG])
+    app.setWindowIcon(_app_icon())
     app.setQuitOnLastWindowClosed(True)
     return app
+
+
+def _app_icon() -> QIcon:
+    """The app's icon (resources/icons/hicolor): the SVG, and each PNG size for small ones."""
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    for path in icon_files(resources_dir()):
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
 
 
 #: Set to make the app print when its window was first painted and exit (benchmarks/); set to
