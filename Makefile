@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 APT_PACKAGES := gnome-keyring dbus dbus-x11 libsecret-tools fonts-dejavu-core openssh-server \
-                libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+                libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
+                desktop-file-utils appstream binutils
 
-.PHONY: run test lint system-deps schemas bench clean
+.PHONY: run test lint system-deps schemas bench clean bundle install-desktop uninstall-desktop references
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,27 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.run-installed
 
+$(VENV)/.bundle-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bundle]'
+	touch $@ $(VENV)/.run-installed
+
 run: $(VENV)/.run-installed
 	$(BIN)/comfyvn-gui $(ARGS)
+
+# A one-folder bundle of the app in dist/comfyvn-gui/ (PyInstaller; packaging/README.md).
+bundle: $(VENV)/.bundle-installed
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist \
+	  --workpath build/pyinstaller packaging/comfyvn-gui.spec
+	@echo "built dist/comfyvn-gui/ (start it with dist/comfyvn-gui/comfyvn-gui)"
+
+# The menu entry, icon and AppStream metadata for you (~/.local/share): starting the bundle
+# when one is built, else this checkout's .venv/bin/comfyvn-gui.
+install-desktop: $(VENV)/.run-installed
+	@if [ -x dist/comfyvn-gui/comfyvn-gui ]; then dist/comfyvn-gui/comfyvn-gui desktop install; \
+	else $(BIN)/comfyvn-gui desktop install; fi
+
+uninstall-desktop: $(VENV)/.run-installed
+	$(BIN)/comfyvn-gui desktop uninstall
 
 # Installs what the tests need (apt packages when root), then runs the suite and the linters.
 # TEST_WORKERS processes (pytest-xdist), each test file in one of them: most tests wait on
@@ -33,10 +53,15 @@ test: system-deps $(VENV)/.test-installed lint
 	$(BIN)/python -m pytest -m "serial and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check comfyvn_gui tests benchmarks
+	$(BIN)/ruff check comfyvn_gui tests benchmarks packaging docs
 	$(BIN)/mypy comfyvn_gui
 	$(BIN)/lint-imports
 	$(BIN)/comfyvn-gui schemas --check --out docs/schemas
+	$(BIN)/python docs/reference/generate.py --check
+
+# docs/reference/cli.md and api.md, from the command line's parser and the OpenAPI document.
+references: $(VENV)/.run-installed
+	$(BIN)/python docs/reference/generate.py
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -71,4 +96,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/prices_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist
