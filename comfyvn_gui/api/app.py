@@ -294,7 +294,7 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
             bool, Query(description="Only the last recorded results; contacts no provider")
         ] = False,
     ) -> Any:
-        """Health-check providers now (as `comfyvn-gui health`), or their last results."""
+        """Health-check providers now (as `comfyvn-gui providers health`), or their last results."""
         if cached:
             last = await asyncio.get_running_loop().run_in_executor(svc.io_pool, svc.last_results)
             wanted = set(id or [])

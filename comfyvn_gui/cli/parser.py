@@ -6,7 +6,8 @@ import argparse
 
 from comfyvn_gui import __version__
 
-PAGES = ("remote-gpu", "jobs", "advisor", "offers")
+# == gui.app.PAGE_CHOICES (a test checks)
+PAGES = ("remote-gpu", "jobs", "advisor", "workflows", "running", "offers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_parser("templates", help="the curated provider catalog", parents=[common])
     ps.add_parser("list", help="registered providers", parents=[common])
     show = ps.add_parser("show", help="one provider in full", parents=[common])
-    show.add_argument("id")
+    show.add_argument("id", metavar="ID", help="the provider's id (as `providers list` shows)")
 
     create = ps.add_parser(
         "create",
@@ -44,10 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
             "when run in a terminal."
         ),
     )
-    create.add_argument("template_id", metavar="TEMPLATE_ID")
-    create.add_argument("--id", dest="provider_id", metavar="ID")
-    create.add_argument("--name")
-    create.add_argument("--base-url", metavar="URL")
+    create.add_argument(
+        "template_id", metavar="TEMPLATE_ID", help="a template id (as `providers templates` shows)"
+    )
+    create.add_argument(
+        "--id",
+        dest="provider_id",
+        metavar="ID",
+        help="the new provider's id (default: the template id)",
+    )
+    create.add_argument("--name", help="the name shown in the app (default: the template's)")
+    create.add_argument(
+        "--base-url", metavar="URL", help="the provider's API or ComfyUI address, where it has one"
+    )
     create.add_argument("--gpu", help="GPU catalog name (default: the template's)")
     create.add_argument("--config-file", metavar="FILE|-", help="JSON config, '-' for stdin")
     create.add_argument("--no-prompt", action="store_true", help="never prompt, even in a terminal")
@@ -61,11 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
             "null clears it; an absent one keeps the stored value."
         ),
     )
-    register.add_argument("--config-file", metavar="FILE|-", required=True)
+    register.add_argument(
+        "--config-file", metavar="FILE|-", required=True, help="the entry as JSON, '-' for stdin"
+    )
 
     remove = ps.add_parser("remove", help="remove a provider and its secrets", parents=[common])
     target = remove.add_mutually_exclusive_group(required=True)
-    target.add_argument("id", nargs="?")
+    target.add_argument("id", nargs="?", metavar="ID", help="the provider to remove")
     target.add_argument(
         "--all", action="store_true", help="remove every provider and keyring entry of the home"
     )
@@ -76,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("health", "check that providers can take work now (no ids: every enabled provider)"),
     ):
         chk = ps.add_parser(name, help=what, parents=[common])
-        chk.add_argument("ids", nargs="*", metavar="ID")
+        chk.add_argument("ids", nargs="*", metavar="ID", help="provider ids (default: every one)")
         chk.add_argument("--all", action="store_true", help="every provider (the default)")
         chk.add_argument(
             "--timeout", type=float, metavar="S", help="deadline of each check in seconds"
@@ -98,15 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
             "first; a different key later is refused as host_key_mismatch."
         ),
     )
-    trust.add_argument("id")
-    trust.add_argument("--fingerprint", required=True, metavar="SHA256:...")
+    trust.add_argument("id", metavar="ID", help="the SSH provider")
+    trust.add_argument(
+        "--fingerprint",
+        required=True,
+        metavar="SHA256:...",
+        help="the host key's fingerprint, as `providers validate` reported it",
+    )
 
     export = ps.add_parser("export", help="export the registry as JSON", parents=[common])
-    export.add_argument("--include-secrets", action="store_true")
-    export.add_argument("-o", "--output", metavar="FILE")
+    export.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="also export the secrets from the keyring (keep the file private)",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
 
     imp = ps.add_parser("import", help="import an export or a list of providers", parents=[common])
-    imp.add_argument("file", metavar="FILE|-")
+    imp.add_argument(
+        "file", metavar="FILE|-", help="an export or a JSON list of providers, '-' for stdin"
+    )
     imp.add_argument(
         "--replace", action="store_true", help="delete every provider first (after a backup)"
     )
@@ -117,12 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("settings", help="read or change settings", parents=[common])
     ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
     get = ss.add_parser("get", help="all settings, or one", parents=[common])
-    get.add_argument("key", nargs="?")
+    get.add_argument("key", nargs="?", metavar="KEY", help="one setting (default: all)")
     set_ = ss.add_parser("set", help="change a setting", parents=[common])
-    set_.add_argument("key")
-    set_.add_argument("value")
+    set_.add_argument("key", metavar="KEY", help="the setting, e.g. health.interval_s")
+    set_.add_argument("value", metavar="VALUE", help="its new value")
     unset = ss.add_parser("unset", help="back to the default", parents=[common])
-    unset.add_argument("key")
+    unset.add_argument("key", metavar="KEY", help="the setting")
 
     adv = sub.add_parser(
         "advise",
@@ -150,19 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="queue a workload (JSON, optionally with a title), advised",
         parents=[common],
     )
-    jadd.add_argument("file", metavar="FILE|-")
+    jadd.add_argument("file", metavar="FILE|-", help="the workload as JSON, '-' for stdin")
     jlist = js.add_parser("list", help="the jobs, with the advice next to each", parents=[common])
     jlist.add_argument("--status", action="append", help="only jobs with this status")
     jshow = js.add_parser(
         "show", help="one job: its advice, alternatives and audit trail", parents=[common]
     )
-    jshow.add_argument("id", type=int)
+    jshow.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jsum = js.add_parser(
         "import-summary",
         help="one advised job per unit of work of an importer summary (all or nothing)",
         parents=[common],
     )
-    jsum.add_argument("file", metavar="FILE|-")
+    jsum.add_argument("file", metavar="FILE|-", help="an importer summary (JSON), '-' for stdin")
     jsum.add_argument(
         "--project-dir",
         metavar="DIR",
@@ -174,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a queued job on the provider you choose (recorded in its audit trail)",
         parents=[common],
     )
-    jpick.add_argument("id", type=int)
+    jpick.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jpick.add_argument("provider", nargs="?", help="a registered provider id")
     jpick.add_argument(
         "--advisor", action="store_true", help="drop your pick: back to the advisor's choice"
@@ -185,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps what finished)",
         parents=[common],
     )
-    jcancel.add_argument("id", type=int)
+    jcancel.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jdisp = js.add_parser(
         "dispatch",
         help="run a queued job on its provider, once you acknowledged its warnings",
@@ -195,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DPIA), then hand it to the dispatch driver, which uploads and runs it. Without a "
         "terminal, --yes is needed when there are warnings.",
     )
-    jdisp.add_argument("id", type=int)
+    jdisp.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jdisp.add_argument(
         "--provider", metavar="P", help="pick this provider first (its warnings are shown)"
     )
@@ -210,23 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow a dispatched job until it ends (Ctrl+C leaves it running)",
         parents=[common],
     )
-    jwatch.add_argument("id", type=int)
+    jwatch.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jout = js.add_parser(
         "outputs", help="the files a dispatched job produced, and their folder", parents=[common]
     )
-    jout.add_argument("id", type=int)
+    jout.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jrm = js.add_parser(
         "remove",
         help="delete a queued or ended job (its outputs stay on disk; its trail is kept)",
         parents=[common],
     )
-    jrm.add_argument("id", type=int)
+    jrm.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jretry = js.add_parser(
         "retry",
         help="put a failed or cancelled job back in the queue, advised afresh",
         parents=[common],
     )
-    jretry.add_argument("id", type=int)
+    jretry.add_argument("id", type=int, metavar="ID", help="the job's id (as `jobs list` shows)")
     jre = js.add_parser(
         "readvise",
         help="advise the queued jobs again now (health and registry changes do it by themselves)",
@@ -309,12 +332,57 @@ def build_parser() -> argparse.ArgumentParser:
         "about", help="version, folders and which keyring holds the secrets", parents=[common]
     )
 
+    desk = sub.add_parser(
+        "desktop",
+        help="add the app to your desktop's menu, or take it out (Linux)",
+        description="Install the menu entry, the icon and the AppStream metadata for you, "
+        "under $XDG_DATA_HOME (default ~/.local/share), starting this installation of the "
+        "app; or remove them.",
+        parents=[common],
+    )
+    dks = desk.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dinst = dks.add_parser(
+        "install", help="install the menu entry, icon and metadata", parents=[common]
+    )
+    dinst.add_argument(
+        "--exec",
+        dest="exec_path",
+        metavar="PATH",
+        help="the program the entry starts (default: the one you are running)",
+    )
+    duninst = dks.add_parser(
+        "uninstall", help="remove what `desktop install` installed", parents=[common]
+    )
+    for dp in (dinst, duninst):
+        dp.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="install under DIR instead of $XDG_DATA_HOME (default ~/.local/share)",
+        )
+
     sch = sub.add_parser(
         "schemas", help="write the JSON Schemas of the public objects", parents=[common]
     )
-    sch.add_argument("--out", metavar="DIR", default="docs/schemas")
+    sch.add_argument(
+        "--out", metavar="DIR", default="docs/schemas", help="the folder (default docs/schemas)"
+    )
     sch.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    _describe(p)
     return p
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every command without a description its one-line help as one, so that each
+    ``COMMAND --help`` says what the command does (the parent lists the same line)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, child in action.choices.items():
+            line = helps.get(name)
+            if child.description is None and line:
+                child.description = line[0].upper() + line[1:] + "."
+            _describe(child)
 
 
 def _amount(text: str) -> float:
