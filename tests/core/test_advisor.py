@@ -638,6 +638,40 @@ def _aws_prices(on_demand: float, spot: float, *, fresh: bool = True) -> dict[st
     }
 
 
+def test_a_google_spot_vm_is_weighed_like_aws_spot_when_the_provider_allows_it() -> None:
+    """Google Cloud's "Allow Spot VMs" (meta.spot) makes its live Spot price an alternative;
+    dispatch then launches a Spot VM only for that choice (tests/providers/test_gcp_machines)."""
+    from datetime import UTC, datetime
+
+    from comfyvn_gui.core.prices import LivePrices, Offer
+
+    taken = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    offers = [
+        Offer(
+            provider="gcp-1",
+            template_id="gcp",
+            machine="g2-standard-4",
+            gpu="L4",
+            vram_gb=24,
+            region="us-central1",
+            zone="us",
+            hourly_usd=price,
+            spot=is_spot,
+            source="live",
+            source_name="Cloud Billing Catalog",
+            taken_at=taken,
+        )
+        for price, is_spot in ((0.71, False), (0.28, True))
+    ]
+    prices = {"gcp-1": LivePrices(provider="gcp-1", taken_at=taken, offers=offers, fresh=True)}
+    allowed = run([p("gcp-1", "gcp", meta={"spot": True})], prices=prices)
+    assert (allowed.chosen.offer, allowed.chosen.hourly_usd) == ("spot", 0.28)
+    assert "spot_interruption" in codes(allowed)
+    plain = run([p("gcp-1", "gcp")], prices=prices)
+    assert (plain.chosen.offer, plain.chosen.hourly_usd) == (None, 0.71)
+    assert "spot_interruption" not in codes(plain)
+
+
 def test_a_spot_offer_is_a_separate_alternative_where_the_provider_allows_spot() -> None:
     from comfyvn_gui.core.gate import consent_items
 

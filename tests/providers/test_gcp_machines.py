@@ -11,6 +11,7 @@ runs (``hosts.alive == []``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import io
 import socket
@@ -315,10 +316,18 @@ def test_a_booting_vm_has_no_address_and_the_operation_is_awaited(
     assert_all_gone(gcp, hosts)
 
 
-def test_an_n1_type_gets_the_gpu_attached_and_spot_when_the_provider_says_so(
+def test_an_n1_type_gets_the_gpu_attached_and_spot_only_when_the_advice_chose_spot(
     gcp: GcpFake, key: ServiceAccountKey, hosts: MachineHosts, executor: BlockingExecutor
 ) -> None:
-    spec, _keys, asked = spec_for()
+    """The provider's Spot setting alone launches on demand: a Spot VM can be taken back at
+    any time, which the user acknowledges only for an advice that chose a Spot offer."""
+    spec, _keys, _ = spec_for()
+    machine = call(gcp, key, executor, "launch", spec, meta={"spot": True})
+    assert "provisioningModel" not in sent(gcp, "POST", INSTANCES)[0].json()["scheduling"]
+    call(gcp, key, executor, "release", machine)
+
+    spec, _keys, asked = spec_for(2)
+    spec = dataclasses.replace(spec, spot=True)
     machine = call(
         gcp,
         key,
@@ -330,7 +339,7 @@ def test_an_n1_type_gets_the_gpu_attached_and_spot_when_the_provider_says_so(
         meta={"spot": True},
     )
     assert asked == []  # not the catalog's type: its price is not known
-    body = sent(gcp, "POST", INSTANCES)[0].json()
+    body = sent(gcp, "POST", INSTANCES)[-1].json()
     assert body["guestAccelerators"] == [
         {"acceleratorType": f"zones/{ZONE}/acceleratorTypes/nvidia-tesla-t4", "acceleratorCount": 1}
     ]

@@ -41,8 +41,8 @@ to 45 minutes of its hour, and a 401 signs in again once):
     less :data:`DELETE_LEAD_S` (so Google deletes the VM before the script's own shutdown could
     leave it stopped with a billing disk; at least 30, Google's minimum),
     ``instanceTerminationAction`` DELETE — Compute Engine itself deletes the VM when that runs
-    out, whatever the VM is doing — and
-    ``provisioningModel`` SPOT when the provider's meta says ``spot: true``;
+    out, whatever the VM is doing — and ``provisioningModel`` SPOT only when the advice chose a
+    Spot offer (``LaunchSpec.spot``), never from the provider's meta alone;
   - no ``serviceAccounts``: the VM gets no Google credentials at all.
 
   The returned zone operation is polled (``GET .../zones/{zone}/operations/{op}``, with
@@ -439,7 +439,6 @@ class GcpMachines:
                 "error", f"{ctx.name}: {spec.name} is not a valid Compute Engine instance name"
             )
         labels = _labels(spec.tags)
-        meta = ctx.provider.meta or {}
         user = (ctx.setting("ssh_user") or DEFAULT_SSH_USER).strip()
         async with ctx.http(auth_fields=[KEY_FIELD]) as http:
             api = _Compute(ctx, http)
@@ -466,7 +465,9 @@ class GcpMachines:
                 "maxRunDuration": {"seconds": str(_run_seconds(spec.deadline))},
                 "instanceTerminationAction": "DELETE",
             }
-            if meta.get("spot") is True:
+            # Spot only when the advice chose a Spot offer, whose spot_interruption warning the
+            # user acknowledged (as on AWS); the provider's own Spot setting alone never does.
+            if spec.spot:
                 scheduling["provisioningModel"] = "SPOT"
             body: dict[str, Any] = {
                 "name": spec.name,
