@@ -94,6 +94,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/release_bench.py
 	$(BIN)/python benchmarks/live_jobs_bench.py
 	$(BIN)/python benchmarks/prices_bench.py
+	$(BIN)/python benchmarks/bundle_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist
