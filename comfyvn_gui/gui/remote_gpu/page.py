@@ -561,8 +561,8 @@ class RemoteGpuPage(QWidget):
             self.banner.show_message(
                 "error",
                 "⚠ THE SERVER'S HOST KEY HAS CHANGED. " + r.message + " Do not connect until "
-                "your administrator confirms the new key; if it is expected, remove the pinned "
-                "key from the command line (comfyvn-gui providers trust-host).",
+                "your administrator confirms the new key; if it is expected, pin the new key "
+                "with the command in this message (comfyvn-gui providers trust-host).",
             )
         else:
             self.banner.show_message(
