@@ -390,6 +390,11 @@ def test_an_image_over_the_pixel_limit_is_not_kept(
 
     # a 4x of 64x64 is 65,536 pixels: between 1x and 2x the limit, where Pillow only warns
     monkeypatch.setattr(runs, "MAX_IMAGE_PIXELS", 40_000)
+    # The check sets Pillow's own limit from it: put Pillow's back too when the test ends (it
+    # leaked 40,000 into every later test of the process: the icon tests' 512x512 PNG failed).
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     src = png(tmp_path / "cg.png", (64, 64))
     with running_comfyui() as server:
         report = execute_job(
