@@ -124,6 +124,11 @@ class Workload(BaseModel):
         description="The job may run on capacity that can be taken back (Spot): its provider's "
         "Spot offer is weighed where the provider can launch one, as with meta.spot",
     )
+    prefer_remote: bool = Field(
+        False,
+        description="Run it on a LAN, SSH or cloud GPU when one can, even where this computer's "
+        "GPU could (ComfyVN's prefer_remote); this computer's GPU stays the fallback",
+    )
     vram_gb: float | None = Field(
         None, gt=0, le=MAX_VRAM_GB, description="Overrides the estimated VRAM need (GB)"
     )

@@ -312,6 +312,30 @@ def test_local_gpu_with_enough_free_vram_wins_over_everything() -> None:
     )
 
 
+def test_prefer_remote_keeps_the_local_gpu_free_while_another_can_run_it() -> None:
+    """ComfyVN's prefer_remote: a remote (LAN, SSH, cloud) GPU goes first even where this
+    computer's could run the job; with none eligible, the local GPU still runs it."""
+    local = LocalSnapshot.model_validate(
+        {"gpus": [{"name": "NVIDIA GeForce RTX 4090", "vram_total_gb": 24, "vram_free_gb": 20}]}
+    )
+    a = run(
+        [p("runpod", "runpod"), p("nas", "lan", reported_vram_gb=48)],
+        local=local,
+        prefer_remote=True,
+    )
+    assert a.choice == "nas" and a.decided_by == "cost_free_on_prem"
+    assert a.reason.startswith("You prefer a remote GPU (prefer_remote), so this computer's GPU")
+    [kept] = [x for x in a.alternatives if x.provider == "local"]
+    assert (
+        kept.eligible
+        and kept.note == "kept free: the workload prefers a remote GPU (prefer_remote)"
+    )
+    cloud = run([p("runpod", "runpod")], local=local, prefer_remote=True)
+    assert cloud.choice == "runpod" and "data_leaves_machine" in codes(cloud)
+    alone = run([], local=local, prefer_remote=True)
+    assert alone.choice == "local" and alone.reason.endswith("but none can run it.")
+
+
 def test_a_busy_local_gpu_is_skipped_for_a_lan_node() -> None:
     busy = LocalSnapshot.model_validate(
         {

@@ -111,9 +111,13 @@ def advise(
         latency=latency,
         cached=workload.cached_graphs,
     )
-    ranked: list[Candidate] = [*locals_, *on_prem, *remotes]
+    # prefer_remote keeps this computer's GPU free while another can run the job.
+    kept_free = bool(workload.prefer_remote and locals_ and (on_prem or remotes))
+    ranked: list[Candidate] = (
+        [*on_prem, *remotes, *locals_] if kept_free else [*locals_, *on_prem, *remotes]
+    )
     decided: Preference | None
-    if locals_:
+    if locals_ and not kept_free:
         decided = "local_gpu"
     elif on_prem:
         decided = "cost_free_on_prem"

@@ -31,6 +31,8 @@ def note_alternatives(
     for c in ranked[1:]:
         if decided == "user_pick":
             c.note = f"you picked {first.id}"
+        elif c.kind == "local":  # (after another only when the workload prefers remote)
+            c.note = "kept free: the workload prefers a remote GPU (prefer_remote)"
         elif c.id == first.id:  # the same provider's other offer (on demand / Spot)
             what, other = ("on demand", "its Spot offer") if first.spot else ("Spot", "on demand")
             if c.cost is not None and first.cost is not None and c.cost > first.cost + EPS:
@@ -97,8 +99,11 @@ def reason_for(
             f"Local GPU {choice.gpu} has enough free VRAM "
             f"({wording.number(choice.vram_gb or 0)}GB free >= {wording.number(req.vram_gb)}GB "
             f"required for {label}); it costs nothing and nothing leaves this machine."
+            + (" You prefer a remote GPU, but none can run it." if workload.prefer_remote else "")
         )
     parts = [local_clause] if local_clause else []
+    if workload.prefer_remote and any(c.kind == "local" and c.excluded is None for c in candidates):
+        parts.append("you prefer a remote GPU (prefer_remote), so this computer's GPU is kept free")
     if decided == "user_pick":
         parts.append(f"You picked {choice.label} ({choice.id}); it is eligible")
     elif decided == "cost_free_on_prem":
