@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from comfyvn_gui import __version__
+from comfyvn_gui.core import comfyvn_wire as wire
 from comfyvn_gui.core.advisor import Advice, AdviceRequest, input_error_from
 from comfyvn_gui.core.catalog import RESIDENCY_ZONES, ProviderProfile
 from comfyvn_gui.core.checks import CheckResult, LocalSnapshot
@@ -38,6 +39,7 @@ from comfyvn_gui.core.summary import ImportSummary
 from comfyvn_gui.core.workload import Workload
 from comfyvn_gui.service import Service
 
+from .comfyvn import HealthListing, ProvidersListing, comfyvn_routes, providers_listing
 from .guard import Guard, error_object, is_loopback_ip
 from .models import (
     ConsentWarning,
@@ -217,6 +219,7 @@ def create_app(
             response.headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return response
 
+    comfyvn_routes(app, service)  # (first: /api/providers/list before /api/providers/{id})
     _provider_routes(app, service)
     _advice_routes(app, service)
     _job_routes(app, service)
@@ -280,12 +283,14 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
         """The curated provider catalog: auth fields, GPU, price, policy, zones."""
         return svc.templates()
 
-    @app.get("/api/providers", tags=tags, response_model=list[ProviderEntry])
+    @app.get("/api/providers", tags=tags, response_model=ProvidersListing)
     def providers() -> Any:
-        """The registered providers (never their secrets: `secrets_set` names them)."""
-        return svc.list_providers()
+        """The registered providers (never their secrets: `secrets_set` names them), in
+        ComfyVN's envelope `{ok, providers, templates}` (docs/api.md, "ComfyVN
+        compatibility")."""
+        return providers_listing(svc)
 
-    @app.get("/api/providers/health", tags=tags, response_model=list[CheckResult])
+    @app.get("/api/providers/health", tags=tags, response_model=HealthListing)
     async def health(
         id: Annotated[
             list[str] | None, Query(description="Providers to check (default: every enabled one)")
@@ -294,16 +299,21 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
             bool, Query(description="Only the last recorded results; contacts no provider")
         ] = False,
     ) -> Any:
-        """Health-check providers now (as `comfyvn-gui providers health`), or their last results."""
+        """Health-check providers now (as `comfyvn-gui providers health`), or their last
+        results: `{ok, results}`, and `status` (that provider's result) when one `id` is
+        asked for, as ComfyVN reads it."""
+        one = id[0] if id and len(set(id)) == 1 else None
         if cached:
             last = await asyncio.get_running_loop().run_in_executor(svc.io_pool, svc.last_results)
             wanted = set(id or [])
-            return [
+            results = [
                 r["health"]
                 for pid, r in last.items()
                 if "health" in r and (not wanted or pid in wanted)
             ]
-        return await svc.check("health", id or None)
+        else:
+            results = await svc.check("health", id or None)
+        return wire.health_answer(results, one)
 
     @app.get(
         "/api/providers/export",
@@ -371,7 +381,15 @@ def _provider_routes(app: FastAPI, svc: Service) -> None:
         ),
     )
     def register(payload: Annotated[Any, Body()], response: Response) -> Any:
-        """Create (201) or update (200) a provider from a whole entry."""
+        """Create (201) or update (200) a provider from a whole entry. A provider definition
+        in ComfyVN's shape (`kind`, `service`, `endpoint`, `priority` ..., no `template_id`)
+        is mapped onto a template and answered as ComfyVN reads it: 200 `{ok, provider}`."""
+        if isinstance(payload, Mapping) and wire.is_comfyvn_provider(payload):
+            profile = svc.template(wire.template_of(payload))
+            entry, _created = svc.register_provider(wire.provider_input(payload, profile))
+            rows = providers_listing(svc)["providers"]
+            row = next(r for r in rows if r["id"] == entry.id)
+            return JSONResponse({"ok": True, "provider": row})
         entry, created = svc.register_provider(payload)
         response.status_code = 201 if created else 200
         return entry

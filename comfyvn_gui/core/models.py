@@ -18,7 +18,7 @@ EXPORT_VERSION = 1
 
 #: Ids that name an API route and therefore cannot be provider ids.
 RESERVED_IDS = frozenset(
-    {"templates", "health", "export", "import", "create", "register", "remove"}
+    {"templates", "health", "export", "import", "create", "register", "remove", "list"}
 )
 ID_MAX_LEN = 64
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"

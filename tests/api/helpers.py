@@ -137,7 +137,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(out)
 
 
-def ids(entries: list[dict[str, Any]]) -> list[str]:
+def ids(listing: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+    """The provider ids of ``GET /api/providers`` (its ``providers``), or of a list."""
+    entries = listing["providers"] if isinstance(listing, dict) else listing
     return [e["id"] for e in entries]
 
 
@@ -180,5 +182,5 @@ def active_runpod(client: httpx.Client, fake: RunPodFake, pid: str = "rp") -> No
     ok(client.post("/api/providers/create", json=runpod_payload(fake, pid, fake.key)), 201)
     assert ok(client.post(f"/api/providers/{pid}/validate"))["status"] == "valid"
     client.put("/api/settings/checks.timeout_s", json={"value": 10})
-    [health] = ok(client.get("/api/providers/health", params={"id": pid}))
+    [health] = ok(client.get("/api/providers/health", params={"id": pid}))["results"]
     assert health["status"] == "healthy", health

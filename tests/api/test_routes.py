@@ -75,7 +75,7 @@ def test_seed_create_payload_keeps_the_key_in_the_keyring_only(
 
     listed = ok(client.get("/api/providers"))
     assert ids(listed) == ["local", "runpod-demo"]
-    assert listed[1] == entry
+    assert {k: v for k, v in listed["providers"][1].items() if k in entry} == entry
     assert ok(client.get("/api/providers/runpod-demo")) == entry
 
     before = (home.registry_file.read_bytes(), home_secrets(home))
@@ -231,7 +231,7 @@ def test_export_with_secrets_imports_into_another_home(
         srv_b.client() as b,
     ):
         fill_home_a(a, runpod)
-        providers_a = ok(a.get("/api/providers"))
+        providers_a = ok(a.get("/api/providers"))["providers"]
         assert [p["active"] for p in providers_a if p["id"] == "rp"] == [True]
         secrets_a = home_secrets(home_a)
         assert any("#" in user for user in secrets_a), "the long key was not stored in parts"
@@ -261,10 +261,10 @@ def test_export_with_secrets_imports_into_another_home(
         assert sorted(outcome["plan"]["add"]) == ["az", "gcp", "rp"]
         assert "local" in outcome["plan"]["skip"]
 
-        providers_b = ok(b.get("/api/providers"))
+        providers_b = ok(b.get("/api/providers"))["providers"]
         assert ids(providers_b) == ids(providers_a)
         for pa, pb in zip(providers_a[1:], providers_b[1:], strict=True):
-            assert without(pb, "active") == without(pa, "active")
+            assert without(pb, "active", "last_health") == without(pa, "active", "last_health")
             assert pb["active"] is False  # not validated on this machine yet
         assert home_a.home_id() != home_b.home_id()
         assert home_secrets(home_b) == secrets_a  # same values, under B's own service
@@ -362,22 +362,24 @@ def test_health_checks_now_and_returns_cached_results(
     payload = runpod_payload(runpod, "rp", runpod.key, endpoint_id="ep-a")
     ok(client.post("/api/providers/create", json=payload), 201)
 
-    [only] = ok(client.get("/api/providers/health", params={"id": "rp"}))
+    answer = ok(client.get("/api/providers/health", params={"id": "rp"}))
+    [only] = answer["results"]
+    assert answer["status"] == only and answer["ok"] is True
     assert only["provider"] == "rp" and only["check"] == "health"
     assert only["status"] == "healthy", only
     assert only["detail"]["endpoint_id"] == "ep-a"
     assert [(r.method, r.path) for r in runpod.requests] == [("GET", "/v2/ep-a/health")]
 
-    every = ok(client.get("/api/providers/health"))
+    every = ok(client.get("/api/providers/health"))["results"]
     assert {r["provider"] for r in every} == {"local", "rp"}
     assert all(r["status"] in HEALTH_STATUSES for r in every)
     seen = len(runpod.requests)
     assert seen == 2
 
-    cached = ok(client.get("/api/providers/health", params={"cached": "true"}))
+    cached = ok(client.get("/api/providers/health", params={"cached": "true"}))["results"]
     assert sorted(cached, key=lambda r: r["provider"]) == sorted(every, key=lambda r: r["provider"])
     one = ok(client.get("/api/providers/health", params={"cached": "true", "id": "rp"}))
-    assert one == [r for r in every if r["provider"] == "rp"]
+    assert one["results"] == [r for r in every if r["provider"] == "rp"]
     assert len(runpod.requests) == seen  # the fake was not asked again
 
     err = assert_error(client.get("/api/providers/health", params={"id": "ghost"}), 422)
@@ -646,7 +648,7 @@ def test_import_flags_in_the_query_are_honoured_never_ignored(
 
     done = ok(client.post("/api/providers/import", params={"overwrite": "false"}, json=body))
     assert done["imported"] == ["vast-q"]
-    assert all(p["name"] != "Renamed" for p in ok(client.get("/api/providers")))
+    assert all(p["name"] != "Renamed" for p in ok(client.get("/api/providers"))["providers"])
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])

@@ -389,8 +389,14 @@ CONTRACT: dict[str, set[str]] = {
     "/api/providers/import": {"post"},
     "/api/providers/{}/validate": {"post"},
     "/api/providers/health": {"get"},
-    "/compute/advise": {"post"},
+    "/compute/advise": {"get", "post"},  # GET: ComfyVN's query form
     "/api/gpu/local": {"get"},
+    # ComfyVN compatibility (docs/api.md)
+    "/api/gpu/list": {"get"},
+    "/api/gpu/policy": {"get"},
+    "/api/gpu/advise": {"post"},
+    "/api/gpu/select": {"post"},
+    "/api/providers/list": {"get"},
     "/api/jobs": {"get", "post"},
     "/api/jobs/{}": {"get", "delete"},
     "/api/jobs/{}/dispatch": {"post"},

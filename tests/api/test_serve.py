@@ -222,7 +222,7 @@ def test_what_the_api_adds_appears_in_the_open_window_without_a_restart(
         assert "API job" in titles
         # The window's own view of the registry agrees with the API's.
         listed = c.get("/api/providers").json()
-        assert {p["id"] for p in listed} == set(page.entries)
+        assert {p["id"] for p in listed["providers"]} == set(page.entries)
 
 
 def test_every_api_call_keeps_secrets_out_of_the_home_files(served: Served) -> None:
