@@ -27,7 +27,9 @@ class AboutFeature:
         try:
             self.secrets.check()
         except SecretStoreError as exc:
-            return self.secrets.backend_name, exc.message
+            # (a status is a read: "Nothing was saved." is said only where a write failed)
+            why = exc.message.replace(" Nothing was saved.", "").strip()
+            return self.secrets.backend_name, why
         return self.secrets.backend_name, None
 
     def about(self) -> dict[str, Any]:

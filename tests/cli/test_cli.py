@@ -419,6 +419,7 @@ def test_about_without_a_keyring_says_what_to_do(app_home: Path) -> None:
     info = json.loads(res.stdout)
     assert info["keyring_backend"] == "none"
     assert "Secret Service" in info["keyring_problem"]
+    assert "Nothing was saved" not in info["keyring_problem"]  # (about saves nothing)
 
 
 def test_registry_changes_are_logged_without_values(

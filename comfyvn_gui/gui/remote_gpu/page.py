@@ -248,8 +248,6 @@ class RemoteGpuPage(QWidget):
             self.bridge.call(self.svc.keyring_status),
             self.bridge.call(self.svc.local_snapshot),
         )
-        if problem:
-            problem = problem.replace(" Nothing was saved.", "").strip()
         backend = wording.keyring_backend(backend)
         self.backend, self.keyring_problem = backend, problem
         self.local.set_keyring(backend, problem)
