@@ -6,15 +6,18 @@ import argparse
 import getpass
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from comfyvn_gui.core import wording
 from comfyvn_gui.core.custom_terms import custom_terms
 from comfyvn_gui.core.errors import InputError
-from comfyvn_gui.core.models import ProviderInput
+from comfyvn_gui.core.models import ProviderEntry, ProviderInput
 from comfyvn_gui.service import Service
 
 from .output import EXIT_FAILED, EXIT_OK, Output, _ask, _confirm, _read_json_source
+
+if TYPE_CHECKING:
+    from comfyvn_gui.core.advisor.models import Alternative
 
 
 def _entry_row(svc: Service, p: Any) -> list[Any]:
@@ -94,20 +97,20 @@ def _providers(args: argparse.Namespace, svc: Service, out: Output, stdin: TextI
         out.line(f"  active:    {'yes' if entry.active else 'no (not validated here yet)'}")
         out.line(f"  gpu:       {entry.gpu or profile.default_gpu}")
         terms = custom_terms(profile, entry.config)  # a custom endpoint states its own
-        listed = terms.hourly_usd if terms is not None else profile.pricing.hourly_usd
-        price = entry.meta.get("hourly_usd", listed)
-        cost = (
-            f"${wording.figure(price)}/hr"
-            if isinstance(price, int | float)
-            else ("no price set" if terms is not None else profile.pricing.hint)
-        )
+        priced = _advised_price(svc, entry)
+        if priced is not None and priced.hourly_usd is not None:
+            cost = wording.hourly_price(priced.hourly_usd)
+            source = wording.price_origin(priced.price_source, priced.prices_as_of)
+            if priced.machine:
+                source += f", {priced.machine}"
+        else:
+            cost, source = (
+                "no known price",
+                (priced.price_note if priced else None)
+                or ("set meta.hourly_usd" if terms is None else "state its price"),
+            )
         billing = terms.billing if terms is not None else profile.billing
         assumed = ", assumed" if billing.assumed else ""
-        source = (
-            "as you stated it"
-            if terms is not None
-            else f"prices as of {profile.pricing.prices_as_of}"
-        )
         out.line(
             f"  cost:      {cost} ({source}; billed per "
             f"{wording.minutes(billing.increment_minutes)}, "
@@ -353,3 +356,19 @@ def _prompt_fields(svc: Service, template_id: str, out: Output, stdin: TextIO) -
             if value:
                 config[f.name] = value
     return config
+
+
+def _advised_price(svc: Service, entry: ProviderEntry) -> Alternative | None:
+    """The price the advisor gives ``entry`` now (its machine, live or catalog, your override):
+    a what-if with this provider alone, so ``show`` never says another price than the jobs."""
+    advice = svc.advise(
+        {
+            "workload": {"kind": "translation"},
+            "providers": [entry.model_dump(mode="json")],
+            "local": {"gpus": [], "source": "request"},
+            "live_prices": True,
+        }
+    )
+    return next(
+        (a for a in [advice.chosen, *advice.alternatives] if a and a.provider == entry.id), None
+    )

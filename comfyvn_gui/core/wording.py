@@ -224,6 +224,20 @@ def hourly_price(usd: float) -> str:
     return f"{price(usd)}/hr"
 
 
+def price_origin(source: str | None, as_of: str | None) -> str:
+    """Where an advised price comes from (an alternative's ``price_source``) and when it was
+    taken (``prices_as_of``), in words."""
+    if source == "live":
+        return f"live price of {as_of}" if as_of else "live price"
+    if source == "catalog":
+        return f"catalog price as of {as_of}" if as_of else "catalog price"
+    return {
+        "meta": "your price (meta.hourly_usd)",
+        "config": "the price you stated for it",
+        "price_ceiling": "your price ceiling",
+    }.get(source or "", "free")
+
+
 # --------------------------------------------------------------------------------------------
 # Billing
 # --------------------------------------------------------------------------------------------

@@ -155,6 +155,26 @@ def test_create_list_show_from_stdin(capsys: pytest.CaptureFixture[str]) -> None
     assert "CANARY" not in out
 
 
+def test_show_gives_the_price_the_advisor_uses_for_the_configured_machine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Lambda provider set to the H100 is $3.29/hr, as the advisor prices its jobs — not the
+    template's A100 headline; your own price wins, and says so."""
+    key = json.dumps({"api_key": "CANARY-lambda-0000000001", "instance_type": "gpu_1x_h100_pcie"})
+    code, _, err = cli(capsys, "providers", "create", "lambda", "--config-file", "-", stdin=key)
+    assert code == 0, err
+    code, out, _ = cli(capsys, "providers", "show", "lambda")
+    assert "cost:      $3.29/hr (catalog price as of " in out
+    assert ", gpu_1x_h100_pcie; billed per 1 min" in out
+    entry = {"id": "lambda", "template_id": "lambda", "meta": {"hourly_usd": 2.5}}
+    code, _, err = cli(
+        capsys, "providers", "register", "--config-file", "-", stdin=json.dumps(entry)
+    )
+    assert code == 0, err
+    code, out, _ = cli(capsys, "providers", "show", "lambda")
+    assert "cost:      $2.50/hr (your price (meta.hourly_usd)" in out
+
+
 def test_create_takes_a_partial_entry_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

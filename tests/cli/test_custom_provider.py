@@ -64,7 +64,10 @@ def test_create_from_a_config_file_keeps_the_token_in_the_keyring(
         "billing_minimum_minutes": "60",
     }
     code, out, _ = cli(capsys, "providers", "show", "box")
-    assert "cost:      $0.35/hr (as you stated it; billed per 60 min, minimum 60 min)" in out
+    assert (
+        "cost:      $0.35/hr (the price you stated for it; billed per 60 min, minimum 60 min)"
+        in out
+    )
     assert "zones:     eu, uk" in out
     assert "api_token: stored in the OS keyring" in out
     code, out, _ = cli(capsys, "providers", "list")

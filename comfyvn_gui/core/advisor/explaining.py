@@ -151,23 +151,11 @@ def reason_for(
 
 def price_origin(c: Candidate) -> str:
     """Where a candidate's price comes from, and when it was taken, in words."""
-    source = c.price_source
-    if source == "live":
-        offer = c.offer
-        taken = c.prices_as_of or ""
-        if offer is not None:
-            taken = offer.taken_at.strftime("%Y-%m-%d %H:%M UTC")
-            return f"live price from {offer.source_name} of {taken}"
-        return f"live price of {taken}"
-    if source == "catalog":
-        return f"catalog price as of {c.prices_as_of}"
-    if source == "meta":
-        return "your price (meta.hourly_usd)"
-    if source == "config":
-        return "the price you stated for it"
-    if source == "price_ceiling":
-        return "your price ceiling"
-    return "free"
+    offer = c.offer
+    if c.price_source == "live" and offer is not None:
+        taken = offer.taken_at.strftime("%Y-%m-%d %H:%M UTC")
+        return f"live price from {offer.source_name} of {taken}"
+    return wording.price_origin(c.price_source, c.prices_as_of)
 
 
 def _where(choice: Candidate) -> str:
