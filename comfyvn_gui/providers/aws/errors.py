@@ -133,8 +133,9 @@ def _map_client_error(job: _Job, exc: Any, action: str) -> CheckFailure:
         return CheckFailure(
             "permission_denied",
             f"{name} accepted the key but it may not call {missing} ({code or status}); "
-            f"allow {missing} in the IAM policy of the key's user (the onboarding notes ask "
-            "for ec2:Describe*, ec2:RunInstances and the asset bucket)",
+            f"allow {missing} in the IAM policy of the key's user (the app needs "
+            "ec2:Describe*, ec2:RunInstances, ec2:CreateTags, ec2:TerminateInstances and the "
+            "asset bucket)",
             fields=["access_key"],
             detail={"missing_permission": missing},
         )

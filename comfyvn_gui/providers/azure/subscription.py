@@ -71,7 +71,8 @@ async def _subscription(
             "permission_denied",
             f"Azure: the app {client_id} has no role on subscription {sub_id} "
             f"({code or '403'}); in Azure portal → Subscriptions → the subscription → Access "
-            "control (IAM), give the app a role such as Virtual Machine Contributor",
+            "control (IAM), give the app Reader there, and Contributor on the resource group "
+            "jobs use",
             fields=["subscription_id"],
             detail={"arm_error": code} if code else {},
         )
