@@ -629,42 +629,18 @@ def test_the_seed_example_file_is_the_design_request() -> None:
 # -- Spot offers (issue 21) ----------------------------------------------------------------------
 
 
-def _aws_prices(on_demand: float, spot: float, *, fresh: bool = True) -> dict[str, Any]:
-    from datetime import UTC, datetime
-
-    from comfyvn_gui.core.prices import LivePrices, Offer
-
-    taken = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
-
-    def offer(price: float, is_spot: bool) -> Offer:
-        return Offer(
-            provider="aws-1",
-            template_id="aws",
-            machine="g5.xlarge",
-            gpu="A10G",
-            vram_gb=24,
-            region="us-east-1",
-            zone="us",
-            hourly_usd=price,
-            spot=is_spot,
-            source="live",
-            source_name="EC2 spot price history" if is_spot else "the AWS Price List",
-            taken_at=taken,
-        )
-
-    return {
-        "aws-1": LivePrices(
-            provider="aws-1",
-            taken_at=taken,
-            offers=[offer(on_demand, False), offer(spot, True)],
-            fresh=fresh,
-        )
-    }
-
-
-def test_a_google_spot_vm_is_weighed_like_aws_spot_when_the_provider_allows_it() -> None:
-    """Google Cloud's "Allow Spot VMs" (meta.spot) makes its live Spot price an alternative;
-    dispatch then launches a Spot VM only for that choice (tests/providers/test_gcp_machines)."""
+def _spot_prices(
+    provider: str,
+    template: str,
+    machine: str,
+    gpu: str,
+    region: str,
+    on_demand: float,
+    spot: float,
+    *,
+    fresh: bool = True,
+) -> dict[str, Any]:
+    """A provider's kept live prices: one on-demand and one Spot offer for ``machine``."""
     from datetime import UTC, datetime
 
     from comfyvn_gui.core.prices import LivePrices, Offer
@@ -672,22 +648,34 @@ def test_a_google_spot_vm_is_weighed_like_aws_spot_when_the_provider_allows_it()
     taken = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
     offers = [
         Offer(
-            provider="gcp-1",
-            template_id="gcp",
-            machine="g2-standard-4",
-            gpu="L4",
+            provider=provider,
+            template_id=template,
+            machine=machine,
+            gpu=gpu,
             vram_gb=24,
-            region="us-central1",
+            region=region,
             zone="us",
             hourly_usd=price,
             spot=is_spot,
             source="live",
-            source_name="Cloud Billing Catalog",
+            source_name="the provider's spot prices" if is_spot else "the provider's price list",
             taken_at=taken,
         )
-        for price, is_spot in ((0.71, False), (0.28, True))
+        for price, is_spot in ((on_demand, False), (spot, True))
     ]
-    prices = {"gcp-1": LivePrices(provider="gcp-1", taken_at=taken, offers=offers, fresh=True)}
+    return {provider: LivePrices(provider=provider, taken_at=taken, offers=offers, fresh=fresh)}
+
+
+def _aws_prices(on_demand: float, spot: float, *, fresh: bool = True) -> dict[str, Any]:
+    return _spot_prices(
+        "aws-1", "aws", "g5.xlarge", "A10G", "us-east-1", on_demand, spot, fresh=fresh
+    )
+
+
+def test_a_google_spot_vm_is_weighed_like_aws_spot_when_the_provider_allows_it() -> None:
+    """Google Cloud's "Allow Spot VMs" (meta.spot) makes its live Spot price an alternative;
+    dispatch then launches a Spot VM only for that choice (tests/providers/test_gcp_machines)."""
+    prices = _spot_prices("gcp-1", "gcp", "g2-standard-4", "L4", "us-central1", 0.71, 0.28)
     allowed = run([p("gcp-1", "gcp", meta={"spot": True})], prices=prices)
     assert (allowed.chosen.offer, allowed.chosen.hourly_usd) == ("spot", 0.28)
     assert "spot_interruption" in codes(allowed)
