@@ -448,11 +448,14 @@ def gpu_advice_answer(
     )
     local_candidate = None
     if local_alt is not None and local_alt.eligible:
-        gpus = sorted(
-            enumerate(snapshot.gpus), key=lambda ig: -ig[1].vram_free_gb
-        )  # the advisor uses the freest GPU
-        if gpus:
-            i, gpu = gpus[0]
+        # the GPU the advisor found fit (its name and free VRAM), not a choice of our own
+        free = local_alt.vram_gb or 0.0
+        found = sorted(
+            ((i, g) for i, g in enumerate(snapshot.gpus) if g.name == local_alt.gpu),
+            key=lambda ig: abs(ig[1].vram_free_gb - free),
+        )
+        if found:
+            i, gpu = found[0]
             local_candidate = {
                 "id": _device_id(gpu, i),
                 "name": gpu.name,
