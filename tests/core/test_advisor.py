@@ -312,6 +312,19 @@ def test_local_gpu_with_enough_free_vram_wins_over_everything() -> None:
     )
 
 
+def test_a_coreweave_gpu_class_naming_the_default_gpu_keeps_its_price() -> None:
+    """CoreWeave's machine option is a GPU class: "A40" is the default GPU the headline prices
+    ($0.95/hr); an H100 class that no table lists stays unpriced, never priced as an A40."""
+    cw = {"config": {"organization_id": "org1"}}
+    default = run([p("cw", "coreweave", **cw)])
+    a40 = run([p("cw", "coreweave", config={"organization_id": "org1", "gpu_class": "A40"})])
+    h100 = run([p("cw", "coreweave", config={"organization_id": "org1", "gpu_class": "H100"})])
+    assert default.chosen.hourly_usd == a40.chosen.hourly_usd == 0.95
+    assert a40.chosen.price_source == "catalog"
+    [unpriced] = [a for a in [h100.chosen, *h100.alternatives] if a and a.provider == "cw"]
+    assert unpriced.hourly_usd is None and "price_unknown" in codes(h100)
+
+
 def test_prefer_remote_keeps_the_local_gpu_free_while_another_can_run_it() -> None:
     """ComfyVN's prefer_remote: a remote (LAN, SSH, cloud) GPU goes first even where this
     computer's could run the job; with none eligible, the local GPU still runs it."""

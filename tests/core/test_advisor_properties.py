@@ -387,7 +387,15 @@ def reference(case: Case) -> dict[str, Ref]:
                     hourly = offer.hourly_usd
                 elif machine is not None:
                     hourly = machine.price(price_region)
-                elif not profile.machines or (
+                elif (
+                    not profile.machines
+                    or (
+                        e.config.get(profile.machine_option or "")
+                        and CATALOG.gpu(str(e.config[profile.machine_option or ""])) is not None
+                        and CATALOG.gpu(str(e.config[profile.machine_option or ""])).name  # type: ignore[union-attr]
+                        == profile.default_gpu
+                    )
+                ) or (
                     not e.config.get(profile.machine_option or "")
                     and (
                         e.gpu is None

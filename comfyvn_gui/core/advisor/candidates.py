@@ -244,8 +244,12 @@ def _headline_applies(entry: ProviderEntry, profile: ProviderProfile, catalog: C
         return False
     if not profile.machines or profile.machine_option is None:
         return True
-    if entry.config.get(profile.machine_option) not in (None, ""):
-        return False
+    chosen = entry.config.get(profile.machine_option)
+    if chosen not in (None, ""):
+        # only a machine option that names the default GPU itself (CoreWeave's GPU class
+        # "A40") keeps the headline, which is that GPU's price
+        named = catalog.gpu(str(chosen))
+        return named is not None and named.name == profile.default_gpu
     spec = catalog.gpu(entry.gpu) if entry.gpu else None
     return entry.gpu is None or (spec is not None and spec.name == profile.default_gpu)
 
