@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NamedTuple
 
 from comfyvn_gui import __version__
 
@@ -371,18 +372,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _describe(parser: argparse.ArgumentParser) -> None:
-    """Give every command without a description its one-line help as one, so that each
-    ``COMMAND --help`` says what the command does (the parent lists the same line)."""
+class Command(NamedTuple):
+    """One command of the grammar (``providers create``): its words, parser, the line its
+    parent lists it with, and whether it needs an action word after it (``providers``)."""
+
+    path: tuple[str, ...]
+    parser: argparse.ArgumentParser
+    line: str | None
+    needs_action: bool
+
+
+def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[Command]:
+    """Every command below ``parser``, depth first (the reference, the help and the guide's
+    tests walk the grammar with this)."""
+    found: list[Command] = []
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
         helps = {choice.dest: choice.help for choice in action._choices_actions}
         for name, child in action.choices.items():
-            line = helps.get(name)
-            if child.description is None and line:
-                child.description = line[0].upper() + line[1:] + "."
-            _describe(child)
+            below = [a for a in child._actions if isinstance(a, argparse._SubParsersAction)]
+            needs = bool(below) and bool(below[0].required)
+            found.append(Command((*path, name), child, helps.get(name), needs))
+            found += commands(child, (*path, name))
+    return found
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every command without a description its one-line help as one, so that each
+    ``COMMAND --help`` says what the command does (the parent lists the same line)."""
+    for command in commands(parser):
+        line = command.line
+        if command.parser.description is None and line:
+            command.parser.description = line[0].upper() + line[1:] + "."
 
 
 def _amount(text: str) -> float:

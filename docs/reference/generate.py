@@ -7,7 +7,6 @@ its OpenAPI document, so that neither can drift from the code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -19,26 +18,16 @@ ROOT = HERE.parents[1]
 WIDTH = 100  # help text wraps here whatever the terminal
 
 
-def _commands(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    found = [(path, parser)]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                found += _commands(child, (*path, name))
-    return found
-
-
 def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
 def cli_reference() -> str:
     os.environ["COLUMNS"] = str(WIDTH + 2)  # argparse wraps at the terminal's width minus 2
-    from comfyvn_gui.cli import build_parser
+    from comfyvn_gui.cli.parser import build_parser, commands
 
-    commands = _commands(build_parser())
+    root = build_parser()
+    every = [((), root), *((c.path, c.parser) for c in commands(root))]
     out = [
         "# Command line reference",
         "",
@@ -54,11 +43,11 @@ def cli_reference() -> str:
         "## Commands",
         "",
     ]
-    for path, _parser in commands[1:]:
+    for path, _parser in every[1:]:
         title = " ".join(("comfyvn-gui", *path))
         indent = "  " * (len(path) - 1)
         out.append(f"{indent}- [`{title}`](#{_anchor(title)})")
-    for path, parser in commands:
+    for path, parser in every:
         title = " ".join(("comfyvn-gui", *path))
         out += ["", f"## {title}", "", "```text", parser.format_help().rstrip(), "```"]
     return "\n".join(out) + "\n"

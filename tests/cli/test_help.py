@@ -11,22 +11,9 @@ import io
 import pytest
 
 from comfyvn_gui.cli import build_parser
+from comfyvn_gui.cli.parser import commands
 
-
-def _commands(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], argparse.ArgumentParser, str | None]]:
-    found: list[tuple[tuple[str, ...], argparse.ArgumentParser, str | None]] = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            helps = {choice.dest: choice.help for choice in action._choices_actions}
-            for name, child in action.choices.items():
-                found.append(((*path, name), child, helps.get(name)))
-                found += _commands(child, (*path, name))
-    return found
-
-
-COMMANDS = _commands(build_parser())
+COMMANDS = [(c.path, c.parser, c.line) for c in commands(build_parser())]
 
 
 def test_the_parser_has_every_command() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from comfyvn_gui.cli import build_parser
+from comfyvn_gui.cli.parser import commands
 from comfyvn_gui.core.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,14 +94,8 @@ def _parses(argv: list[str]) -> str | None:
     def fail(message: str) -> None:
         raise argparse.ArgumentError(None, message)
 
-    for action in parser._actions:  # the subcommands report through their own parsers
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                sub.error = fail  # type: ignore[method-assign]
-                for inner in sub._actions:
-                    if isinstance(inner, argparse._SubParsersAction):
-                        for leaf in inner.choices.values():
-                            leaf.error = fail  # type: ignore[method-assign]
+    for command in commands(parser):  # the subcommands report through their own parsers
+        command.parser.error = fail  # type: ignore[method-assign]
     parser.error = fail  # type: ignore[method-assign]
     try:
         parser.parse_args(argv)
@@ -125,23 +120,13 @@ def test_every_command_in_the_guide_is_one_the_command_line_accepts() -> None:
     assert problems == []
 
 
-def _leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[str]:
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
-        return [" ".join(path)]
-    found = [] if not path or subs[0].required else [" ".join(path)]
-    for name, child in subs[0].choices.items():
-        found += _leaf_commands(child, (*path, name))
-    return found
-
-
 def test_the_guide_shows_every_command() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in PAGES)
     text = re.sub(r"\s+", " ", text.replace("\\\n", " "))
     hidden = {"driver"}  # started by the commands that dispatch, never by hand
     missing = [
         cmd
-        for cmd in _leaf_commands(build_parser())
+        for cmd in (" ".join(c.path) for c in commands(build_parser()) if not c.needs_action)
         if cmd not in hidden and not re.search(rf"comfyvn-gui (--json )?{re.escape(cmd)}\b", text)
     ]
     assert missing == []
