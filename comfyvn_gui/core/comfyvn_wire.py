@@ -312,6 +312,20 @@ def _cpu_row() -> dict[str, Any]:
     }
 
 
+def _gpu_row(gpu: LocalGpu, device: str, snapshot: LocalSnapshot) -> dict[str, Any]:
+    """A local GPU as ComfyVN's device rows give it (memory in MiB, utilisation in percent)."""
+    return {
+        "id": device,
+        "name": gpu.name,
+        "kind": "gpu",
+        "available": True,
+        "memory_total": _mib(gpu.vram_total_gb),
+        "memory_used": _mib(gpu.vram_total_gb - gpu.vram_free_gb),
+        "utilization": round(gpu.utilization * 100, 1),
+        "source": snapshot.source,
+    }
+
+
 def gpu_policy() -> dict[str, Any]:
     """ComfyVN's GPU policy, as this app applies it: the advisor picks per job (``auto``);
     nothing is pinned (a job's provider is picked with ``jobs pick`` instead)."""
@@ -337,19 +351,7 @@ def gpu_list(snapshot: LocalSnapshot) -> dict[str, Any]:
         }
         for i, g in enumerate(snapshot.gpus)
     ]
-    local = [
-        {
-            "id": _device_id(g, i),
-            "name": g.name,
-            "kind": "gpu",
-            "available": True,
-            "memory_total": _mib(g.vram_total_gb),
-            "memory_used": _mib(g.vram_total_gb - g.vram_free_gb),
-            "utilization": round(g.utilization * 100, 1),
-            "source": snapshot.source,
-        }
-        for i, g in enumerate(snapshot.gpus)
-    ]
+    local = [_gpu_row(g, _device_id(g, i), snapshot) for i, g in enumerate(snapshot.gpus)]
     return {
         "ok": True,
         "devices": devices,
@@ -380,19 +382,8 @@ def select_device(
         why = "preferred" if prefer == "cpu" else "auto"
         return {**cpu, "device": "cpu", "policy": "auto", "reason": why}
     device, gpu = picked[0]
-    return {
-        "id": device,
-        "device": device,
-        "kind": "gpu",
-        "name": gpu.name,
-        "available": True,
-        "memory_total": _mib(gpu.vram_total_gb),
-        "memory_used": _mib(gpu.vram_total_gb - gpu.vram_free_gb),
-        "utilization": round(gpu.utilization * 100, 1),
-        "source": snapshot.source,
-        "policy": "auto",
-        "reason": "preferred" if preferred else "auto",
-    }
+    why = "preferred" if preferred else "auto"
+    return {**_gpu_row(gpu, device, snapshot), "device": device, "policy": "auto", "reason": why}
 
 
 def _remote_candidate(advice: Advice, rows: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
